@@ -100,9 +100,9 @@ func (o Opcode) String() string {
 type EndReason uint8
 
 const (
-	EndOK EndReason = iota // reached the requested end seqno
-	EndClosed              // the consumer closed it
-	EndStateChanged        // the vbucket changed state (failover)
+	EndOK           EndReason = iota // reached the requested end seqno
+	EndClosed                        // the consumer closed it
+	EndStateChanged                  // the vbucket changed state (failover)
 )
 
 func (r EndReason) String() string {
