@@ -1,0 +1,32 @@
+// Package enginetest is the conformance suite every engine adapter runs:
+//
+//	func TestConformance(t *testing.T) {
+//		enginetest.Run(t, enginetest.Factory{
+//			Name:    "bbolt",
+//			Open:    func(dir string) (engines.Store, error) { return bbolt.Open(dir, engines.Options{}) },
+//			Durable: true,
+//		})
+//	}
+//
+// Run has two parts.
+//
+// "datadriven" replays the scenario files under testdata/ (cockroachdb/datadriven
+// format) against the engine: batches, overwrites, deletes, iteration bounds,
+// views that must not see later writes, recovery point create/list/rollback/drop,
+// reopen after close, rollback after reopen, destroy, and bad input (another
+// engine's directory, a file instead of a directory, a non-empty foreign
+// directory, unknown recovery points). Files whose name starts with
+// "durable_" need a store that keeps its contents across Close and Open and
+// are skipped for engines whose Factory says Durable is false. The expected
+// outputs are engine-independent; -rewrite regenerates them (run it with the
+// memory engine, then review the diff).
+//
+// "model" drives the engine and the memory reference engine with the same
+// random sequence of batches, gets, views, iterations, recovery points,
+// rollbacks, drops and (for durable engines) reopens, and compares every
+// answer. It logs "seed: N" first; rerun a failure with
+//
+//	ENGINETEST_SEED=N go test ./engines/NAME -run 'TestConformance/model' -v
+//
+// ENGINETEST_STEPS sets the number of random steps (default 400).
+package enginetest
