@@ -1,0 +1,167 @@
+package indexer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// ST modes.
+const (
+	// ModeLocal: the indexer's own timekeeper promotes its snapshot-aligned
+	// high-watermark to a stability timestamp every SnapshotInterval.
+	ModeLocal = "local"
+	// ModeCoordinator: stability timestamps come only from PromoteST (the
+	// coordinator collects every indexer's AlignedHWT and broadcasts one).
+	ModeCoordinator = "coordinator"
+)
+
+// MinSnapshotInterval is the shortest SnapshotInterval Validate accepts.
+const MinSnapshotInterval = 10 * time.Millisecond
+
+// Recorder receives durations of the indexer's operations: "flush" (one
+// stability timestamp applied to every slice), "snapshot" (views taken and
+// published), "persist" (recovery points of every dirty slice), "index_lag"
+// (a sampled mutation's emission to its visibility in a snapshot) and
+// "scan_<kind>_<consistency>" (e.g. "scan_range_request_plus"). Record is
+// called from several goroutines at once.
+type Recorder interface {
+	Record(op string, d time.Duration)
+}
+
+// Config configures an Indexer. The zero value works except for Engine:
+// EnsureDefaults fills every other field's documented default.
+type Config struct {
+	// Engine opens each slice's store. Required.
+	Engine engines.Engine
+	// EngineOptions are passed to Engine.Open for every slice.
+	EngineOptions engines.Options
+	// Dir holds the slices, one store per partition in Dir/<index>/p<N>.
+	// Required for engines that keep data on disk (Engine.Real).
+	Dir string
+	// NumVbuckets is the bucket's vbucket count. Default 1024.
+	NumVbuckets int
+	// SnapshotInterval is how often the local timekeeper promotes a
+	// stability timestamp (when it advanced). Default 200 ms, at least 10 ms.
+	SnapshotInterval time.Duration
+	// PersistInterval is the least time between two persistent snapshots
+	// (recovery points) of a slice. Default 5 s; negative disables them.
+	PersistInterval time.Duration
+	// MaxRollbacks is how many recovery points each slice keeps. Default 5.
+	MaxRollbacks int
+	// QueueSize bounds the key versions held in the mutation queues, over
+	// all vbuckets, counting those being flushed. The stream reader blocks
+	// (and so does the projector's Send) while the bound is reached, so
+	// memory stays bounded when the engine is slower than the source. When
+	// half of it is used the local timekeeper promotes early rather than
+	// waiting for the timer. Default 262144.
+	QueueSize int
+	// FlushBatchSize is the most operations (index, back-index and meta
+	// writes) one engine batch carries; a flush larger than that is applied
+	// as several batches. Default 10000.
+	FlushBatchSize int
+	// Durability is passed to every Apply.
+	Durability engines.Durability
+	// STMode is ModeLocal or ModeCoordinator. Default ModeLocal.
+	STMode string
+	// KVSeqnos returns the bucket's current seqnos, for request_plus
+	// scans and the docs_pending stat. nil: request_plus scans fail.
+	KVSeqnos func() *upr.TsVbuuid
+	// Clock returns the nanoseconds the source stamps EmitNanos with, for
+	// index lag. nil: no index lag is recorded.
+	Clock func() int64
+	// LagSampleEvery records the index lag of one flushed mutation in this
+	// many. Default 16.
+	LagSampleEvery int
+	// ScanTimeout bounds how long a scan waits for a covering snapshot when
+	// the request sets no Timeout. Default 2 min.
+	ScanTimeout time.Duration
+	// Recorder receives operation durations. nil records nothing.
+	Recorder Recorder
+	// Logger receives the indexer's log lines. Default: discards them.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults and returns c.
+func (c *Config) EnsureDefaults() *Config {
+	if c.NumVbuckets == 0 {
+		c.NumVbuckets = 1024
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 200 * time.Millisecond
+	}
+	if c.PersistInterval == 0 {
+		c.PersistInterval = 5 * time.Second
+	}
+	if c.MaxRollbacks == 0 {
+		c.MaxRollbacks = 5
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 256 << 10
+	}
+	if c.FlushBatchSize == 0 {
+		c.FlushBatchSize = 10000
+	}
+	if c.STMode == "" {
+		c.STMode = ModeLocal
+	}
+	if c.LagSampleEvery == 0 {
+		c.LagSampleEvery = 16
+	}
+	if c.ScanTimeout == 0 {
+		c.ScanTimeout = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.EngineOptions.EnsureDefaults()
+	return c
+}
+
+// Validate reports the first missing or out-of-range field. It expects
+// EnsureDefaults to have run.
+func (c *Config) Validate() error {
+	switch {
+	case c.Engine.Open == nil:
+		return errors.New("indexer: no engine")
+	case c.Engine.Real && c.Dir == "":
+		return fmt.Errorf("indexer: engine %q keeps data on disk and needs a directory", c.Engine.Name)
+	case c.NumVbuckets < 1 || c.NumVbuckets > 1<<16:
+		return fmt.Errorf("indexer: %d vbuckets is out of range [1,65536]", c.NumVbuckets)
+	case c.SnapshotInterval < MinSnapshotInterval:
+		return fmt.Errorf("indexer: snapshot interval %v is below the minimum %v", c.SnapshotInterval, MinSnapshotInterval)
+	case c.MaxRollbacks < 1:
+		return fmt.Errorf("indexer: max rollbacks %d must be at least 1", c.MaxRollbacks)
+	case c.QueueSize < 1:
+		return fmt.Errorf("indexer: queue size %d must be at least 1", c.QueueSize)
+	case c.FlushBatchSize < 1:
+		return fmt.Errorf("indexer: flush batch size %d must be at least 1", c.FlushBatchSize)
+	case c.STMode != ModeLocal && c.STMode != ModeCoordinator:
+		return fmt.Errorf("indexer: ST mode %q is not %q or %q", c.STMode, ModeLocal, ModeCoordinator)
+	case c.LagSampleEvery < 1:
+		return fmt.Errorf("indexer: lag sample rate %d must be at least 1", c.LagSampleEvery)
+	case c.ScanTimeout < 0:
+		return fmt.Errorf("indexer: scan timeout %v is negative", c.ScanTimeout)
+	}
+	if err := c.EngineOptions.Validate(); err != nil {
+		return fmt.Errorf("indexer: engine options: %w", err)
+	}
+	return nil
+}
+
+// String is a stable one-line rendering of the settings that shape a run's
+// results (not the callbacks).
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "engine=%s vbuckets=%d snapshot_interval=%v persist_interval=%v max_rollbacks=%d",
+		c.Engine.Name, c.NumVbuckets, c.SnapshotInterval, c.PersistInterval, c.MaxRollbacks)
+	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v",
+		c.QueueSize, c.FlushBatchSize, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout)
+	fmt.Fprintf(&b, " engine_options={%s}", c.EngineOptions)
+	return b.String()
+}

@@ -1,0 +1,59 @@
+// Package indexer is one indexer node of the pipeline: it turns the
+// projector's key versions into index slices on a storage engine and serves
+// consistent scans from snapshots of them.
+//
+// Data flows through it in this order:
+//
+//  1. The stream reader (Run) receives projector batches from a Source.
+//     Stream commands (StreamBegin, Snapshot markers, Sync) feed the
+//     timekeeper; data key versions (Upsert, Deletion, UpsertDeletion) go
+//     into per-vbucket mutation queues. The queues hold at most
+//     Config.QueueSize key versions over all vbuckets, counting those a
+//     flush is applying; at the bound the reader blocks, which blocks the
+//     projector's Send, so memory stays bounded when the engine is slower
+//     than the source.
+//  2. The timekeeper, a plain state machine, tracks per vbucket the branch
+//     (vbuuid), the current snapshot marker and the last seqno received:
+//     the high-watermark timestamp (HWT). A vbucket is aligned when its
+//     last seqno ends its snapshot; the aligned HWT is, per vbucket, the
+//     last aligned position. In local mode the flush loop promotes the
+//     aligned HWT to a stability timestamp (ST) every SnapshotInterval
+//     when it moved (and early when the queue is half full); in
+//     coordinator mode STs come only from PromoteST.
+//  3. The flusher takes every queued key version with seqno ≤ ST and
+//     applies it to the slices of its index instance, partitions in
+//     parallel, in engine batches of at most FlushBatchSize operations,
+//     each batch also rewriting the slice's timestamp vector in the meta
+//     keyspace. Back-index logic: an upsert reads the document's previous
+//     key (from the back keyspace, or from earlier key versions of the same
+//     flush), does nothing when it is unchanged, else replaces the main
+//     entry and the back entry; a deletion removes both when present. A
+//     primary index keeps no back index.
+//  4. The storage manager then publishes an in-memory snapshot at the
+//     flushed vector, when it is snapshot-aligned: one engine read view
+//     per slice, a new one only for slices that changed, shared and
+//     reference-counted so scans can hold a snapshot while newer ones are
+//     published. Every PersistInterval it creates a recovery point of each
+//     slice changed since its last one, with the snapshot's vector as
+//     meta, keeping MaxRollbacks of them.
+//  5. Scans (Range, Lookup, Count, All) pick a snapshot by consistency
+//     (any; request_plus: one covering the bucket's seqnos at request
+//     time; at_plus: one covering a given vector), waiting with a
+//     timeout, and merge the partitions in key order, then document id.
+//
+// When the queue is full and no ST can be found twice in a row (a
+// snapshot larger than the queue can never become aligned while the reader
+// waits), the flusher applies everything queued without a snapshot; scans
+// see it at the next aligned one.
+//
+// Slice layout (one engines.Store per partition, Dir/<index>/p<N>): main
+// keyspace encodedKey ++ docid ++ uint16 big-endian len(docid) → empty;
+// back keyspace docid → encodedKey; meta keyspace "ts" → the vector the
+// contents correspond to, "snapshots" → the retained recovery point ids.
+//
+// Concurrency: Run starts the reader and the flush loop; the rest of the
+// API is safe to call from any goroutine. Two locks: flushMu serialises
+// flushes, snapshots, persists and instance changes (held across engine
+// calls); mu guards the queues, the timekeeper and the published snapshot
+// (held briefly, never across engine calls).
+package indexer
