@@ -1,0 +1,28 @@
+// Package pebble is the idxbench adapter for cockroachdb/pebble (v2), an LSM
+// tree. It registers the engine "pebble".
+//
+// One store is one pebble database in <dir>/data. The three keyspaces share
+// it under a one-byte key prefix (the Keyspace value), so a keyspace is a
+// contiguous key range and a view's iterator is a pebble iterator bounded to
+// that range.
+//
+// Data flow: Apply encodes a whole engines.Batch into one pebble batch
+// (prefix and key written in place, no per-operation allocation) and commits
+// it with or without a WAL fsync. NewView takes a pebble snapshot. A
+// recovery point is Flush, then Checkpoint(<dir>/checkpoints/<id>,
+// WithFlushedWAL), then a marker file with the caller's meta written
+// atomically last; Open lists only checkpoints with a marker and removes the
+// others. RollbackTo closes the database, rebuilds <dir>/data from the
+// checkpoint (sstables hard-linked, everything else copied, so the
+// checkpoint is never opened and can be rolled back to again), reopens it,
+// and removes newer checkpoints.
+//
+// Costs: creating a recovery point is a memtable flush plus one link per
+// sstable; a retained one keeps the sstables it links alive after
+// compaction deletes them from the live database (space, not time).
+// Rollback is O(files), plus the reopen's WAL replay of the checkpoint.
+//
+// The settings are benchmark settings (pebble's cmd/pebble), not pebble's
+// library defaults: newest format, a 64 MiB memtable, L0 compaction at 2
+// sublevels and write stalls only at 1000; see settings.String.
+package pebble

@@ -1,0 +1,139 @@
+package pebble
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+
+	"github.com/idxbench/idxbench/engines"
+)
+
+// Engine-specific settings accepted in engines.Options.Extra.
+const (
+	// ExtraL0CompactionThreshold is the number of L0 read-amplification
+	// sublevels that triggers an L0 compaction. Default 2 (pebble: 4).
+	ExtraL0CompactionThreshold = "l0_compaction_threshold"
+	// ExtraL0StopWritesThreshold is the L0 read amplification at which
+	// writes stop. Default 1000 (pebble: 12), so a benchmark measures
+	// compaction debt instead of stalls.
+	ExtraL0StopWritesThreshold = "l0_stop_writes_threshold"
+)
+
+// settings are the effective pebble settings an engines.Options leads to.
+// They are the benchmark settings pebble's own cmd/pebble uses, not pebble's
+// library defaults (which favour a small footprint over throughput).
+type settings struct {
+	cacheBytes            int64
+	memtableBytes         int64
+	compression           string
+	l0CompactionThreshold int
+	l0StopWritesThreshold int
+	logger                *slog.Logger
+}
+
+// newSettings applies defaults to a copy of o, validates it and resolves the
+// engine-specific extras.
+func newSettings(o engines.Options) (settings, error) {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return settings{}, fmt.Errorf("pebble options: %w", err)
+	}
+	s := settings{
+		cacheBytes:            o.CacheBytes,
+		memtableBytes:         o.MemtableBytes,
+		compression:           o.Compression,
+		l0CompactionThreshold: 2,
+		l0StopWritesThreshold: 1000,
+		logger:                o.Logger,
+	}
+	if s.memtableBytes >= 4<<30 {
+		return settings{}, fmt.Errorf("pebble options: memtable size %d is not below 4 GiB", s.memtableBytes)
+	}
+	for k, v := range o.Extra {
+		var dst *int
+		switch k {
+		case ExtraL0CompactionThreshold:
+			dst = &s.l0CompactionThreshold
+		case ExtraL0StopWritesThreshold:
+			dst = &s.l0StopWritesThreshold
+		default:
+			return settings{}, fmt.Errorf("pebble options: unknown setting %q (known: %s, %s)",
+				k, ExtraL0CompactionThreshold, ExtraL0StopWritesThreshold)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return settings{}, fmt.Errorf("pebble options: %s=%q is not a positive integer", k, v)
+		}
+		*dst = n
+	}
+	return s, nil
+}
+
+// String renders the effective settings, pebble-specific ones included, in
+// a stable order.
+func (s settings) String() string {
+	return fmt.Sprintf("cache=%d memtable=%d compression=%s format=%d l0_compaction_threshold=%d l0_stop_writes_threshold=%d memtable_stop_writes=4 lbase_max_bytes=%d bloom_bits=10",
+		s.cacheBytes, s.memtableBytes, s.compression, pebbledb.FormatNewest,
+		s.l0CompactionThreshold, s.l0StopWritesThreshold, lbaseMaxBytes)
+}
+
+const lbaseMaxBytes = 64 << 20
+
+// pebbleOptions builds the options pebble.Open gets. Each call returns fresh
+// options: pebble keeps and mutates what it is given.
+func (s settings) pebbleOptions() *pebbledb.Options {
+	o := &pebbledb.Options{
+		CacheSize:                   s.cacheBytes,
+		MemTableSize:                uint64(s.memtableBytes),
+		MemTableStopWritesThreshold: 4,
+		FormatMajorVersion:          pebbledb.FormatNewest,
+		L0CompactionThreshold:       s.l0CompactionThreshold,
+		L0StopWritesThreshold:       s.l0StopWritesThreshold,
+		LBaseMaxBytes:               lbaseMaxBytes,
+		MaxOpenFiles:                16384,
+		Logger:                      quietLogger{s.logger},
+	}
+	var profile *sstable.CompressionProfile
+	switch s.compression {
+	case "none":
+		profile = sstable.NoCompression
+	case "zstd":
+		profile = sstable.ZstdCompression
+	default:
+		profile = sstable.SnappyCompression
+	}
+	for i := range o.Levels {
+		l := &o.Levels[i]
+		l.Compression = func() *sstable.CompressionProfile { return profile }
+		// The back keyspace is read by point lookups on every upsert; a
+		// bloom filter spares most of the per-level seeks.
+		l.FilterPolicy = bloom.FilterPolicy(10)
+		l.FilterType = pebbledb.TableFilter
+	}
+	o.EnsureDefaults()
+	return o
+}
+
+// quietLogger routes pebble's log lines to a slog.Logger: informational lines
+// at debug level (pebble is chatty about flushes and compactions), errors at
+// error level. Fatalf means pebble found a broken invariant; it logs and
+// panics rather than exiting the whole benchmark process silently.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {
+	q.l.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
+}
+
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "engine", "pebble")
+}
+
+func (q quietLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	q.l.Error(msg, "engine", "pebble")
+	panic("pebble: " + msg)
+}
