@@ -1,0 +1,382 @@
+package workload
+
+import (
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// MaxVbuckets is the largest vbucket count a bucket may have, as in KV.
+const MaxVbuckets = 1024
+
+// EndlessSeqno is the End of a stream request that never ends by itself.
+const EndlessSeqno = upr.Seqno(^uint64(0))
+
+// DefaultSnapshotItems is how many mutations of one vbucket a snapshot holds
+// at most when BucketOptions.SnapshotItems is zero.
+const DefaultSnapshotItems = 64
+
+// BucketOptions tunes a Bucket. The zero value works.
+type BucketOptions struct {
+	// Clock returns monotonic nanoseconds; Bucket.Now and every event's
+	// EmitNanos come from it. Default: nanoseconds since NewBucket, from the
+	// runtime's monotonic clock. Tests inject a fake clock for determinism.
+	Clock func() int64
+	// SnapshotItems closes a vbucket's open snapshot after that many
+	// mutations. Default DefaultSnapshotItems.
+	SnapshotItems int
+}
+
+// Bucket simulates a KV bucket: documents hashed to vbuckets, each vbucket
+// with its own seqnos, history and failover log. It is a deterministic state
+// machine driven by calls: the same calls with the same seed produce the same
+// seqnos, vbuuids and stream contents (EmitNanos aside, which come from the
+// clock). It is safe for one writer (Set, Delete, Expire, Failover, Compact)
+// and any number of concurrent readers (feeds, the oracle, CurrentSeqnos).
+//
+// Every vbucket keeps its full mutation history on the current branch, so a
+// stream may start at any seqno and the oracle can answer for any vector.
+// Compact deduplicates history below a vector to bound memory, as KV does.
+//
+// Snapshots: the bucket closes a vbucket's open snapshot after
+// SnapshotItems mutations; a stream sends such closed snapshots as they
+// are. A stream that catches up with the vbucket's high seqno sends what
+// the open snapshot holds so far as a snapshot of its own, ending at the
+// high seqno, and continues with a new marker when more mutations arrive;
+// so the last item of every snapshot a stream sends has seqno SnapEnd, and a
+// consumer that has received it is snapshot-aligned.
+type Bucket struct {
+	clock     func() int64
+	snapItems int
+
+	mu   sync.Mutex
+	rng  *rand.Rand // vbuuids for new branches
+	vbs  []vbucket
+	wake chan struct{} // closed on the next change; nil when no one waits
+}
+
+type vbucket struct {
+	log   upr.FailoverLog // newest first
+	items []item          // current branch history, ascending seqno
+	high  upr.Seqno
+	// inSnap counts the mutations of the open snapshot.
+	inSnap int
+	// gen changes at every failover so open streams notice.
+	gen uint64
+	// compacted: history at or below it is deduplicated.
+	compacted upr.Seqno
+	docs      map[string]docMeta
+}
+
+type docMeta struct {
+	rev  uint64
+	live bool
+}
+
+// item is one entry of a vbucket's history. Items are never modified once
+// appended (except the snapEnd flag, under the bucket's lock), and their key
+// and value bytes never, so events may share them.
+type item struct {
+	seqno   upr.Seqno
+	rev     uint64
+	emit    int64
+	key     []byte
+	value   []byte // nil for deletions and expirations
+	op      upr.Opcode
+	snapEnd bool // last item of a closed snapshot
+}
+
+// NewBucket returns an empty bucket with the given number of vbuckets (1 to
+// MaxVbuckets; it panics otherwise, a programming error) whose vbuuids derive
+// from seed.
+func NewBucket(vbuckets int, seed uint64) *Bucket {
+	return NewBucketWithOptions(vbuckets, seed, BucketOptions{})
+}
+
+// NewBucketWithOptions is NewBucket with options.
+func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket {
+	if vbuckets < 1 || vbuckets > MaxVbuckets {
+		panic(fmt.Sprintf("workload: %d vbuckets is out of range 1..%d", vbuckets, MaxVbuckets))
+	}
+	b := &Bucket{
+		clock:     opts.Clock,
+		snapItems: opts.SnapshotItems,
+		rng:       rand.New(rand.NewPCG(seed, 0x6b76_6275_636b_6574)), // "kvbucket"
+		vbs:       make([]vbucket, vbuckets),
+	}
+	if b.clock == nil {
+		start := time.Now()
+		b.clock = func() int64 { return int64(time.Since(start)) }
+	}
+	if b.snapItems <= 0 {
+		b.snapItems = DefaultSnapshotItems
+	}
+	for i := range b.vbs {
+		b.vbs[i].log = upr.FailoverLog{{Vbuuid: b.newVbuuid(nil), Seqno: 0}}
+		b.vbs[i].docs = make(map[string]docMeta)
+	}
+	return b
+}
+
+// newVbuuid draws a non-zero vbuuid not already in log.
+func (b *Bucket) newVbuuid(log upr.FailoverLog) upr.Vbuuid {
+	for {
+		u := upr.Vbuuid(b.rng.Uint64() >> 16) // 48 bits, like KV's
+		if u != 0 && !slices.ContainsFunc(log, func(e upr.FailoverEntry) bool { return e.Vbuuid == u }) {
+			return u
+		}
+	}
+}
+
+// Vbuckets is the bucket's vbucket count.
+func (b *Bucket) Vbuckets() int { return len(b.vbs) }
+
+// Now is the bucket's clock: monotonic nanoseconds since NewBucket unless a
+// clock was injected. Events carry it as EmitNanos.
+func (b *Bucket) Now() int64 { return b.clock() }
+
+// VbOf maps a document id to its vbucket the way KV clients do: bits 16..30
+// of the CRC32 (IEEE) of the id, modulo the vbucket count.
+func (b *Bucket) VbOf(docid string) upr.Vbno {
+	return VbOf(docid, len(b.vbs))
+}
+
+// VbOf is Bucket.VbOf for a bucket of n vbuckets.
+func VbOf(docid string, n int) upr.Vbno {
+	h := crc32.ChecksumIEEE([]byte(docid))
+	return upr.Vbno(((h >> 16) & 0x7fff) % uint32(n))
+}
+
+// Set inserts or updates a document and returns its vbucket and new seqno.
+// The bucket keeps value: the caller must not modify it afterwards.
+func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
+	vb := b.VbOf(docid)
+	key := []byte(docid)
+	b.mu.Lock()
+	v := &b.vbs[vb]
+	m := v.docs[docid]
+	m.rev++
+	m.live = true
+	v.docs[docid] = m
+	s := b.appendLocked(v, item{op: upr.OpMutation, key: key, value: value, rev: m.rev})
+	b.mu.Unlock()
+	return vb, s
+}
+
+// Delete deletes a document; false (and no seqno) if it does not exist.
+func (b *Bucket) Delete(docid string) (upr.Vbno, upr.Seqno, bool) {
+	return b.remove(docid, upr.OpDeletion)
+}
+
+// Expire expires a document now (KV's expiry pager, made immediate); false
+// if it does not exist. Streams send it as an expiration.
+func (b *Bucket) Expire(docid string) (upr.Vbno, upr.Seqno, bool) {
+	return b.remove(docid, upr.OpExpiration)
+}
+
+func (b *Bucket) remove(docid string, op upr.Opcode) (upr.Vbno, upr.Seqno, bool) {
+	vb := b.VbOf(docid)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := &b.vbs[vb]
+	m, ok := v.docs[docid]
+	if !ok || !m.live {
+		return vb, 0, false
+	}
+	m.rev++
+	m.live = false
+	v.docs[docid] = m
+	return vb, b.appendLocked(v, item{op: op, key: []byte(docid), rev: m.rev}), true
+}
+
+func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
+	v.high++
+	it.seqno = v.high
+	it.emit = b.clock()
+	v.inSnap++
+	if v.inSnap >= b.snapItems {
+		it.snapEnd = true
+		v.inSnap = 0
+	}
+	v.items = append(v.items, it)
+	b.signalLocked()
+	return it.seqno
+}
+
+// signalLocked wakes every feed waiting for a change.
+func (b *Bucket) signalLocked() {
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
+}
+
+// waitLocked returns a channel closed at the next change.
+func (b *Bucket) waitLocked() <-chan struct{} {
+	if b.wake == nil {
+		b.wake = make(chan struct{})
+	}
+	return b.wake
+}
+
+// HighSeqno is a vbucket's current seqno.
+func (b *Bucket) HighSeqno(vb upr.Vbno) upr.Seqno {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.vbs[vb].high
+}
+
+// CurrentSeqnos is KV's "current seqnos" vector, what request_plus scans
+// wait for: per vbucket the high seqno and the current vbuuid. Its snapshot
+// per vbucket is [seqno, seqno], so the vector counts as snapshot-aligned.
+func (b *Bucket) CurrentSeqnos() *upr.TsVbuuid {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts := upr.NewTsVbuuid(len(b.vbs))
+	for i := range b.vbs {
+		v := &b.vbs[i]
+		ts.Seqnos[i] = v.high
+		ts.Vbuuids[i] = v.log[0].Vbuuid
+		ts.Snapshots[i] = [2]upr.Seqno{v.high, v.high}
+	}
+	return ts
+}
+
+// FailoverLog is a copy of a vbucket's failover log, newest first.
+func (b *Bucket) FailoverLog(vb upr.Vbno) upr.FailoverLog {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.vbs[vb].log)
+}
+
+// Failover simulates a failover of vbucket vb to a replica that had its
+// history up to branchSeqno: mutations above it are lost, a new branch (new
+// vbuuid) starts at branchSeqno, and the failover log drops branches that
+// began above it. Open streams of vb end with EndStateChanged. It fails if
+// vb is out of range, branchSeqno is above the high seqno, or the history
+// below branchSeqno was compacted.
+func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
+	if int(vb) >= len(b.vbs) {
+		return fmt.Errorf("failover vb %d: out of range (%d vbuckets)", vb, len(b.vbs))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := &b.vbs[vb]
+	if branchSeqno > v.high {
+		return fmt.Errorf("failover vb %d: branch seqno %d is above the high seqno %d", vb, branchSeqno, v.high)
+	}
+	if branchSeqno < v.compacted {
+		return fmt.Errorf("failover vb %d: history below seqno %d is compacted, cannot branch at %d", vb, v.compacted, branchSeqno)
+	}
+	n := v.find(branchSeqno + 1)
+	// Clip so later appends never write into an array a stream still reads.
+	v.items = slices.Clip(v.items[:n])
+	if n > 0 {
+		// The new branch starts a new snapshot.
+		v.items[n-1].snapEnd = true
+	}
+	v.inSnap = 0
+	v.high = branchSeqno
+	v.log = slices.DeleteFunc(slices.Clone(v.log), func(e upr.FailoverEntry) bool { return e.Seqno > branchSeqno })
+	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: b.newVbuuid(v.log), Seqno: branchSeqno})
+	v.gen++
+	v.docs = make(map[string]docMeta, len(v.docs))
+	for i := range v.items {
+		it := &v.items[i]
+		v.docs[string(it.key)] = docMeta{rev: it.rev, live: it.op == upr.OpMutation}
+	}
+	b.signalLocked()
+	return nil
+}
+
+// find returns the index of the first item with seqno ≥ s.
+func (v *vbucket) find(s upr.Seqno) int {
+	return sort.Search(len(v.items), func(i int) bool { return v.items[i].seqno >= s })
+}
+
+// Compact deduplicates every vbucket's history at or below below's seqno
+// for it, as KV's checkpoints and disk files do: only each document's
+// latest version there is kept (tombstones included), and the compacted
+// range becomes one snapshot. Answers the oracle gives for vectors ≥ below
+// do not change; a stream from below the compacted seqno receives the
+// deduplicated snapshot. Vbuckets whose seqno in below exceeds their high
+// seqno are compacted up to the high seqno.
+func (b *Bucket) Compact(below *upr.TsVbuuid) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for vb := range b.vbs {
+		if vb >= below.Len() {
+			break
+		}
+		v := &b.vbs[vb]
+		c := min(below.Seqnos[vb], v.high)
+		if c <= v.compacted {
+			continue
+		}
+		n := v.find(c + 1)
+		kept := dedup(v.items[:n])
+		items := make([]item, 0, len(kept)+len(v.items)-n)
+		items = append(items, kept...)
+		if len(items) > 0 {
+			items[len(items)-1].snapEnd = true
+		}
+		items = append(items, v.items[n:]...)
+		v.items = items
+		v.compacted = c
+	}
+}
+
+// dedup returns each document's latest version in items, in seqno order.
+func dedup(items []item) []item {
+	seen := make(map[string]struct{}, len(items))
+	out := make([]item, 0, len(items))
+	for i := len(items) - 1; i >= 0; i-- {
+		k := string(items[i].key)
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, items[i])
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// rollbackSeqno applies the DCP rules to a stream request against a
+// vbucket's failover log and high seqno: whether the requester must roll
+// back, and to which seqno.
+//
+//   - start 0 never rolls back (the requester has nothing).
+//   - an unknown vbuuid rolls back to 0.
+//   - the requester's branch ends at the seqno the next newer branch began
+//     at (the high seqno for the current branch); a start past that end
+//     rolls back to it.
+//   - a snapshot [snapStart, snapEnd] reaching past that end is only
+//     partly on the surviving history, so the requester rolls back to
+//     snapStart.
+func rollbackSeqno(log upr.FailoverLog, high upr.Seqno, req upr.StreamRequest) (upr.Seqno, bool) {
+	if req.Start == 0 {
+		return 0, false
+	}
+	i := slices.IndexFunc(log, func(e upr.FailoverEntry) bool { return e.Vbuuid == req.Vbuuid })
+	if i < 0 {
+		return 0, true
+	}
+	upper := high
+	if i > 0 {
+		upper = log[i-1].Seqno
+	}
+	if req.Start > upper {
+		return upper, true
+	}
+	if req.SnapEnd > upper {
+		return req.SnapStart, true
+	}
+	return 0, false
+}

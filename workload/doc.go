@@ -1,0 +1,43 @@
+// Package workload is idxbench's synthetic data source: a simulated KV
+// bucket speaking UPR (DCP) to its consumers, a deterministic generator of
+// documents and operations, the workload spec that configures both, and the
+// oracle that says what every index must contain.
+//
+// Data flows like this:
+//
+//	Spec (YAML: ParseSpec / LoadSpec)
+//	  │
+//	  ▼
+//	Generator ── Load, then Next ──► Op ── Apply ──► Bucket
+//	                                                  │  per-vbucket history,
+//	                                                  │  seqnos, failover logs
+//	                         ┌────────────────────────┴────────────┐
+//	                         ▼                                      ▼
+//	              Feed (Request / Next): per-vbucket        Oracle.Expected(index, ts)
+//	              StreamBegin|Rollback, snapshot markers,   from the same history,
+//	              mutations, deletions, expirations,        with its own JSON walk
+//	              StreamEnd → projector                     and WHERE evaluation
+//
+// Everything here is a deterministic state machine driven by calls: the
+// bucket and its feeds start no goroutines (Feed.Next blocks its caller
+// only), and all randomness comes from PCG generators seeded from the
+// spec's seed. The same seed gives the same documents, seqnos, vbuuids and
+// stream contents; Generator.Digest proves it, `idxbench workload --dump`
+// shows it. Only Event.EmitNanos, read from the bucket's clock, varies
+// between runs unless a clock is injected (BucketOptions.Clock).
+//
+// Stream semantics, in brief (details on Bucket, Feed and rollbackSeqno):
+//   - A stream from seqno 0 starts with a backfill: one snapshot [0, X]
+//     holding each document's latest version at or below the vbucket's
+//     high seqno X once, deletion and expiration tombstones included, so the
+//     snapshot's last item has seqno X. Live mutations follow.
+//   - The bucket closes a vbucket's snapshot every SnapshotItems mutations;
+//     a stream that catches up sends the open part as a snapshot of its
+//     own. Every marker's SnapEnd is the seqno of its last item.
+//   - Rollback: unknown vbuuid → 0; start past the requester's branch end →
+//     that end; a requester's snapshot reaching past the branch end →
+//     its snapStart. A failover ends open streams with EndStateChanged.
+//
+// Subpackages: upr holds the protocol types and timestamp vectors; defn
+// holds index definitions and the WHERE grammar.
+package workload

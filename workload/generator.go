@@ -1,0 +1,402 @@
+package workload
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// OpKind is the kind of a generated operation.
+type OpKind uint8
+
+const (
+	OpInsert OpKind = iota + 1 // a new document
+	OpUpdate                   // a new version of a live document
+	OpDelete                   // delete a live document
+	OpExpire                   // expire a live document
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpInsert:
+		return "insert"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	case OpExpire:
+		return "expire"
+	}
+	return fmt.Sprintf("opkind(%d)", uint8(k))
+}
+
+// Op is one generated operation.
+type Op struct {
+	Kind  OpKind
+	DocID string
+	// Value is the new JSON body for inserts and updates, nil otherwise. The
+	// bucket keeps it, so it must not be modified.
+	Value []byte
+	// Intended is, in open loop (Spec.Rate > 0), when the operation should
+	// start, as an offset from the phase's start; 0 in closed loop and for
+	// the load.
+	Intended time.Duration
+}
+
+// Generator produces a spec's documents and operation stream,
+// deterministically from the spec's seed: the same spec gives the same
+// operations byte for byte, which Digest proves. It first yields the load
+// (Spec.Docs inserts, through Load or NextLoad), then, from Next, the
+// operation mix without end; Spec.Mutations is for the caller to count.
+//
+// The generator tracks which documents are live by assuming each operation
+// is applied to the bucket exactly once, in order; updates, deletes and
+// expirations only touch live documents.
+//
+// Document ids are "doc-" and a 10-digit insertion number, so they sort in
+// insertion order. Key distributions draw an insertion number: zipfian
+// favours the oldest documents, latest the newest, sequential cycles; a
+// draw that lands on a deleted document moves to the next live one.
+//
+// A Generator is not safe for concurrent use.
+type Generator struct {
+	spec      Spec
+	rng       *rand.Rand
+	cum       [3]float64 // cumulative insert, update, delete fractions
+	ids       uint64     // documents ever inserted; the next id
+	live      bitset
+	nlive     uint64
+	keys      *zipf // zipfian and latest key choice over ids
+	seq       uint64
+	cities    *zipf
+	cityNames []string
+	loaded    int    // load operations produced
+	ops       uint64 // operations produced by Next
+	digest    *xxhash.Digest
+}
+
+// NewGenerator returns a generator for spec (defaults applied); it fails if
+// the spec is invalid.
+func NewGenerator(spec Spec) (*Generator, error) {
+	spec.EnsureDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Generator{
+		spec:   spec,
+		rng:    rand.New(rand.NewPCG(spec.Seed, 0x67656e6572617465)), // "generate"
+		keys:   newZipf(0, spec.ZipfTheta),
+		cities: newZipf(uint64(spec.Fields.Cities), spec.Fields.CityTheta),
+		digest: xxhash.New(),
+	}
+	o := spec.Ops
+	g.cum = [3]float64{o.Insert, o.Insert + o.Update, o.Insert + o.Update + o.Delete}
+	g.cityNames = make([]string, spec.Fields.Cities)
+	for i := range g.cityNames {
+		g.cityNames[i] = cityName(i)
+	}
+	return g, nil
+}
+
+// Spec is the generator's spec, defaults applied.
+func (g *Generator) Spec() Spec { return g.spec }
+
+// NewBucket returns an empty bucket shaped by the generator's spec
+// (vbuckets, seed, snapshot size), with opts' clock.
+func (g *Generator) NewBucket(opts BucketOptions) *Bucket {
+	opts.SnapshotItems = g.spec.SnapshotItems
+	return NewBucketWithOptions(g.spec.Vbuckets, g.spec.Seed, opts)
+}
+
+// Load inserts the spec's initial documents (those NextLoad has not yet
+// produced) into b.
+func (g *Generator) Load(b *Bucket) {
+	for {
+		op, ok := g.NextLoad()
+		if !ok {
+			return
+		}
+		g.Apply(b, op)
+	}
+}
+
+// NextLoad returns the next insert of the load, or false when the load is
+// complete.
+func (g *Generator) NextLoad() (Op, bool) {
+	if g.loaded >= g.spec.Docs {
+		return Op{}, false
+	}
+	g.loaded++
+	op := g.insert()
+	g.record(op)
+	return op, true
+}
+
+// Loaded is how many load inserts were produced.
+func (g *Generator) Loaded() int { return g.loaded }
+
+// Ops is how many operations Next produced.
+func (g *Generator) Ops() uint64 { return g.ops }
+
+// Next returns the next operation after the load. It panics if the load
+// is incomplete: the two streams must not interleave.
+func (g *Generator) Next() Op {
+	if g.loaded < g.spec.Docs {
+		panic("workload: Generator.Next before the load is complete")
+	}
+	var op Op
+	u := g.rng.Float64()
+	switch {
+	case u < g.cum[0] || g.nlive == 0:
+		op = g.insert()
+	case u < g.cum[1]:
+		id := g.pick()
+		op = Op{Kind: OpUpdate, DocID: docID(id), Value: g.body()}
+	case u < g.cum[2]:
+		op = g.remove(OpDelete)
+	default:
+		op = g.remove(OpExpire)
+	}
+	if g.spec.Rate > 0 {
+		op.Intended = time.Duration(float64(g.ops) * float64(time.Second) / g.spec.Rate)
+	}
+	g.ops++
+	g.record(op)
+	return op
+}
+
+// Apply applies op to b, returning the vbucket and seqno it got (seqno 0 if
+// a delete or expiration found no document, which cannot happen when ops
+// are applied in order).
+func (g *Generator) Apply(b *Bucket, op Op) (upr.Vbno, upr.Seqno) {
+	switch op.Kind {
+	case OpInsert, OpUpdate:
+		return b.Set(op.DocID, op.Value)
+	case OpDelete:
+		vb, s, _ := b.Delete(op.DocID)
+		return vb, s
+	case OpExpire:
+		vb, s, _ := b.Expire(op.DocID)
+		return vb, s
+	}
+	panic(fmt.Sprintf("workload: apply %v", op.Kind))
+}
+
+// Digest is a running digest (xxhash64, hex) of every operation produced
+// so far — kind, document id and body, not Intended — so two runs can show
+// they generated the same stream.
+func (g *Generator) Digest() string {
+	return fmt.Sprintf("%016x", g.digest.Sum64())
+}
+
+func (g *Generator) record(op Op) {
+	var hdr [1 + 2*binaryLen]byte
+	hdr[0] = byte(op.Kind)
+	putLen(hdr[1:], len(op.DocID))
+	putLen(hdr[1+binaryLen:], len(op.Value))
+	g.digest.Write(hdr[:])
+	g.digest.WriteString(op.DocID)
+	g.digest.Write(op.Value)
+}
+
+const binaryLen = 4
+
+func putLen(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+}
+
+func (g *Generator) insert() Op {
+	id := g.ids
+	g.ids++
+	g.live.set(id)
+	g.nlive++
+	return Op{Kind: OpInsert, DocID: docID(id), Value: g.body()}
+}
+
+func (g *Generator) remove(kind OpKind) Op {
+	id := g.pick()
+	g.live.clear(id)
+	g.nlive--
+	return Op{Kind: kind, DocID: docID(id)}
+}
+
+// pick draws a live document's id by the key distribution (nlive > 0).
+func (g *Generator) pick() uint64 {
+	n := g.ids
+	var id uint64
+	switch g.spec.KeyDist {
+	case KeyUniform:
+		id = g.rng.Uint64N(n)
+	case KeyZipfian:
+		g.keys.grow(n)
+		id = g.keys.sample(g.rng)
+	case KeyLatest:
+		g.keys.grow(n)
+		id = n - 1 - g.keys.sample(g.rng)
+	case KeySequential:
+		id = g.seq % n
+		g.seq++
+	}
+	id, ok := g.live.nextSet(id, n)
+	if !ok {
+		panic("workload: generator lost track of live documents")
+	}
+	return id
+}
+
+// docID formats id as "doc-" and at least 10 digits.
+func docID(id uint64) string {
+	var b [24]byte
+	d := strconv.AppendUint(b[:0], id, 10)
+	n := len(d)
+	out := make([]byte, 0, 4+max(10, n))
+	out = append(out, "doc-"...)
+	for i := n; i < 10; i++ {
+		out = append(out, '0')
+	}
+	return string(append(out, d...))
+}
+
+var (
+	firstNames = [...]string{"Ada", "Alan", "Barbara", "Brian", "Carla", "Dennis", "Edsger", "Frances",
+		"Grace", "Hedy", "Ivan", "Jean", "Ken", "Leslie", "Margaret", "Niklaus",
+		"Ole", "Peter", "Radia", "Rob", "Shafi", "Tony", "Ursula", "Vint",
+		"Whitfield", "Xiao", "Yukihiro", "Zhores", "Anita", "Butler", "Cynthia", "Donald"}
+	lastNames = [...]string{"Moreau", "Okafor", "Lindqvist", "Tanaka", "Novak", "Haddad", "Ferreira", "Kowalski",
+		"Nakamura", "Osei", "Petrov", "Quinn", "Rahman", "Schmidt", "Torres", "Ueda",
+		"Varga", "Weber", "Yilmaz", "Zhang", "Abara", "Berg", "Castillo", "Dubois",
+		"Eriksen", "Fontaine", "Gallo", "Horvat", "Ivanova", "Jansen", "Keller", "Laine"}
+	cityHeads = [...]string{"Lun", "Bright", "Ash", "Cold", "Dun", "East", "Fair", "Glen",
+		"High", "Iron", "Kings", "Long", "Mill", "North", "Oak", "Pine",
+		"Queens", "Red", "Stone", "Thorn", "Up", "Vale", "West", "Wind",
+		"York", "Elm", "Frost", "Gold", "Hart", "Lake", "Moss", "Raven"}
+	cityTails = [...]string{"aford", "holm", "bury", "ton", "field", "wick", "mouth", "port",
+		"stead", "ham", "ley", "bridge", "gate", "cross", "dale", "moor",
+		"haven", "worth", "by", "thorpe", "combe", "ridge", "minster", "well",
+		"brook", "castle", "cliff", "shaw", "wood", "marsh", "hurst", "ness"}
+	tagWords = [...]string{"red", "green", "blue", "new", "sale", "vip", "beta", "gold",
+		"silver", "eu", "us", "apac", "mobile", "web", "trial", "legacy"}
+)
+
+// cityName names city i: 1024 distinct compound names, then numbered ones.
+func cityName(i int) string {
+	name := cityHeads[i%len(cityHeads)] + cityTails[(i/len(cityHeads))%len(cityTails)]
+	if r := i / (len(cityHeads) * len(cityTails)); r > 0 {
+		name += "-" + strconv.Itoa(r)
+	}
+	return name
+}
+
+const padAlphabet = "abcdefghijklmnopqrstuvwxyz012345" // 32 symbols: 5 bits each
+
+// body builds a document's JSON by appending bytes (no encoding/json): the
+// generator must outrun every engine.
+func (g *Generator) body() []byte {
+	r, f := g.rng, &g.spec.Fields
+	target := g.valueSize()
+	buf := make([]byte, 0, max(target, 224))
+	buf = append(buf, '{')
+	present := func() bool { return f.Missing == 0 || r.Float64() >= f.Missing }
+	sep := func() {
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"name":"`...)
+		buf = append(buf, firstNames[r.IntN(len(firstNames))]...)
+		buf = append(buf, ' ')
+		buf = append(buf, lastNames[r.IntN(len(lastNames))]...)
+		buf = append(buf, '"')
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"age":`...)
+		buf = strconv.AppendInt(buf, int64(f.AgeMin+r.IntN(f.AgeMax-f.AgeMin+1)), 10)
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"city":"`...)
+		buf = append(buf, g.cityNames[g.cities.sample(r)]...)
+		buf = append(buf, '"')
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"active":`...)
+		buf = strconv.AppendBool(buf, r.Float64() < f.Active)
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"address":{"city":"`...)
+		buf = append(buf, g.cityNames[g.cities.sample(r)]...)
+		buf = append(buf, `","zip":`...)
+		buf = strconv.AppendInt(buf, int64(10000+r.IntN(90000)), 10)
+		buf = append(buf, '}')
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"tags":[`...)
+		for i, n := 0, r.IntN(f.TagsMax+1); i < n; i++ {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, '"')
+			buf = append(buf, tagWords[r.IntN(len(tagWords))]...)
+			buf = append(buf, '"')
+		}
+		buf = append(buf, ']')
+	}
+	if present() {
+		sep()
+		buf = append(buf, `"score":`...)
+		if f.ScoreNull > 0 && r.Float64() < f.ScoreNull {
+			buf = append(buf, "null"...)
+		} else {
+			s := r.IntN(1000) // one decimal in [0, 100)
+			buf = strconv.AppendInt(buf, int64(s/10), 10)
+			buf = append(buf, '.', byte('0'+s%10))
+		}
+	}
+	const padField = `"padding":""}`
+	pad := target - len(buf) - len(padField)
+	if len(buf) > 1 {
+		pad--
+	}
+	if pad <= 0 {
+		return append(buf, '}')
+	}
+	sep()
+	buf = append(buf, `"padding":"`...)
+	for pad > 0 {
+		x := r.Uint64()
+		for k := 0; k < 12 && pad > 0; k++ {
+			buf = append(buf, padAlphabet[x&31])
+			x >>= 5
+			pad--
+		}
+	}
+	return append(buf, `"}`...)
+}
+
+// valueSize draws a body size from the spec's distribution.
+func (g *Generator) valueSize() int {
+	d := &g.spec.ValueSize
+	switch d.Dist {
+	case "uniform":
+		return d.Min + g.rng.IntN(d.Max-d.Min+1)
+	case "normal":
+		v := int(float64(d.Mean) + g.rng.NormFloat64()*float64(d.Stddev))
+		v = max(v, d.Min)
+		if d.Max > 0 {
+			v = min(v, d.Max)
+		}
+		return max(v, 1)
+	}
+	return d.Mean
+}
