@@ -121,6 +121,23 @@ func AppendString(dst []byte, s string) []byte {
 	return append(dst, terminator, strEnd)
 }
 
+// AppendStringBytes appends the encoding of the string whose bytes are b
+// (a document id, say) without converting it to a string first.
+func AppendStringBytes(dst []byte, b []byte) []byte {
+	dst = append(dst, tagString)
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			dst = append(dst, b...)
+			break
+		}
+		dst = append(dst, b[:i]...)
+		dst = append(dst, terminator, strEscape)
+		b = b[i+1:]
+	}
+	return append(dst, terminator, strEnd)
+}
+
 func indexZero(s string) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == 0 {

@@ -147,6 +147,11 @@ func TestEncodingBytes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AppendValue(%#v): %v", tc.v, err)
 		}
+		if s, ok := tc.v.(string); ok {
+			if b := AppendStringBytes(nil, []byte(s)); !bytes.Equal(b, got) {
+				t.Errorf("AppendStringBytes(%q) = %x, AppendValue gives %x", s, b, got)
+			}
+		}
 		if h := hex.EncodeToString(got); h != tc.hex {
 			t.Errorf("AppendValue(%#v) = %s, want %s", tc.v, h, tc.hex)
 		}
