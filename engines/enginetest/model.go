@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func RunModel(t *testing.T, f Factory) {
 		}
 		steps = v
 	}
-	t.Logf("seed: %d (rerun: %s=%d go test ./engines/%s -run 'TestConformance/model' -v)", seed, SeedEnv, seed, f.Name)
+	t.Logf("seed: %d (rerun: %s=%d go test ./engines/%s -run '%s' -v)", seed, SeedEnv, seed, f.Name, runPattern(t.Name()))
 
 	root := t.TempDir()
 	m := &model{
@@ -391,4 +393,13 @@ func collect(v engines.View, ks engines.Keyspace, lo, up []byte) (string, error)
 		fmt.Fprintf(&b, "%s=%s ", it.Key(), it.Value())
 	}
 	return b.String(), it.Close()
+}
+
+// runPattern turns a test name into a -run pattern matching it alone.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
 }

@@ -1,0 +1,679 @@
+package bbolt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/idxbench/idxbench/engines"
+)
+
+// Name is the name the engine registers under.
+const Name = "bbolt"
+
+func init() {
+	engines.Register(engines.Engine{
+		Name:     Name,
+		Doc:      "go.etcd.io/bbolt B+tree, one bucket per keyspace; views are read transactions; recovery point = consistent file copy (O(file)), rollback = copy back + reopen (O(data))",
+		Real:     true,
+		Open:     func(dir string, opts engines.Options) (engines.Store, error) { return Open(dir, opts) },
+		Describe: Describe,
+	})
+}
+
+const (
+	dataFile    = "data.db"
+	rpDir       = "rp"
+	lockTimeout = 200 * time.Millisecond
+	metaMagic   = "idxbench bbolt recovery point v1\n"
+)
+
+// bucketNames are the buckets of engines.Main, Back and Meta.
+var bucketNames = [engines.NumKeyspaces][]byte{[]byte("main"), []byte("back"), []byte("meta")}
+
+// Store is the bbolt engine's engines.Store.
+type Store struct {
+	dir string
+	cfg config
+
+	// wmu serialises the writer-side calls: Apply, recovery points,
+	// rollback, drop, close. It also guards db replacement during rollback.
+	wmu sync.Mutex
+	// mu guards db against replacement while readers use it.
+	mu     sync.RWMutex
+	db     *bolt.DB // nil once closed
+	rps    []engines.RecoveryPoint
+	views  atomic.Int64
+	ops    []engines.Op // Apply's reusable sort buffer
+	copied int64        // bytes written by recovery-point and rollback copies
+	// written accumulates PageAlloc of databases closed by rollbacks, so the
+	// counter runs across reopens of the file.
+	written  int64
+	commits  int64
+	baseline bolt.Stats // db.Stats() right after the current db opened
+}
+
+var _ engines.Store = (*Store)(nil)
+
+// Open opens or creates the store in dir.
+func Open(dir string, opts engines.Options) (*Store, error) {
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: open %q: %w", dir, err)
+	}
+	if _, err := engines.ClaimDir(dir, Name); err != nil {
+		return nil, fmt.Errorf("bbolt: open: %w", err)
+	}
+	s := &Store{dir: dir, cfg: cfg}
+	if err := os.MkdirAll(s.rpPath(), 0o755); err != nil {
+		return nil, fmt.Errorf("bbolt: open %q: %w", dir, err)
+	}
+	if s.rps, err = s.loadRecoveryPoints(); err != nil {
+		return nil, err
+	}
+	if err := s.openDB(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) dataPath() string { return filepath.Join(s.dir, dataFile) }
+func (s *Store) rpPath() string   { return filepath.Join(s.dir, rpDir) }
+func (s *Store) rpFile(id uint64) string {
+	return filepath.Join(s.rpPath(), fmt.Sprintf("%020d.db", id))
+}
+func (s *Store) rpMeta(id uint64) string {
+	return filepath.Join(s.rpPath(), fmt.Sprintf("%020d.meta", id))
+}
+
+// openDB opens data.db, creating the buckets of a new file, and turns what
+// bbolt reports about a damaged file into ErrCorrupt.
+func (s *Store) openDB() (err error) {
+	path := s.dataPath()
+	db, err := openBolt(path, s.cfg)
+	if err != nil {
+		return err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, name := range bucketNames {
+			if tx.Bucket(name) == nil {
+				return bolterrors.ErrBucketNotFound
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, bolterrors.ErrBucketNotFound) {
+		// A new file, or one a crash left before its first commit.
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range bucketNames {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = db.Sync()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("bbolt: open %q: %w", path, err)
+	}
+	s.db = db
+	s.baseline = db.Stats()
+	return nil
+}
+
+// openBolt calls bolt.Open, recovering a panic bbolt raises on a garbage
+// file. The recovery is confined to opening (meta pages, freelist); a file
+// descriptor and its lock leak in that case, which is why the lock wait is
+// bounded.
+func openBolt(path string, cfg config) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("bbolt: open %q: bbolt panicked reading it (%v): %w", path, r, engines.ErrCorrupt)
+		}
+	}()
+	db, err = bolt.Open(path, 0o644, cfg.boltOptions())
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
+		errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrInvalidMapping):
+		return nil, fmt.Errorf("bbolt: open %q: %w: %w", path, engines.ErrCorrupt, err)
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("bbolt: open %q: file is locked by another process or store: %w", path, err)
+	}
+	return nil, fmt.Errorf("bbolt: open %q: %w", path, err)
+}
+
+// loadRecoveryPoints lists rp/, keeping points whose .meta and .db both
+// exist, and removes what an interrupted create or drop left behind.
+func (s *Store) loadRecoveryPoints() ([]engines.RecoveryPoint, error) {
+	ents, err := os.ReadDir(s.rpPath())
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: list recovery points in %q: %w", s.rpPath(), err)
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		have[e.Name()] = true
+	}
+	var rps []engines.RecoveryPoint
+	var orphans []string
+	for _, e := range ents {
+		name := e.Name()
+		stem, ext, _ := strings.Cut(name, ".")
+		id, perr := strconv.ParseUint(stem, 10, 64)
+		switch {
+		case perr != nil || (ext != "db" && ext != "meta"):
+			// Temporary files of an interrupted create, or not ours.
+			if strings.HasSuffix(name, ".tmp") || strings.Contains(name, ".tmp") {
+				orphans = append(orphans, name)
+				continue
+			}
+			return nil, fmt.Errorf("bbolt: unexpected file %q in %q: %w", name, s.rpPath(), engines.ErrForeignDir)
+		case ext == "db" && !have[stem+".meta"], ext == "meta" && !have[stem+".db"]:
+			orphans = append(orphans, name)
+		case ext == "meta":
+			data, err := os.ReadFile(filepath.Join(s.rpPath(), name))
+			if err != nil {
+				return nil, fmt.Errorf("bbolt: read recovery point %d: %w", id, err)
+			}
+			meta, ok := bytes.CutPrefix(data, []byte(metaMagic))
+			if !ok {
+				return nil, fmt.Errorf("bbolt: recovery point file %q: bad header: %w", filepath.Join(s.rpPath(), name), engines.ErrCorrupt)
+			}
+			rps = append(rps, engines.RecoveryPoint{ID: id, Meta: meta})
+		}
+	}
+	for _, name := range orphans {
+		if err := os.Remove(filepath.Join(s.rpPath(), name)); err != nil {
+			return nil, fmt.Errorf("bbolt: remove incomplete recovery point file: %w", err)
+		}
+	}
+	slices.SortFunc(rps, func(a, b engines.RecoveryPoint) int { return cmpU64(a.ID, b.ID) })
+	return rps, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Apply runs one read-write transaction with the batch's operations sorted
+// by (keyspace, key), batch order kept among equal keys.
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	db := s.db
+	s.mu.RUnlock()
+	if db == nil {
+		return fmt.Errorf("bbolt: apply to %q: %w", s.dir, engines.ErrClosed)
+	}
+	ops := s.ops[:0]
+	for i := 0; i < b.Len(); i++ {
+		op := b.Op(i)
+		if op.Keyspace >= engines.NumKeyspaces {
+			return fmt.Errorf("bbolt: batch op %d: invalid %v", i, op.Keyspace)
+		}
+		ops = append(ops, op)
+	}
+	slices.SortStableFunc(ops, func(a, b engines.Op) int {
+		if a.Keyspace != b.Keyspace {
+			return int(a.Keyspace) - int(b.Keyspace)
+		}
+		return bytes.Compare(a.Key, b.Key)
+	})
+	s.ops = ops
+	defer clear(s.ops) // do not pin the caller's batch buffer
+	// Only this goroutine (holding wmu) commits, and only Commit reads
+	// NoSync, so setting it here is race-free.
+	db.NoSync = d == engines.NoSync
+	err := db.Update(func(tx *bolt.Tx) error {
+		var bk [engines.NumKeyspaces]*bolt.Bucket
+		for i := range bk {
+			bk[i] = tx.Bucket(bucketNames[i])
+		}
+		for _, op := range ops {
+			var err error
+			if op.Kind == engines.OpSet {
+				v := op.Value
+				if v == nil {
+					v = []byte{}
+				}
+				err = bk[op.Keyspace].Put(op.Key, v)
+			} else {
+				err = bk[op.Keyspace].Delete(op.Key)
+			}
+			if err != nil {
+				return fmt.Errorf("%v key %q: %w", op.Keyspace, op.Key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bbolt: apply %d ops to %q: %w", len(ops), s.dir, err)
+	}
+	s.commits++
+	return nil
+}
+
+// lookup reads key from bucket b; the value is copied out of the mmap.
+func lookup(b *bolt.Bucket, key []byte) ([]byte, bool) {
+	k, v := b.Cursor().Seek(key)
+	if k == nil || !bytes.Equal(k, key) {
+		return nil, false
+	}
+	return bytes.Clone(v), true
+}
+
+// Get reads key in a short read transaction.
+func (s *Store) Get(ks engines.Keyspace, key []byte) (value []byte, ok bool, err error) {
+	if ks >= engines.NumKeyspaces {
+		return nil, false, fmt.Errorf("bbolt: get: invalid %v", ks)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, false, fmt.Errorf("bbolt: get from %q: %w", s.dir, engines.ErrClosed)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		value, ok = lookup(tx.Bucket(bucketNames[ks]), key)
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("bbolt: get %v key %q from %q: %w", ks, key, s.dir, err)
+	}
+	return value, ok, nil
+}
+
+// NewView begins a read transaction held until the view is closed; see the
+// package comment for what that pins.
+func (s *Store) NewView() (engines.View, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, fmt.Errorf("bbolt: new view of %q: %w", s.dir, engines.ErrClosed)
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: new view of %q: %w", s.dir, err)
+	}
+	v := &view{s: s, tx: tx}
+	for i := range v.buckets {
+		v.buckets[i] = tx.Bucket(bucketNames[i])
+	}
+	s.views.Add(1)
+	return v, nil
+}
+
+// CreateRecoveryPoint writes a consistent copy of the file and then the
+// meta file; see the package comment.
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	db := s.db
+	s.mu.RUnlock()
+	if db == nil {
+		return fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, engines.ErrClosed)
+	}
+	if n := len(s.rps); n > 0 && id <= s.rps[n-1].ID {
+		return fmt.Errorf("bbolt: recovery point %d of %q: ids must increase (newest is %d)", id, s.dir, s.rps[n-1].ID)
+	}
+	final := s.rpFile(id)
+	tmp := final + ".tmp"
+	err := db.View(func(tx *bolt.Tx) error {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		n, err := tx.WriteTo(f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		s.copied += n
+		return err
+	})
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = engines.SyncDir(s.rpPath())
+	}
+	if err == nil {
+		err = engines.WriteFileAtomic(s.rpMeta(id), append([]byte(metaMagic), meta...))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		os.Remove(final)
+		return fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, err)
+	}
+	s.rps = append(s.rps, engines.RecoveryPoint{ID: id, Meta: bytes.Clone(meta)})
+	return nil
+}
+
+// RecoveryPoints lists the retained recovery points, oldest first.
+func (s *Store) RecoveryPoints() ([]engines.RecoveryPoint, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed() {
+		return nil, fmt.Errorf("bbolt: recovery points of %q: %w", s.dir, engines.ErrClosed)
+	}
+	out := make([]engines.RecoveryPoint, len(s.rps))
+	for i, rp := range s.rps {
+		out[i] = engines.RecoveryPoint{ID: rp.ID, Meta: bytes.Clone(rp.Meta)}
+	}
+	return out, nil
+}
+
+func (s *Store) closed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db == nil
+}
+
+func (s *Store) find(id uint64) (int, error) {
+	i, ok := slices.BinarySearchFunc(s.rps, id, func(rp engines.RecoveryPoint, id uint64) int { return cmpU64(rp.ID, id) })
+	if !ok {
+		return 0, fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, engines.ErrNoRecoveryPoint)
+	}
+	return i, nil
+}
+
+// dropLocked removes recovery point i's meta (after which it is no longer
+// listed, even after a crash) and then its copy.
+func (s *Store) dropLocked(i int) error {
+	id := s.rps[i].ID
+	if err := os.Remove(s.rpMeta(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("bbolt: drop recovery point %d of %q: %w", id, s.dir, err)
+	}
+	s.rps = slices.Delete(s.rps, i, i+1)
+	if err := engines.SyncDir(s.rpPath()); err != nil {
+		return fmt.Errorf("bbolt: drop recovery point %d: %w", id, err)
+	}
+	if err := os.Remove(s.rpFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("bbolt: drop recovery point %d of %q: %w", id, s.dir, err)
+	}
+	return nil
+}
+
+// RollbackTo drops the newer recovery points, then replaces data.db by a
+// copy of recovery point id's file and reopens it.
+func (s *Store) RollbackTo(id uint64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed() {
+		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, engines.ErrClosed)
+	}
+	i, err := s.find(id)
+	if err != nil {
+		return err
+	}
+	if n := s.views.Load(); n > 0 {
+		// Closing the database would wait for the views' transactions.
+		return fmt.Errorf("bbolt: rollback %q to %d: %d views are open; close them first", s.dir, id, n)
+	}
+	for len(s.rps) > i+1 {
+		if err := s.dropLocked(len(s.rps) - 1); err != nil {
+			return err
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written += s.pageAllocLocked()
+	err = s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("bbolt: rollback %q to %d: close: %w", s.dir, id, err)
+	}
+	tmp := s.dataPath() + ".tmp"
+	if err := engines.CopyFileSync(s.rpFile(id), tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, err)
+	}
+	if fi, err := os.Stat(tmp); err == nil {
+		s.copied += fi.Size()
+	}
+	if err := os.Rename(tmp, s.dataPath()); err != nil {
+		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, err)
+	}
+	if err := engines.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, err)
+	}
+	if err := s.openDB(); err != nil {
+		return fmt.Errorf("bbolt: rollback to %d: %w", id, err)
+	}
+	return nil
+}
+
+// DropRecoveryPoint removes recovery point id's files.
+func (s *Store) DropRecoveryPoint(id uint64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed() {
+		return fmt.Errorf("bbolt: drop recovery point %d of %q: %w", id, s.dir, engines.ErrClosed)
+	}
+	i, err := s.find(id)
+	if err != nil {
+		return err
+	}
+	return s.dropLocked(i)
+}
+
+// pageAllocLocked is the bytes of pages the current db allocated since it
+// was opened. The caller holds mu.
+func (s *Store) pageAllocLocked() int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetPageAlloc() - s.baseline.TxStats.GetPageAlloc()
+}
+
+// Metrics reports allocated disk bytes (recovery points included), an
+// estimate of bytes written (see the package comment) and bbolt's page
+// statistics.
+func (s *Store) Metrics() (engines.Metrics, error) {
+	s.wmu.Lock()
+	commits, copied, written := s.commits, s.copied, s.written
+	nrps := len(s.rps)
+	s.wmu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return engines.Metrics{}, fmt.Errorf("bbolt: metrics of %q: %w", s.dir, engines.ErrClosed)
+	}
+	disk, err := engines.DiskUsage(s.dir)
+	if err != nil {
+		return engines.Metrics{}, fmt.Errorf("bbolt: %w", err)
+	}
+	st := s.db.Stats()
+	var fileBytes int64
+	_ = s.db.View(func(tx *bolt.Tx) error { fileBytes = tx.Size(); return nil })
+	return engines.Metrics{
+		DiskBytes:          disk,
+		EngineBytesWritten: written + s.pageAllocLocked() + commits*int64(s.cfg.pageSize) + copied,
+		MemoryBytes:        -1,
+		Extra: map[string]float64{
+			"file_bytes":      float64(fileBytes),
+			"free_pages":      float64(st.FreePageN),
+			"pending_pages":   float64(st.PendingPageN),
+			"freelist_bytes":  float64(st.FreelistInuse),
+			"open_read_txs":   float64(st.OpenTxN),
+			"recovery_points": float64(nrps),
+			"commits":         float64(commits),
+		},
+	}, nil
+}
+
+// Check walks every page of the file and reports the first inconsistency
+// as an error wrapping engines.ErrCorrupt.
+func (s *Store) Check() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return fmt.Errorf("bbolt: check %q: %w", s.dir, engines.ErrClosed)
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("bbolt: check %q: %w: %w", s.dataPath(), engines.ErrCorrupt, errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
+// Close closes the database; its files stay.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return fmt.Errorf("bbolt: close %q: %w", s.dir, engines.ErrClosed)
+	}
+	if n := s.views.Load(); n > 0 {
+		return fmt.Errorf("bbolt: close %q: %d views are open; close them first", s.dir, n)
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("bbolt: close %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Destroy closes the store (if open) and removes its directory.
+func (s *Store) Destroy() error {
+	if err := s.Close(); err != nil && !errors.Is(err, engines.ErrClosed) {
+		return err
+	}
+	if err := engines.RemoveStoreDir(s.dir, Name); err != nil {
+		return fmt.Errorf("bbolt: destroy: %w", err)
+	}
+	return nil
+}
+
+// view is a read transaction. Get and NewIter may be called from several
+// goroutines; each iterator belongs to one.
+type view struct {
+	s       *Store
+	mu      sync.Mutex
+	tx      *bolt.Tx // nil once closed
+	buckets [engines.NumKeyspaces]*bolt.Bucket
+}
+
+func (v *view) bucket(ks engines.Keyspace) (*bolt.Bucket, error) {
+	if ks >= engines.NumKeyspaces {
+		return nil, fmt.Errorf("bbolt: view: invalid %v", ks)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tx == nil {
+		return nil, fmt.Errorf("bbolt: view of %q: %w", v.s.dir, engines.ErrClosed)
+	}
+	return v.buckets[ks], nil
+}
+
+func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	b, err := v.bucket(ks)
+	if err != nil {
+		return nil, false, err
+	}
+	val, ok := lookup(b, key)
+	return val, ok, nil
+}
+
+func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterator, error) {
+	b, err := v.bucket(ks)
+	if err != nil {
+		return nil, err
+	}
+	return &iter{c: b.Cursor(), lower: bytes.Clone(lower), upper: bytes.Clone(upper)}, nil
+}
+
+func (v *view) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tx == nil {
+		return fmt.Errorf("bbolt: close view of %q: %w", v.s.dir, engines.ErrClosed)
+	}
+	err := v.tx.Rollback()
+	v.tx = nil
+	v.s.views.Add(-1)
+	if err != nil {
+		return fmt.Errorf("bbolt: close view of %q: %w", v.s.dir, err)
+	}
+	return nil
+}
+
+// iter walks a bbolt cursor within [lower, upper). Keys and values point
+// into the mmap and stay valid while the view is open.
+type iter struct {
+	c            *bolt.Cursor
+	lower, upper []byte
+	k, v         []byte
+}
+
+func (it *iter) set(k, v []byte) bool {
+	if k == nil || (it.upper != nil && bytes.Compare(k, it.upper) >= 0) {
+		it.k, it.v = nil, nil
+		return false
+	}
+	it.k, it.v = k, v
+	return true
+}
+
+func (it *iter) First() bool {
+	if it.lower != nil {
+		return it.set(it.c.Seek(it.lower))
+	}
+	return it.set(it.c.First())
+}
+
+func (it *iter) SeekGE(key []byte) bool {
+	if it.lower != nil && bytes.Compare(key, it.lower) < 0 {
+		key = it.lower
+	}
+	return it.set(it.c.Seek(key))
+}
+
+func (it *iter) Next() bool {
+	if it.k == nil {
+		return false
+	}
+	return it.set(it.c.Next())
+}
+
+func (it *iter) Valid() bool   { return it.k != nil }
+func (it *iter) Key() []byte   { return it.k }
+func (it *iter) Value() []byte { return it.v }
+func (it *iter) Err() error    { return nil }
+func (it *iter) Close() error {
+	it.k, it.v, it.c = nil, nil, nil
+	return nil
+}
