@@ -1,0 +1,233 @@
+package results
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Chart geometry, in SVG user units.
+const (
+	chartW      = 440
+	chartH      = 240
+	marginLeft  = 58
+	marginRight = 12
+	marginTop   = 12
+	marginBot   = 40
+)
+
+// chart is one inline SVG chart, fully laid out in Go so the page needs no
+// script. Kind goes into the data-chart attribute the browser test counts.
+type chart struct {
+	Kind   string
+	Title  string
+	YLabel string
+	XLabel string
+	W, H   int
+	Lines  []chartLine
+	Bars   []chartBar
+	XTicks []chartTick
+	YTicks []chartTick
+	Legend []legendItem
+	// Plot area.
+	X0, Y0, X1, Y1 float64
+}
+
+type chartLine struct {
+	Label  string
+	Color  string
+	Dashed bool
+	D      string
+	Points []chartPoint
+}
+
+type chartPoint struct {
+	X, Y  float64
+	Title string
+}
+
+type chartBar struct {
+	X, Y, W, H float64
+	Color      string
+	Label      string
+	Value      string
+	LabelX     float64
+	LabelY     float64
+}
+
+type chartTick struct {
+	Pos   float64
+	Label string
+}
+
+type legendItem struct {
+	Label  string
+	Color  string
+	Dashed bool
+}
+
+type xySeries struct {
+	Label  string
+	Color  string
+	Dashed bool
+	X, Y   []float64
+}
+
+var palette = []string{"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#6b6ecf"}
+
+func newChart(kind, title, xlabel, ylabel string) *chart {
+	return &chart{Kind: kind, Title: title, XLabel: xlabel, YLabel: ylabel, W: chartW, H: chartH,
+		X0: marginLeft, Y0: marginTop, X1: chartW - marginRight, Y1: chartH - marginBot}
+}
+
+// lineChart lays out series as polylines with point markers. xfmt formats
+// x tick labels; when xcat is set, x values are category indexes labelled
+// by xcat.
+func lineChart(kind, title, xlabel, ylabel string, series []xySeries, xcat []string) *chart {
+	c := newChart(kind, title, xlabel, ylabel)
+	xmin, xmax := math.Inf(1), math.Inf(-1)
+	ymax := 0.0
+	for _, s := range series {
+		for i := range s.X {
+			xmin, xmax = math.Min(xmin, s.X[i]), math.Max(xmax, s.X[i])
+			ymax = math.Max(ymax, s.Y[i])
+		}
+	}
+	if math.IsInf(xmin, 0) {
+		return nil
+	}
+	if xcat != nil {
+		xmin, xmax = -0.5, float64(len(xcat))-0.5
+	} else if xmax == xmin {
+		xmin, xmax = xmin-1, xmax+1
+	}
+	yticks, ytop := niceTicks(ymax)
+	sx := func(x float64) float64 { return c.X0 + (x-xmin)/(xmax-xmin)*(c.X1-c.X0) }
+	sy := func(y float64) float64 { return c.Y1 - y/ytop*(c.Y1-c.Y0) }
+	for _, t := range yticks {
+		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: FormatValue(t)})
+	}
+	if xcat != nil {
+		step := 1
+		if len(xcat) > 8 {
+			step = (len(xcat) + 7) / 8
+		}
+		for i := 0; i < len(xcat); i += step {
+			c.XTicks = append(c.XTicks, chartTick{Pos: sx(float64(i)), Label: xcat[i]})
+		}
+	} else {
+		xt, _ := niceRange(xmin, xmax)
+		for _, t := range xt {
+			c.XTicks = append(c.XTicks, chartTick{Pos: sx(t), Label: FormatValue(t)})
+		}
+	}
+	for _, s := range series {
+		if len(s.X) == 0 {
+			continue
+		}
+		l := chartLine{Label: s.Label, Color: s.Color, Dashed: s.Dashed}
+		var d strings.Builder
+		idx := make([]int, len(s.X))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return s.X[idx[a]] < s.X[idx[b]] })
+		for n, i := range idx {
+			px, py := sx(s.X[i]), sy(s.Y[i])
+			if n == 0 {
+				fmt.Fprintf(&d, "M%.1f,%.1f", px, py)
+			} else {
+				fmt.Fprintf(&d, " L%.1f,%.1f", px, py)
+			}
+			if len(s.X) <= 40 {
+				xl := FormatValue(s.X[i])
+				if xcat != nil {
+					xl = xcat[int(s.X[i])]
+				}
+				l.Points = append(l.Points, chartPoint{X: px, Y: py, Title: fmt.Sprintf("%s: %s at %s", s.Label, FormatValue(s.Y[i]), xl)})
+			}
+		}
+		if len(idx) == 1 {
+			// A single point still draws a visible mark.
+			fmt.Fprintf(&d, " l0.01,0")
+		}
+		l.D = d.String()
+		c.Lines = append(c.Lines, l)
+		c.Legend = append(c.Legend, legendItem{Label: s.Label, Color: s.Color, Dashed: s.Dashed})
+	}
+	return c
+}
+
+type barItem struct {
+	Label string
+	Value float64
+	Color string
+}
+
+// barChart lays out one bar per item, from zero.
+func barChart(kind, title, ylabel string, items []barItem) *chart {
+	if len(items) == 0 {
+		return nil
+	}
+	c := newChart(kind, title, "", ylabel)
+	ymax := 0.0
+	for _, it := range items {
+		ymax = math.Max(ymax, it.Value)
+	}
+	yticks, ytop := niceTicks(ymax)
+	sy := func(y float64) float64 { return c.Y1 - y/ytop*(c.Y1-c.Y0) }
+	for _, t := range yticks {
+		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: FormatValue(t)})
+	}
+	slot := (c.X1 - c.X0) / float64(len(items))
+	bw := math.Min(slot*0.7, 60)
+	for i, it := range items {
+		x := c.X0 + slot*float64(i) + (slot-bw)/2
+		y := sy(math.Max(it.Value, 0))
+		h := c.Y1 - y
+		if h < 1 && it.Value > 0 {
+			h, y = 1, c.Y1-1
+		}
+		c.Bars = append(c.Bars, chartBar{X: x, Y: y, W: bw, H: h, Color: it.Color, Label: it.Label,
+			Value: FormatValue(it.Value), LabelX: x + bw/2, LabelY: c.Y1 + 14})
+	}
+	return c
+}
+
+// niceTicks returns tick values from 0 to a round top ≥ max.
+func niceTicks(max float64) ([]float64, float64) {
+	if max <= 0 || math.IsNaN(max) || math.IsInf(max, 0) {
+		return []float64{0, 1}, 1
+	}
+	step := niceStep(max / 4)
+	top := math.Ceil(max/step) * step
+	var ts []float64
+	for v := 0.0; v <= top+step/2; v += step {
+		ts = append(ts, v)
+	}
+	return ts, top
+}
+
+// niceRange returns round ticks within [lo, hi].
+func niceRange(lo, hi float64) ([]float64, float64) {
+	step := niceStep((hi - lo) / 5)
+	var ts []float64
+	for v := math.Ceil(lo/step) * step; v <= hi+step/1e6; v += step {
+		ts = append(ts, v)
+	}
+	return ts, step
+}
+
+func niceStep(raw float64) float64 {
+	if raw <= 0 {
+		return 1
+	}
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if raw <= m*mag {
+			return m * mag
+		}
+	}
+	return 10 * mag
+}

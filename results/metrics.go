@@ -1,0 +1,103 @@
+package results
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Directions Better returns.
+const (
+	HigherIsBetter = +1
+	LowerIsBetter  = -1
+	Neutral        = 0
+)
+
+// betterByName decides metrics whose name alone says it, before suffixes.
+var betterByName = map[string]int{
+	"mutations":         Neutral,
+	"docs":              Neutral,
+	"entries":           Neutral,
+	"scans":             Neutral,
+	"snapshots":         Neutral,
+	"ops":               Neutral,
+	"errors":            LowerIsBetter,
+	"write_amp":         LowerIsBetter,
+	"space_amp":         LowerIsBetter,
+	"read_amp":          LowerIsBetter,
+	"bytes_written":     LowerIsBetter,
+	"bytes_read":        LowerIsBetter,
+	"cpu_seconds":       LowerIsBetter,
+	"free_bytes":        Neutral,
+	"verify_failures":   LowerIsBetter,
+	"cache_hit_ratio":   HigherIsBetter,
+	"rollbacks_to_zero": LowerIsBetter,
+}
+
+// betterBySuffix is tried in order; the first suffix that matches decides.
+// Longer, more specific suffixes come first.
+var betterBySuffix = []struct {
+	suffix string
+	better int
+}{
+	{"_per_mutation", LowerIsBetter},
+	{"_per_million_mutations", LowerIsBetter},
+	{"_per_sec", HigherIsBetter},
+	{"_per_second", HigherIsBetter},
+	{"_speedup", HigherIsBetter},
+	{"_hit_ratio", HigherIsBetter},
+	{"_ns", LowerIsBetter},
+	{"_us", LowerIsBetter},
+	{"_ms", LowerIsBetter},
+	{"_seconds", LowerIsBetter},
+	{"_bytes", LowerIsBetter},
+	{"_amp", LowerIsBetter},
+	{"_errors", LowerIsBetter},
+	{"_failures", LowerIsBetter},
+	{"_timeouts", LowerIsBetter},
+	{"_total", Neutral},
+	{"_count", Neutral},
+}
+
+// Better says which direction of metric is good: HigherIsBetter (+1),
+// LowerIsBetter (−1) or Neutral (0) for informational figures (counts,
+// configuration echoes). It decides by exact name first, then by the unit
+// suffix the name carries, so a new metric named by the convention
+// (something_per_sec, something_p99_ms, something_bytes) needs no table
+// entry. Unknown names are Neutral: compare never calls them regressions.
+func Better(metric string) int {
+	if b, ok := betterByName[metric]; ok {
+		return b
+	}
+	for _, s := range betterBySuffix {
+		if strings.HasSuffix(metric, s.suffix) {
+			return s.better
+		}
+	}
+	return Neutral
+}
+
+// CamelCase turns a phase name ("initial_build", "scan-any", "kv rollback")
+// into a Go benchmark name part ("InitialBuild", "ScanAny", "KvRollback"):
+// letters and digits are kept, anything else separates words.
+func CamelCase(name string) string {
+	var b strings.Builder
+	up := true
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			up = true
+			continue
+		}
+		if up {
+			r = unicode.ToUpper(r)
+			up = false
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return "Phase"
+	}
+	return b.String()
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

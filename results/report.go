@@ -1,0 +1,488 @@
+package results
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// WriteReport writes a self-contained HTML report of run to path: every
+// chart is inline SVG laid out here, there is no script and nothing is
+// fetched, so the file reads the same from a mail attachment as from a web
+// server. history (which may include run) adds a trend over runs; nil or a
+// single run leaves that section out. The report shows, in order: the
+// verification status, the machine facts, a summary table per phase,
+// throughput and latency over time per engine, engines side by side per
+// metric, scaling over cores, and the trend.
+func WriteReport(path string, run *Run, history []*Run) error {
+	var buf bytes.Buffer
+	if err := renderReport(&buf, run, history); err != nil {
+		return fmt.Errorf("render %s: %w", path, err)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+type reportPage struct {
+	Run       *Run
+	Title     string
+	Generated string
+	Status    statusBanner
+	Facts     [][2]string
+	Dirs      []DirInfo
+	Summaries []phaseSummary
+	Failures  []string
+	Sections  []chartSection
+}
+
+type statusBanner struct {
+	Class string // ok, bad, warn
+	Text  string
+}
+
+type phaseSummary struct {
+	Name    string
+	Metrics []string
+	Rows    []summaryRow
+}
+
+type summaryRow struct {
+	Engine, Dir, Cores, Repeat string
+	Verify, Detail             string
+	Values                     []string
+}
+
+type chartSection struct {
+	ID, Title, Note string
+	Charts          []*chart
+}
+
+func renderReport(buf *bytes.Buffer, run *Run, history []*Run) error {
+	p := &reportPage{
+		Run:       run,
+		Title:     fmt.Sprintf("idxbench %s — %s", run.Scenario, run.Started.UTC().Format("2006-01-02 15:04 MST")),
+		Generated: time.Now().UTC().Format(time.RFC3339),
+	}
+	p.Status = status(run)
+	p.Facts = machineFacts(run)
+	p.Dirs = run.Machine.DataDirs
+	p.Summaries = summaries(run)
+	for _, c := range run.Cells {
+		if c.Error != "" {
+			p.Failures = append(p.Failures, fmt.Sprintf("cell %s: %s", c.Key(), c.Error))
+		}
+		for _, ph := range c.Phases {
+			if ph.Verify == VerifyFail {
+				p.Failures = append(p.Failures, fmt.Sprintf("cell %s phase %s: verification failed: %s", c.Key(), ph.Name, ph.VerifyDetail))
+			}
+		}
+	}
+	colors := engineColors(run, history)
+	p.Sections = append(p.Sections,
+		overTime(run, colors),
+		sideBySide(run, colors),
+		scaling(run, colors),
+		trend(history, colors),
+	)
+	return reportTmpl.Execute(buf, p)
+}
+
+func status(run *Run) statusBanner {
+	pass, fail, skipped, cellErr := run.VerifyCounts()
+	var parts []string
+	if run.Partial {
+		parts = append(parts, "PARTIAL RUN (interrupted or still running)")
+	}
+	switch {
+	case fail > 0 || cellErr > 0:
+		parts = append(parts, fmt.Sprintf("%d phase(s) failed verification, %d cell(s) failed; %d passed, %d skipped", fail, cellErr, pass, skipped))
+		return statusBanner{"bad", strings.Join(parts, " — ")}
+	case pass == 0:
+		parts = append(parts, fmt.Sprintf("verification skipped (%d phases)", skipped))
+		return statusBanner{"warn", strings.Join(parts, " — ")}
+	}
+	parts = append(parts, fmt.Sprintf("all %d verified phase(s) passed (%d skipped)", pass, skipped))
+	if run.Partial {
+		return statusBanner{"warn", strings.Join(parts, " — ")}
+	}
+	return statusBanner{"ok", strings.Join(parts, " — ")}
+}
+
+func machineFacts(run *Run) [][2]string {
+	m := run.Machine
+	fin := "—"
+	if !run.Finished.IsZero() {
+		fin = run.Finished.UTC().Format(time.RFC3339) + fmt.Sprintf(" (%s)", run.Finished.Sub(run.Started).Round(time.Second))
+	}
+	return [][2]string{
+		{"scenario", run.Scenario},
+		{"seed", fmt.Sprint(run.Seed)},
+		{"started", run.Started.UTC().Format(time.RFC3339)},
+		{"finished", fin},
+		{"CPU", m.CPUModel},
+		{"cores", fmt.Sprint(m.Cores)},
+		{"memory", fmt.Sprintf("%.1f GiB", float64(m.MemoryBytes)/(1<<30))},
+		{"kernel", m.Kernel},
+		{"Go", m.GoVersion},
+		{"git revision", m.GitRevision},
+		{"host", m.Hostname},
+	}
+}
+
+// phaseOrder lists phase names in the order cells ran them.
+func phaseOrder(run *Run) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, c := range run.Cells {
+		for _, p := range c.Phases {
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				names = append(names, p.Name)
+			}
+		}
+	}
+	return names
+}
+
+func phaseMetrics(run *Run, phase string) []string {
+	set := map[string]bool{}
+	for _, c := range run.Cells {
+		if p := c.Phase(phase); p != nil {
+			for m := range p.Metrics {
+				set[m] = true
+			}
+		}
+	}
+	ms := make([]string, 0, len(set))
+	for m := range set {
+		ms = append(ms, m)
+	}
+	sort.Strings(ms)
+	return ms
+}
+
+func summaries(run *Run) []phaseSummary {
+	var out []phaseSummary
+	for _, name := range phaseOrder(run) {
+		s := phaseSummary{Name: name, Metrics: phaseMetrics(run, name)}
+		for _, c := range run.Cells {
+			p := c.Phase(name)
+			if p == nil {
+				continue
+			}
+			row := summaryRow{Engine: c.Engine, Dir: c.Dir, Cores: fmt.Sprint(c.Cores), Repeat: fmt.Sprint(c.Repeat),
+				Verify: p.Verify, Detail: p.VerifyDetail}
+			for _, m := range s.Metrics {
+				if v, ok := p.Metrics[m]; ok {
+					row.Values = append(row.Values, FormatValue(v))
+				} else {
+					row.Values = append(row.Values, "—")
+				}
+			}
+			s.Rows = append(s.Rows, row)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func engineColors(run *Run, history []*Run) map[string]string {
+	set := map[string]bool{}
+	for _, r := range append([]*Run{run}, history...) {
+		if r == nil {
+			continue
+		}
+		for _, c := range r.Cells {
+			set[c.Engine] = true
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	m := map[string]string{}
+	for i, n := range names {
+		m[n] = palette[i%len(palette)]
+	}
+	return m
+}
+
+// variant says which of a cell's coordinates vary in the run, so labels
+// carry only those ("pebble", or "pebble c2 d1").
+type variant struct{ cores, dirs, repeats bool }
+
+func variants(run *Run) variant {
+	cores, dirs, reps := map[int]bool{}, map[string]bool{}, map[int]bool{}
+	for _, c := range run.Cells {
+		cores[c.Cores], dirs[c.Dir], reps[c.Repeat] = true, true, true
+	}
+	return variant{len(cores) > 1, len(dirs) > 1, len(reps) > 1}
+}
+
+func (v variant) label(engine string, cores int, dir string) string {
+	s := engine
+	if v.cores {
+		s += fmt.Sprintf(" c%d", cores)
+	}
+	if v.dirs {
+		s += " " + dir
+	}
+	return s
+}
+
+// overTime charts, per phase and operation, throughput and latency
+// percentiles over elapsed time, one line per engine (first repeat).
+func overTime(run *Run, colors map[string]string) chartSection {
+	sec := chartSection{ID: "over-time", Title: "Over time", Note: "Per-second ticks of the first repeat of each cell; latency: solid p99, dashed p50."}
+	v := variants(run)
+	for _, phase := range phaseOrder(run) {
+		type key struct{ op string }
+		var ops []string
+		thr := map[string][]xySeries{}
+		lat := map[string][]xySeries{}
+		for _, c := range run.Cells {
+			p := c.Phase(phase)
+			if p == nil || c.Repeat != minRepeat(run, c) || len(p.Series) == 0 {
+				continue
+			}
+			by := map[string]*[4][]float64{} // x, ops/s, p50, p99
+			var order []string
+			for _, t := range p.Series {
+				s := by[t.Op]
+				if s == nil {
+					s = &[4][]float64{}
+					by[t.Op] = s
+					order = append(order, t.Op)
+				}
+				s[0] = append(s[0], t.Elapsed)
+				s[1] = append(s[1], t.OpsPerSec)
+				s[2] = append(s[2], t.P50Ms)
+				s[3] = append(s[3], t.P99Ms)
+			}
+			label := v.label(c.Engine, c.Cores, c.Dir)
+			color := colors[c.Engine]
+			for _, op := range order {
+				if _, ok := thr[op]; !ok {
+					ops = append(ops, op)
+				}
+				s := by[op]
+				thr[op] = append(thr[op], xySeries{Label: label, Color: color, X: s[0], Y: s[1]})
+				lat[op] = append(lat[op],
+					xySeries{Label: label + " p99", Color: color, X: s[0], Y: s[3]},
+					xySeries{Label: label + " p50", Color: color, Dashed: true, X: s[0], Y: s[2]})
+			}
+		}
+		for _, op := range ops {
+			if c := lineChart("throughput", fmt.Sprintf("%s · %s throughput", phase, op), "elapsed (s)", "ops/s", thr[op], nil); c != nil {
+				sec.Charts = append(sec.Charts, c)
+			}
+			if c := lineChart("latency", fmt.Sprintf("%s · %s latency", phase, op), "elapsed (s)", "ms", lat[op], nil); c != nil {
+				sec.Charts = append(sec.Charts, c)
+			}
+		}
+	}
+	if len(sec.Charts) == 0 {
+		sec.Note = "No per-second ticks were recorded for this run."
+	}
+	return sec
+}
+
+func minRepeat(run *Run, c Cell) int {
+	m := c.Repeat
+	for _, o := range run.Cells {
+		if o.Engine == c.Engine && o.Cores == c.Cores && o.Dir == c.Dir && o.Repeat < m {
+			m = o.Repeat
+		}
+	}
+	return m
+}
+
+// medians returns, per phase/metric/cell coordinates, the median over
+// repeats.
+type coord struct {
+	engine string
+	cores  int
+	dir    string
+}
+
+func medianBy(run *Run, phase, metric string) (map[coord]float64, []coord) {
+	vals := map[coord][]float64{}
+	var order []coord
+	for _, c := range run.Cells {
+		p := c.Phase(phase)
+		if p == nil {
+			continue
+		}
+		v, ok := p.Metrics[metric]
+		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		k := coord{c.Engine, c.Cores, c.Dir}
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = append(vals[k], v)
+	}
+	out := make(map[coord]float64, len(vals))
+	for k, vs := range vals {
+		out[k] = median(vs)
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.engine != b.engine {
+			return a.engine < b.engine
+		}
+		if a.cores != b.cores {
+			return a.cores < b.cores
+		}
+		return a.dir < b.dir
+	})
+	return out, order
+}
+
+// median is for display only; compare's statistics come from benchmath.
+func median(vs []float64) float64 {
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func direction(metric string) string {
+	switch Better(metric) {
+	case HigherIsBetter:
+		return " (higher is better)"
+	case LowerIsBetter:
+		return " (lower is better)"
+	}
+	return ""
+}
+
+func sideBySide(run *Run, colors map[string]string) chartSection {
+	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric."}
+	v := variants(run)
+	for _, phase := range phaseOrder(run) {
+		for _, m := range phaseMetrics(run, phase) {
+			med, order := medianBy(run, phase, m)
+			var items []barItem
+			for _, k := range order {
+				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Color: colors[k.engine]})
+			}
+			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), m+direction(m), items); c != nil {
+				sec.Charts = append(sec.Charts, c)
+			}
+		}
+	}
+	return sec
+}
+
+func scaling(run *Run, colors map[string]string) chartSection {
+	sec := chartSection{ID: "scaling", Title: "Scaling over cores", Note: "Median over repeats against the core count; one line per engine."}
+	if !variants(run).cores {
+		sec.Note = "This run used one core count; run with --cores 1,2 to see scaling."
+		return sec
+	}
+	dirs := variants(run).dirs
+	for _, phase := range phaseOrder(run) {
+		for _, m := range phaseMetrics(run, phase) {
+			if Better(m) == Neutral {
+				continue
+			}
+			med, order := medianBy(run, phase, m)
+			type line struct{ engine, dir string }
+			series := map[line]*xySeries{}
+			var lines []line
+			for _, k := range order {
+				l := line{k.engine, k.dir}
+				s := series[l]
+				if s == nil {
+					label := k.engine
+					if dirs {
+						label += " " + k.dir
+					}
+					s = &xySeries{Label: label, Color: colors[k.engine]}
+					series[l] = s
+					lines = append(lines, l)
+				}
+				s.X = append(s.X, float64(k.cores))
+				s.Y = append(s.Y, med[k])
+			}
+			var ss []xySeries
+			for _, l := range lines {
+				ss = append(ss, *series[l])
+			}
+			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", m+direction(m), ss, nil); c != nil {
+				sec.Charts = append(sec.Charts, c)
+			}
+		}
+	}
+	return sec
+}
+
+func trend(history []*Run, colors map[string]string) chartSection {
+	sec := chartSection{ID: "trend", Title: "Trend over runs", Note: "Median over repeats of each run, oldest first."}
+	if len(history) < 2 {
+		sec.Note = "No history given; `idxbench report DIR --history DIR` adds a trend over earlier runs."
+		return sec
+	}
+	var cats []string
+	for _, r := range history {
+		cats = append(cats, r.Started.UTC().Format("01-02 15:04"))
+	}
+	type key struct {
+		phase, metric string
+	}
+	var keys []key
+	seen := map[key]bool{}
+	for _, r := range history {
+		for _, ph := range phaseOrder(r) {
+			for _, m := range phaseMetrics(r, ph) {
+				k := key{ph, m}
+				if Better(m) != Neutral && !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	for _, k := range keys {
+		series := map[coord]*xySeries{}
+		var order []coord
+		for i, r := range history {
+			v := variants(r)
+			med, cs := medianBy(r, k.phase, k.metric)
+			for _, c := range cs {
+				s := series[c]
+				if s == nil {
+					s = &xySeries{Label: v.label(c.engine, c.cores, c.dir), Color: colors[c.engine]}
+					series[c] = s
+					order = append(order, c)
+				}
+				s.X = append(s.X, float64(i))
+				s.Y = append(s.Y, med[c])
+			}
+		}
+		var ss []xySeries
+		for _, c := range order {
+			ss = append(ss, *series[c])
+		}
+		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", k.metric+direction(k.metric), ss, cats); c != nil {
+			sec.Charts = append(sec.Charts, c)
+		}
+	}
+	return sec
+}
+
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"f1": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"bytes": func(v uint64) string {
+		return fmt.Sprintf("%.1f GiB", float64(v)/(1<<30))
+	},
+}).Parse(reportHTML))

@@ -1,0 +1,154 @@
+package results
+
+import "time"
+
+// SchemaVersion is the version of results.json this package writes. Fields
+// may be added freely; renaming or removing one needs a bump, and ReadRun
+// refuses files of a version it does not know.
+const SchemaVersion = 1
+
+// Verification outcomes of a phase.
+const (
+	VerifyPass    = "pass"
+	VerifyFail    = "fail"
+	VerifySkipped = "skipped"
+)
+
+// Run is one invocation of `idxbench run`: a scenario over a matrix of
+// cells (engine × data dir × cores × repeat).
+type Run struct {
+	Schema   int    `json:"schema"`
+	Seed     uint64 `json:"seed"`
+	Scenario string `json:"scenario"`
+	// Config is the full effective configuration: the scenario after flag
+	// overrides, so the run can be reproduced from the file alone.
+	Config  map[string]any `json:"config"`
+	Machine Machine        `json:"machine"`
+	Started time.Time      `json:"started"`
+	// Finished is zero while the run is still going or was interrupted.
+	Finished time.Time `json:"finished"`
+	// Partial marks a run that did not finish (interrupted, or written
+	// between cells); its cells are complete, but some may be missing.
+	Partial bool   `json:"partial"`
+	Cells   []Cell `json:"cells"`
+	// Warnings are problems found while writing the run (for example a
+	// metric that was not a finite number and was dropped).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Machine records the facts that make numbers comparable or not.
+type Machine struct {
+	CPUModel    string `json:"cpu_model"`
+	Cores       int    `json:"cores"`
+	MemoryBytes uint64 `json:"memory_bytes"`
+	// Kernel is the operating system and kernel release ("Linux 6.1.0-18-amd64").
+	Kernel      string    `json:"kernel"`
+	GoVersion   string    `json:"go_version"`
+	GitRevision string    `json:"git_revision"`
+	Hostname    string    `json:"hostname,omitempty"`
+	DataDirs    []DirInfo `json:"data_dirs"`
+}
+
+// DirInfo describes one data directory (one disk of the matrix).
+type DirInfo struct {
+	Path       string `json:"path"`
+	Label      string `json:"label,omitempty"`
+	Filesystem string `json:"filesystem"`
+	// Device is the mounted source ("/dev/nvme0n1p2"), when known.
+	Device    string `json:"device,omitempty"`
+	FreeBytes uint64 `json:"free_bytes"`
+}
+
+// Cell is one engine on one data dir with one core count, one repeat.
+type Cell struct {
+	Engine string `json:"engine"`
+	// Dir is the data directory's label (d0, d1, …; see Machine.DataDirs),
+	// not its path, so runs on different temporary paths still compare.
+	Dir           string `json:"dir"`
+	Cores         int    `json:"cores"`
+	Repeat        int    `json:"repeat"`
+	EngineOptions string `json:"engine_options"`
+	Durability    string `json:"durability"`
+	// Error is why the cell could not finish; its phases are those that did.
+	Error  string  `json:"error,omitempty"`
+	Phases []Phase `json:"phases"`
+}
+
+// Phase is one phase of the scenario as one cell ran it.
+type Phase struct {
+	Name string `json:"name"`
+	// Verify is VerifyPass, VerifyFail or VerifySkipped.
+	Verify       string `json:"verify"`
+	VerifyDetail string `json:"verify_detail,omitempty"`
+	// Metrics is flat; every name carries its unit (see Better).
+	Metrics map[string]float64 `json:"metrics"`
+	// Series holds per-second samples for charts. The harness may leave it
+	// empty and append ticks to ticks.jsonl instead; AttachTicks fills it
+	// from there.
+	Series []Tick `json:"series,omitempty"`
+}
+
+// Tick is one second of one operation type in a phase.
+type Tick struct {
+	// Elapsed is seconds since the phase began.
+	Elapsed   float64 `json:"elapsed"`
+	Op        string  `json:"op"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P95Ms     float64 `json:"p95_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	Errors    int64   `json:"errors"`
+	// Gauges are pipeline levels at the tick (mutation_queue_size,
+	// docs_pending, st_age_ms, …).
+	Gauges map[string]float64 `json:"gauges,omitempty"`
+}
+
+// CellKey identifies a cell within a run.
+type CellKey struct {
+	Engine string `json:"engine"`
+	Dir    string `json:"dir"`
+	Cores  int    `json:"cores"`
+	Repeat int    `json:"repeat"`
+}
+
+// Key returns the cell's identity.
+func (c *Cell) Key() CellKey {
+	return CellKey{Engine: c.Engine, Dir: c.Dir, Cores: c.Cores, Repeat: c.Repeat}
+}
+
+// String formats the key as engine/dir/cN/rN, the form error messages use.
+func (k CellKey) String() string {
+	return k.Engine + "/" + k.Dir + "/c" + itoa(k.Cores) + "/r" + itoa(k.Repeat)
+}
+
+// Phase returns the phase named name, or nil.
+func (c *Cell) Phase(name string) *Phase {
+	for i := range c.Phases {
+		if c.Phases[i].Name == name {
+			return &c.Phases[i]
+		}
+	}
+	return nil
+}
+
+// VerifyCounts counts the run's phases by verification outcome, and the
+// cells that ended in an error.
+func (r *Run) VerifyCounts() (pass, fail, skipped, cellErrors int) {
+	for _, c := range r.Cells {
+		if c.Error != "" {
+			cellErrors++
+		}
+		for _, p := range c.Phases {
+			switch p.Verify {
+			case VerifyPass:
+				pass++
+			case VerifyFail:
+				fail++
+			default:
+				skipped++
+			}
+		}
+	}
+	return
+}
