@@ -42,7 +42,7 @@ type Config struct {
 	// EngineOptions are passed to Engine.Open for every slice.
 	EngineOptions engines.Options
 	// Dir holds the slices, one store per partition in Dir/<index>/p<N>.
-	// Required for engines that keep data on disk (Engine.Real).
+	// Required (even the memory engine claims its directories).
 	Dir string
 	// NumVbuckets is the bucket's vbucket count. Default 1024.
 	NumVbuckets int
@@ -129,8 +129,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Engine.Open == nil:
 		return errors.New("indexer: no engine")
-	case c.Engine.Real && c.Dir == "":
-		return fmt.Errorf("indexer: engine %q keeps data on disk and needs a directory", c.Engine.Name)
+	case c.Dir == "":
+		return errors.New("indexer: no directory for the slices")
 	case c.NumVbuckets < 1 || c.NumVbuckets > 1<<16:
 		return fmt.Errorf("indexer: %d vbuckets is out of range [1,65536]", c.NumVbuckets)
 	case c.SnapshotInterval < MinSnapshotInterval:

@@ -175,10 +175,7 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 	inst := &instance{id: d.ID, defn: d.Defn, state: StateActive}
 	for p := range d.Defn.NumPartitions() {
 		sname := fmt.Sprintf("%s/p%d", name, p)
-		dir := ""
-		if ix.cfg.Dir != "" {
-			dir = filepath.Join(ix.cfg.Dir, name, fmt.Sprintf("p%d", p))
-		}
+		dir := filepath.Join(ix.cfg.Dir, name, fmt.Sprintf("p%d", p))
 		s, err := openSlice(&ix.cfg, sname, dir, d.Defn.IsPrimary)
 		if err != nil {
 			for _, o := range inst.slices {

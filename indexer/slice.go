@@ -53,16 +53,16 @@ type slice struct {
 	store   engines.Store
 
 	// Flusher-owned state (the flush lock guards it).
-	ts       *upr.TsVbuuid // what the contents correspond to
-	work     []item        // this flush's key versions, vb by vb
-	batch    engines.Batch
-	pending  map[string][]byte // this flush's back-index values; nil = absent
-	keyBuf   []byte
-	mainBuf  []byte
-	dirty    bool     // changed since the last in-memory snapshot
-	unsaved  bool     // changed since the last recovery point
-	rps      []uint64 // retained recovery points, oldest first
-	nextRP   uint64
+	ts      *upr.TsVbuuid // what the contents correspond to
+	work    []item        // this flush's key versions, vb by vb
+	batch   engines.Batch
+	pending map[string][]byte // this flush's back-index values; nil = absent
+	keyBuf  []byte
+	mainBuf []byte
+	dirty   bool     // changed since the last in-memory snapshot
+	unsaved bool     // changed since the last recovery point
+	rps     []uint64 // retained recovery points, oldest first
+	nextRP  uint64
 
 	// Open views, so a dropped slice is destroyed only after the last one.
 	mu       sync.Mutex

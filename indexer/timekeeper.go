@@ -141,7 +141,8 @@ func (tk *timekeeper) alignedHWT() *upr.TsVbuuid {
 func (tk *timekeeper) promoteLocal() *upr.TsVbuuid {
 	moved := false
 	for vb, a := range tk.aligned {
-		if a != pointOf(tk.st, vb) {
+		// A branch seen at seqno 0 alone is no progress.
+		if p := pointOf(tk.st, vb); a.seqno != p.seqno || a.seqno != 0 && a.vbuuid != p.vbuuid {
 			moved = true
 			break
 		}
