@@ -72,6 +72,10 @@ type vbucket struct {
 	// compacted: history at or below it is deduplicated.
 	compacted upr.Seqno
 	docs      map[string]docMeta
+	// everUUIDs lists every vbuuid the vbucket ever had, oldest first,
+	// including branches a failover dropped from the log (for tests and
+	// debugging output).
+	everUUIDs []upr.Vbuuid
 }
 
 type docMeta struct {
@@ -119,6 +123,7 @@ func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket
 	}
 	for i := range b.vbs {
 		b.vbs[i].log = upr.FailoverLog{{Vbuuid: b.newVbuuid(nil), Seqno: 0}}
+		b.vbs[i].everUUIDs = []upr.Vbuuid{b.vbs[i].log[0].Vbuuid}
 		b.vbs[i].docs = make(map[string]docMeta)
 	}
 	return b
@@ -284,7 +289,9 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.inSnap = 0
 	v.high = branchSeqno
 	v.log = slices.DeleteFunc(slices.Clone(v.log), func(e upr.FailoverEntry) bool { return e.Seqno > branchSeqno })
-	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: b.newVbuuid(v.log), Seqno: branchSeqno})
+	u := b.newVbuuid(v.log)
+	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
+	v.everUUIDs = append(v.everUUIDs, u)
 	v.gen++
 	v.docs = make(map[string]docMeta, len(v.docs))
 	for i := range v.items {
@@ -323,8 +330,8 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 		kept := dedup(v.items[:n])
 		items := make([]item, 0, len(kept)+len(v.items)-n)
 		items = append(items, kept...)
-		if len(items) > 0 {
-			items[len(items)-1].snapEnd = true
+		for i := range items {
+			items[i].snapEnd = i == len(items)-1
 		}
 		items = append(items, v.items[n:]...)
 		v.items = items
