@@ -181,7 +181,9 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 			row.P = c.P
 			for _, w := range c.Warnings {
 				row.Notes = append(row.Notes, w.Error())
-				warn(w.Error())
+				if row.Better != Neutral {
+					warn(w.Error())
+				}
 			}
 			if row.Old.Median != 0 {
 				row.Change = row.New.Median/row.Old.Median - 1

@@ -35,8 +35,8 @@ func synthRun(rng *rand.Rand, started time.Time, engines []string, repeats int, 
 		Finished: started.Add(2 * time.Minute),
 	}
 	jit := func(v float64) float64 { return v * (1 + noise*(2*rng.Float64()-1)) }
-	for ei, e := range engines {
-		base := float64(ei + 1)
+	for _, e := range engines {
+		base := float64(len(e)) // per engine, independent of its position
 		for r := 0; r < repeats; r++ {
 			var series []Tick
 			for s := 1; s <= 5; s++ {
