@@ -1,0 +1,695 @@
+package badger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/idxbench/idxbench/engines"
+)
+
+// Name is the name the adapter registers under.
+const Name = "badger"
+
+func init() {
+	engines.Register(engines.Engine{
+		Name: Name,
+		Doc:  "dgraph-io/badger LSM in managed (versioned) mode; a recovery point is a versioned meta key plus a sync, rollback rewrites what changed since it",
+		Real: true,
+		Open: func(dir string, opts engines.Options) (engines.Store, error) { return Open(dir, opts) },
+		Describe: func(opts engines.Options) string {
+			s, err := newSettings(opts)
+			if err != nil {
+				return "invalid: " + err.Error()
+			}
+			return s.String()
+		},
+	})
+}
+
+const liveDir = "data" // the badger database inside the store directory
+
+// Keys under reservedPrefix are the adapter's own; no Keyspace has this
+// value, so views never see them.
+const reservedPrefix = 0xff
+
+var (
+	// rpPrefix ++ big-endian id → meta, committed at the recovery point's
+	// version T.
+	rpPrefix = []byte{reservedPrefix, 'r'}
+	// rollbackKey → big-endian id while a rollback is in progress; Open
+	// finishes a rollback a crash interrupted.
+	rollbackKey = []byte{reservedPrefix, 'b'}
+)
+
+func rpKey(id uint64) []byte { return binary.BigEndian.AppendUint64(bytes.Clone(rpPrefix), id) }
+
+// recoveryPoint is a retained recovery point and its version.
+type recoveryPoint struct {
+	id   uint64
+	ts   uint64 // the version the recovery point's key was committed at
+	meta []byte
+}
+
+// Store is a badger database, opened in managed mode, holding the three
+// keyspaces of one index slice under a one-byte key prefix.
+//
+// Every Apply is one transaction committed at the next version (badger's
+// WriteBatch is not atomic: it splits itself into several transactions).
+// A view is a read transaction at the last committed version. A recovery
+// point is one more commit, the meta under a reserved key, followed by a
+// Sync: O(1). Badger keeps every version newer than the discard timestamp,
+// which the adapter holds at the oldest retained recovery point (and the
+// oldest open view), so the contents as of any retained point stay
+// readable. RollbackTo(id) walks the versions written since the point's
+// version T and, for each key changed, writes its value as of T (or a
+// delete) at a new version: O(keys changed since T), each costing a point
+// read at T, and idempotent if a crash interrupts it (Open finishes it).
+// Retained recovery points cost space: superseded versions younger than
+// the oldest point are not compacted away.
+//
+// Batch size: a badger transaction holds at most ~15% of the memtable
+// (about 100 k small entries at the 64 MiB default). A larger batch fails
+// with an error wrapping badger.ErrTxnTooBig that names its size, and the
+// store is unchanged; raise MemtableBytes for larger batches. The adapter
+// never splits a batch, since that would give up atomicity.
+type Store struct {
+	dir string
+	set settings
+
+	// mu guards db against Close: everything else holds it shared.
+	mu     sync.RWMutex
+	db     *badgerdb.DB
+	closed bool
+
+	// ts is the last committed version; views read at it. Only the writer
+	// (Apply, recovery-point calls) advances it.
+	ts atomic.Uint64
+
+	// rpMu guards the recovery points, the open views' read versions and
+	// the discard timestamp derived from both.
+	rpMu    sync.Mutex
+	points  []recoveryPoint // oldest first
+	views   map[uint64]int  // read version → open views at it
+	applies int
+}
+
+var _ engines.Store = (*Store)(nil)
+
+// Open opens or creates the badger store in dir.
+func Open(dir string, opts engines.Options) (*Store, error) {
+	set, err := newSettings(opts)
+	if err != nil {
+		return nil, err
+	}
+	created, err := engines.ClaimDir(dir, Name)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, liveDir)
+	if !created {
+		// Badger would quietly create an empty database where a store's
+		// files went missing.
+		if _, err := os.Stat(filepath.Join(path, "MANIFEST")); err != nil {
+			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
+		}
+	}
+	db, err := badgerdb.OpenManaged(set.badgerOptions(path))
+	if err != nil {
+		if !created && !errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open badger store %q: %w", path, err)
+	}
+	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{}}
+	s.ts.Store(db.MaxVersion())
+	if err := s.recover(); err != nil {
+		return nil, errors.Join(fmt.Errorf("open badger store %q: %w", path, err), db.Close())
+	}
+	return s, nil
+}
+
+// recover loads the recovery points, finishes an interrupted rollback and
+// sets the discard timestamp, which badger keeps only in memory.
+func (s *Store) recover() error {
+	txn := s.db.NewTransactionAt(s.ts.Load(), false)
+	defer txn.Discard()
+	it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: rpPrefix})
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) != len(rpPrefix)+8 {
+			it.Close()
+			return fmt.Errorf("%w: malformed recovery point key %x", engines.ErrCorrupt, k)
+		}
+		meta, err := item.ValueCopy(nil)
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("read recovery point: %w", err)
+		}
+		s.points = append(s.points, recoveryPoint{id: binary.BigEndian.Uint64(k[len(rpPrefix):]), ts: item.Version(), meta: meta})
+	}
+	it.Close()
+	item, err := txn.Get(rollbackKey)
+	switch {
+	case errors.Is(err, badgerdb.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("read rollback marker: %w", err)
+	default:
+		v, err := item.ValueCopy(nil)
+		if err != nil || len(v) != 8 {
+			return fmt.Errorf("%w: malformed rollback marker %x (%v)", engines.ErrCorrupt, v, err)
+		}
+		if err := s.rollbackLocked(binary.BigEndian.Uint64(v)); err != nil {
+			return fmt.Errorf("finish interrupted rollback: %w", err)
+		}
+	}
+	s.updateDiscardTsLocked()
+	return nil
+}
+
+// updateDiscardTsLocked lets badger discard versions no retained recovery
+// point and no open view can read.
+func (s *Store) updateDiscardTsLocked() {
+	d := s.ts.Load()
+	if len(s.points) > 0 {
+		d = min(d, s.points[0].ts)
+	}
+	for ts := range s.views {
+		d = min(d, ts)
+	}
+	s.db.SetDiscardTs(d)
+}
+
+// Apply implements engines.Store.
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	n := b.Len()
+	// Badger keeps references to keys and entries until the commit: one
+	// buffer holds every prefixed key, one slice every entry.
+	keys := make([]byte, 0, b.Bytes()+n)
+	entries := make([]badgerdb.Entry, n)
+	ts := s.ts.Load()
+	txn := s.db.NewTransactionAt(ts, true)
+	defer txn.Discard()
+	for i := range n {
+		op := b.Op(i)
+		off := len(keys)
+		keys = append(append(keys, byte(op.Keyspace)), op.Key...)
+		key := keys[off:len(keys):len(keys)]
+		var err error
+		if op.Kind == engines.OpSet {
+			entries[i] = badgerdb.Entry{Key: key, Value: op.Value}
+			err = txn.SetEntry(&entries[i])
+		} else {
+			err = txn.Delete(key)
+		}
+		if errors.Is(err, badgerdb.ErrTxnTooBig) {
+			return fmt.Errorf("badger apply in %q: batch of %d ops and %d bytes exceeds one transaction (at most %d entries or %d bytes with a %d-byte memtable; raise the memtable size): %w",
+				s.dir, n, b.Bytes(), s.db.MaxBatchCount(), s.db.MaxBatchSize(), s.set.memtableBytes, err)
+		}
+		if err != nil {
+			return fmt.Errorf("badger apply in %q: %s key %q: %w", s.dir, op.Keyspace, op.Key, err)
+		}
+	}
+	if err := txn.CommitAt(ts+1, nil); err != nil {
+		return fmt.Errorf("badger apply batch of %d ops in %q: %w", n, s.dir, err)
+	}
+	s.ts.Store(ts + 1)
+	if d == engines.Sync {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("badger sync %q: %w", s.dir, err)
+		}
+	}
+	// Without recovery points nothing would ever raise the discard
+	// timestamp, and old versions would pile up.
+	s.rpMu.Lock()
+	if s.applies++; s.applies%256 == 0 && len(s.points) == 0 {
+		s.updateDiscardTsLocked()
+	}
+	s.rpMu.Unlock()
+	return nil
+}
+
+// Get implements engines.Store.
+func (s *Store) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, false, engines.ErrClosed
+	}
+	txn := s.db.NewTransactionAt(s.ts.Load(), false)
+	defer txn.Discard()
+	return get(txn, ks, key)
+}
+
+func get(txn *badgerdb.Txn, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	item, err := txn.Get(append([]byte{byte(ks)}, key...))
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true, nil
+}
+
+// NewView implements engines.Store.
+func (s *Store) NewView() (engines.View, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, engines.ErrClosed
+	}
+	s.rpMu.Lock()
+	ts := s.ts.Load()
+	s.views[ts]++
+	s.rpMu.Unlock()
+	return &view{s: s, ts: ts, txn: s.db.NewTransactionAt(ts, false)}, nil
+}
+
+type view struct {
+	s      *Store
+	ts     uint64
+	txn    *badgerdb.Txn
+	closed bool
+}
+
+func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	if v.closed {
+		return nil, false, engines.ErrClosed
+	}
+	return get(v.txn, ks, key)
+}
+
+func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterator, error) {
+	if v.closed {
+		return nil, engines.ErrClosed
+	}
+	prefix := []byte{byte(ks)}
+	it := &iter{
+		it:    v.txn.NewIterator(badgerdb.IteratorOptions{Prefix: prefix}),
+		lower: append(prefix, lower...),
+		upper: upper,
+	}
+	if upper != nil {
+		it.upper = append([]byte{byte(ks)}, upper...)
+	}
+	return it, nil
+}
+
+func (v *view) Close() error {
+	if v.closed {
+		return engines.ErrClosed
+	}
+	v.closed = true
+	v.txn.Discard()
+	s := v.s
+	s.rpMu.Lock()
+	if s.views[v.ts]--; s.views[v.ts] == 0 {
+		delete(s.views, v.ts)
+	}
+	s.rpMu.Unlock()
+	return nil
+}
+
+// iter turns badger's prefix iterator into a bounded one. lower and upper
+// carry the keyspace prefix; upper nil means the end of the keyspace.
+type iter struct {
+	it           *badgerdb.Iterator
+	lower, upper []byte
+	seek         []byte
+	val          []byte
+	err          error
+}
+
+func (i *iter) First() bool {
+	i.it.Seek(i.lower)
+	return i.Valid()
+}
+
+func (i *iter) SeekGE(key []byte) bool {
+	i.seek = append(append(i.seek[:0], i.lower[0]), key...)
+	if bytes.Compare(i.seek, i.lower) < 0 {
+		i.seek = append(i.seek[:0], i.lower...)
+	}
+	i.it.Seek(i.seek)
+	return i.Valid()
+}
+
+func (i *iter) Next() bool {
+	if !i.Valid() {
+		return false
+	}
+	i.it.Next()
+	return i.Valid()
+}
+
+func (i *iter) Valid() bool {
+	if i.err != nil || !i.it.Valid() {
+		return false
+	}
+	// The iterator's Prefix option keeps it inside the keyspace.
+	return i.upper == nil || bytes.Compare(i.it.Item().Key(), i.upper) < 0
+}
+
+func (i *iter) Key() []byte { return i.it.Item().Key()[1:] }
+
+func (i *iter) Value() []byte {
+	v, err := i.it.Item().ValueCopy(i.val[:0])
+	if err != nil {
+		i.err = fmt.Errorf("badger read value of %q: %w", i.Key(), err)
+		return nil
+	}
+	i.val = v
+	return v
+}
+
+func (i *iter) Err() error { return i.err }
+
+func (i *iter) Close() error {
+	i.it.Close()
+	return i.err
+}
+
+// CreateRecoveryPoint implements engines.Store: the meta is committed at
+// the next version T under a reserved key, and the database synced.
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	s.rpMu.Lock()
+	defer s.rpMu.Unlock()
+	if n := len(s.points); n > 0 && id <= s.points[n-1].id {
+		return fmt.Errorf("badger recovery point %d in %q: ids must increase (newest is %d)", id, s.dir, s.points[n-1].id)
+	}
+	meta = bytes.Clone(meta)
+	t, err := s.commit(func(txn *badgerdb.Txn) error { return txn.Set(rpKey(id), meta) })
+	if err != nil {
+		return fmt.Errorf("badger recovery point %d in %q: %w", id, s.dir, err)
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("badger recovery point %d: sync %q: %w", id, s.dir, err)
+	}
+	s.points = append(s.points, recoveryPoint{id: id, ts: t, meta: meta})
+	s.updateDiscardTsLocked()
+	return nil
+}
+
+// commit runs fill in a transaction committed at the next version and
+// returns that version.
+func (s *Store) commit(fill func(*badgerdb.Txn) error) (uint64, error) {
+	ts := s.ts.Load()
+	txn := s.db.NewTransactionAt(ts, true)
+	defer txn.Discard()
+	if err := fill(txn); err != nil {
+		return 0, err
+	}
+	if err := txn.CommitAt(ts+1, nil); err != nil {
+		return 0, err
+	}
+	s.ts.Store(ts + 1)
+	return ts + 1, nil
+}
+
+// RecoveryPoints implements engines.Store.
+func (s *Store) RecoveryPoints() ([]engines.RecoveryPoint, error) {
+	s.rpMu.Lock()
+	defer s.rpMu.Unlock()
+	out := make([]engines.RecoveryPoint, len(s.points))
+	for i, p := range s.points {
+		out[i] = engines.RecoveryPoint{ID: p.id, Meta: bytes.Clone(p.meta)}
+	}
+	return out, nil
+}
+
+func (s *Store) indexOf(id uint64) int {
+	return slices.IndexFunc(s.points, func(p recoveryPoint) bool { return p.id == id })
+}
+
+// DropRecoveryPoint implements engines.Store. Deleting the key is enough;
+// what the point pinned goes with the next compactions once the discard
+// timestamp moves past it.
+func (s *Store) DropRecoveryPoint(id uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	s.rpMu.Lock()
+	defer s.rpMu.Unlock()
+	i := s.indexOf(id)
+	if i < 0 {
+		return fmt.Errorf("badger drop recovery point %d in %q: %w", id, s.dir, engines.ErrNoRecoveryPoint)
+	}
+	if _, err := s.commit(func(txn *badgerdb.Txn) error { return txn.Delete(rpKey(id)) }); err != nil {
+		return fmt.Errorf("badger drop recovery point %d in %q: %w", id, s.dir, err)
+	}
+	s.points = slices.Delete(s.points, i, i+1)
+	s.updateDiscardTsLocked()
+	return nil
+}
+
+// RollbackTo implements engines.Store.
+func (s *Store) RollbackTo(id uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	s.rpMu.Lock()
+	defer s.rpMu.Unlock()
+	if err := s.rollbackLocked(id); err != nil {
+		return fmt.Errorf("badger rollback %q to %d: %w", s.dir, id, err)
+	}
+	return nil
+}
+
+// rollbackLocked rolls back in three commits' worth of steps, each
+// durable before the next: (1) the rollback marker is set and newer
+// recovery points deleted; (2) every key changed since the point's version
+// T is rewritten to its state at T, in as many transactions as it takes, all
+// at one new version; (3) the marker is deleted. A crash before (3) leaves
+// the marker, and Open runs the rollback again: step (2) reads the state at
+// T, which nothing after T changes, so redoing it is harmless.
+func (s *Store) rollbackLocked(id uint64) error {
+	t, err := s.markRollback(id)
+	if err != nil {
+		return err
+	}
+	w := s.ts.Load() + 1
+	if err := s.rewriteSince(t, w); err != nil {
+		return err
+	}
+	s.ts.Store(w)
+	if _, err := s.commit(func(txn *badgerdb.Txn) error { return txn.Delete(rollbackKey) }); err != nil {
+		return fmt.Errorf("clear rollback marker: %w", err)
+	}
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	s.updateDiscardTsLocked()
+	return nil
+}
+
+// markRollback is a rollback's first step: it durably records that a
+// rollback to id is under way and deletes the recovery points newer than
+// id. It returns the version of recovery point id.
+func (s *Store) markRollback(id uint64) (uint64, error) {
+	i := s.indexOf(id)
+	if i < 0 {
+		return 0, engines.ErrNoRecoveryPoint
+	}
+	newer := s.points[i+1:]
+	if _, err := s.commit(func(txn *badgerdb.Txn) error {
+		if err := txn.Set(rollbackKey, binary.BigEndian.AppendUint64(nil, id)); err != nil {
+			return err
+		}
+		for _, p := range newer {
+			if err := txn.Delete(rpKey(p.id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("mark rollback: %w", err)
+	}
+	if err := s.db.Sync(); err != nil {
+		return 0, err
+	}
+	s.points = s.points[:i+1]
+	return s.points[i].ts, nil
+}
+
+// rewriteSince writes, at version w, the state as of version t of every
+// key in the three keyspaces that has a version newer than t.
+func (s *Store) rewriteSince(t, w uint64) error {
+	cur := s.db.NewTransactionAt(w-1, false)
+	defer cur.Discard()
+	atT := s.db.NewTransactionAt(t, false)
+	defer atT.Discard()
+
+	out := s.db.NewTransactionAt(w-1, true)
+	defer func() { out.Discard() }()
+	// put adds one write, committing and starting a new transaction when
+	// the current one is full. All of them commit at w: readers see none of
+	// it until s.ts moves to w.
+	put := func(key, value []byte, del bool) error {
+		for {
+			var err error
+			if del {
+				err = out.Delete(key)
+			} else {
+				err = out.Set(key, value)
+			}
+			if !errors.Is(err, badgerdb.ErrTxnTooBig) {
+				return err
+			}
+			if err := out.CommitAt(w, nil); err != nil {
+				return err
+			}
+			out = s.db.NewTransactionAt(w-1, true)
+		}
+	}
+
+	for ks := range engines.NumKeyspaces {
+		it := cur.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{byte(ks)}, AllVersions: true, SinceTs: t})
+		var last []byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			// Versions come newest first, so the first item of a key is
+			// its current state.
+			if last != nil && bytes.Equal(item.Key(), last) {
+				continue
+			}
+			key := item.KeyCopy(nil)
+			last = key
+			oldItem, err := atT.Get(key)
+			existed := err == nil
+			if errors.Is(err, badgerdb.ErrKeyNotFound) {
+				err = nil
+			}
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("read %x as of %d: %w", key, t, err)
+			}
+			deletedNow := item.IsDeletedOrExpired()
+			if !existed {
+				if !deletedNow {
+					err = put(key, nil, true)
+				}
+			} else {
+				var old []byte
+				if old, err = oldItem.ValueCopy(nil); err == nil {
+					same := false
+					if !deletedNow && item.ValueSize() == int64(len(old)) {
+						// Index entries are presence-only (empty values), so
+						// this read is rare.
+						err = item.Value(func(v []byte) error { same = bytes.Equal(v, old); return nil })
+					}
+					if err == nil && !same {
+						err = put(key, old, false)
+					}
+				}
+			}
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("rewrite %x: %w", key, err)
+			}
+		}
+		it.Close()
+	}
+	if err := out.CommitAt(w, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Metrics implements engines.Store. Badger counts bytes written only in
+// process-global expvars, so EngineBytesWritten is -1; MemoryBytes is what
+// the block and index caches hold plus one memtable.
+func (s *Store) Metrics() (engines.Metrics, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.Metrics{}, engines.ErrClosed
+	}
+	disk, err := engines.DiskUsage(s.dir)
+	if err != nil {
+		return engines.Metrics{}, fmt.Errorf("badger metrics %q: %w", s.dir, err)
+	}
+	lsm, vlog := s.db.Size()
+	// Ristretto's metrics methods treat a nil receiver (cache disabled) as
+	// zero.
+	bc, ic := s.db.BlockCacheMetrics(), s.db.IndexCacheMetrics()
+	mem := s.set.memtableBytes +
+		int64(bc.CostAdded()-bc.CostEvicted()) + int64(ic.CostAdded()-ic.CostEvicted())
+	extra := map[string]float64{
+		"lsm_bytes":  float64(lsm),
+		"vlog_bytes": float64(vlog),
+		"version":    float64(s.ts.Load()),
+	}
+	if lv := s.db.Levels(); len(lv) > 0 {
+		extra["l0_tables"] = float64(lv[0].NumTables)
+	}
+	return engines.Metrics{DiskBytes: disk, EngineBytesWritten: -1, MemoryBytes: mem, Extra: extra}, nil
+}
+
+// Compact implements engines.Compacter with badger's Flatten, which
+// compacts every level into one.
+func (s *Store) Compact() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	if err := s.db.Flatten(1); err != nil {
+		return fmt.Errorf("badger compact %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Close implements engines.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close badger store %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Destroy implements engines.Store.
+func (s *Store) Destroy() error {
+	err := s.Close()
+	if errors.Is(err, engines.ErrClosed) {
+		err = nil
+	}
+	return errors.Join(err, engines.RemoveStoreDir(s.dir, Name))
+}

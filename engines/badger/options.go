@@ -1,0 +1,114 @@
+package badger
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/idxbench/idxbench/engines"
+)
+
+// Engine-specific settings accepted in engines.Options.Extra.
+const (
+	// ExtraIndexCacheBytes bounds the cache of table indexes and bloom
+	// filters. Default 64 MiB. Badger's own default (0) keeps every index
+	// and filter on the Go heap, which is what makes a default badger's
+	// resident memory approach 1 GB.
+	ExtraIndexCacheBytes = "index_cache_bytes"
+	// ExtraNumMemtables is how many memtables (active plus waiting to be
+	// flushed) badger keeps before stalling writes. Default 5 (badger's).
+	ExtraNumMemtables = "num_memtables"
+)
+
+// settings are the effective badger settings an engines.Options leads to.
+type settings struct {
+	cacheBytes      int64
+	memtableBytes   int64
+	compression     string
+	indexCacheBytes int64
+	numMemtables    int
+	logger          *slog.Logger
+}
+
+func newSettings(o engines.Options) (settings, error) {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return settings{}, fmt.Errorf("badger options: %w", err)
+	}
+	s := settings{
+		cacheBytes:      o.CacheBytes,
+		memtableBytes:   o.MemtableBytes,
+		compression:     o.Compression,
+		indexCacheBytes: 64 << 20,
+		numMemtables:    5,
+		logger:          o.Logger,
+	}
+	for k, v := range o.Extra {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case ExtraIndexCacheBytes:
+			if err != nil || n < 1 {
+				return settings{}, fmt.Errorf("badger options: %s=%q is not a positive integer", k, v)
+			}
+			s.indexCacheBytes = n
+		case ExtraNumMemtables:
+			if err != nil || n < 1 || n > 64 {
+				return settings{}, fmt.Errorf("badger options: %s=%q is not an integer in [1, 64]", k, v)
+			}
+			s.numMemtables = int(n)
+		default:
+			return settings{}, fmt.Errorf("badger options: unknown setting %q (known: %s, %s)",
+				k, ExtraIndexCacheBytes, ExtraNumMemtables)
+		}
+	}
+	return s, nil
+}
+
+// String renders the effective settings in a stable order. txn_limit is
+// the largest atomic batch, in entries, the memtable size allows.
+func (s settings) String() string {
+	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d mode=managed detect_conflicts=false txn_limit_bytes=%d",
+		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.memtableBytes*15/100)
+}
+
+// badgerOptions builds the options for the database in dir.
+func (s settings) badgerOptions(dir string) badgerdb.Options {
+	c := options.Snappy
+	switch s.compression {
+	case "none":
+		c = options.None
+	case "zstd":
+		c = options.ZSTD
+	}
+	return badgerdb.DefaultOptions(dir).
+		WithMemTableSize(s.memtableBytes).
+		WithNumMemtables(s.numMemtables).
+		WithBlockCacheSize(s.cacheBytes).
+		WithIndexCacheSize(s.indexCacheBytes).
+		WithCompression(c).
+		// Values up to this size stay in the LSM tree instead of the value
+		// log; index values are a few dozen bytes. Badger requires it below
+		// the transaction limit, which small memtables make small.
+		WithValueThreshold(min(1<<20, s.memtableBytes*15/100/4)).
+		// Each Apply is one transaction from the one writer: conflict
+		// detection would only cost time.
+		WithDetectConflicts(false).
+		// Durability is per Apply (db.Sync after a Sync batch), not per DB.
+		WithSyncWrites(false).
+		WithLogger(quietLogger{s.logger})
+}
+
+// quietLogger routes badger's log lines to a slog.Logger: info and debug at
+// debug level (badger reports every compaction), warnings and errors at
+// their own levels.
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Errorf(f string, a ...any) { q.l.Error(fmt.Sprintf(f, a...), "engine", "badger") }
+func (q quietLogger) Warningf(f string, a ...any) {
+	q.l.Warn(fmt.Sprintf(f, a...), "engine", "badger")
+}
+func (q quietLogger) Infof(f string, a ...any)  { q.l.Debug(fmt.Sprintf(f, a...), "engine", "badger") }
+func (q quietLogger) Debugf(f string, a ...any) { q.l.Debug(fmt.Sprintf(f, a...), "engine", "badger") }
