@@ -4,6 +4,7 @@
 package all
 
 import (
+	_ "github.com/idxbench/idxbench/engines/badger"
 	_ "github.com/idxbench/idxbench/engines/bbolt"
 	_ "github.com/idxbench/idxbench/engines/memory"
 	_ "github.com/idxbench/idxbench/engines/pebble"
