@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -201,6 +200,11 @@ func (s *Spec) EnsureDefaults() {
 	if s.Fields.CityTheta == 0 {
 		s.Fields.CityTheta = d.Fields.CityTheta
 	}
+	for i := range s.Indexes {
+		if len(s.Indexes[i].SecExprs) == 0 {
+			s.Indexes[i].SecExprs = nil // "keys: []" and no keys are the same
+		}
+	}
 }
 
 // Validate checks every field's range; the error names the first bad
@@ -362,7 +366,9 @@ func validateIndex(d defn.IndexDefn) error {
 // line and name the field's path.
 func ParseSpec(data []byte) (Spec, error) {
 	s := DefaultSpec()
-	if len(bytes.TrimSpace(data)) > 0 {
+	// go-yaml zeroes the spec for an empty or null document (comments
+	// only, say); such a document means "all defaults".
+	if !emptyYAML(data) {
 		if err := yaml.UnmarshalWithOptions(data, &s, yaml.Strict()); err != nil {
 			return Spec{}, yamlError(data, err)
 		}
@@ -372,6 +378,20 @@ func ParseSpec(data []byte) (Spec, error) {
 		return Spec{}, err
 	}
 	return s, nil
+}
+
+// emptyYAML reports whether data is a YAML stream without a document or
+// whose first document is empty or null.
+func emptyYAML(data []byte) bool {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return false // let the decoder report it
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return true
+	}
+	_, null := f.Docs[0].Body.(*ast.NullNode)
+	return null
 }
 
 // LoadSpec reads and parses a spec file.
@@ -414,57 +434,59 @@ func firstLine(s string) string {
 }
 
 // pathAt finds the path ("workload.ops.update", "workload.indexes[1].keys")
-// of the mapping key or value at line:col of the YAML source.
+// of the mapping key or value at line:col of the YAML source: the deepest
+// node there, so an unknown first key of a nested block names itself, not
+// its block.
 func pathAt(data []byte, line, col int) string {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil || len(f.Docs) == 0 {
 		return ""
 	}
-	var found string
-	var walk func(n ast.Node, path string)
-	walk = func(n ast.Node, path string) {
-		if n == nil || found != "" {
-			return
+	at := func(n ast.Node) bool {
+		if n == nil {
+			return false
 		}
+		tk := n.GetToken()
+		return tk != nil && tk.Position.Line == line && tk.Position.Column == col
+	}
+	var walk func(n ast.Node, path string) string
+	walk = func(n ast.Node, path string) string {
 		switch n := n.(type) {
 		case *ast.DocumentNode:
-			walk(n.Body, path)
+			return walk(n.Body, path)
 		case *ast.MappingNode:
 			for _, mv := range n.Values {
-				walk(mv, path)
+				if p := walk(mv, path); p != "" {
+					return p
+				}
 			}
 		case *ast.MappingValueNode:
 			p := path + "." + n.Key.String()
-			if at(n.Key, line, col) || at(n.Value, line, col) {
-				found = p
-				return
+			if at(n.Key) {
+				return p
 			}
-			walk(n.Value, p)
+			if q := walk(n.Value, p); q != "" {
+				return q
+			}
+			if at(n.Value) {
+				return p
+			}
 		case *ast.SequenceNode:
 			for i, v := range n.Values {
 				p := fmt.Sprintf("%s[%d]", path, i)
-				if at(v, line, col) {
-					found = p
-					return
+				if q := walk(v, p); q != "" {
+					return q
 				}
-				walk(v, p)
+				if at(v) {
+					return p
+				}
 			}
 		case *ast.TagNode:
-			walk(n.Value, path)
+			return walk(n.Value, path)
+		case *ast.AnchorNode:
+			return walk(n.Value, path)
 		}
+		return ""
 	}
-	walk(f.Docs[0], "workload")
-	return found
-}
-
-func at(n ast.Node, line, col int) bool {
-	if n == nil {
-		return false
-	}
-	switch n.(type) {
-	case *ast.MappingNode, *ast.SequenceNode:
-		return false // containers: look inside
-	}
-	tk := n.GetToken()
-	return tk != nil && tk.Position.Line == line && tk.Position.Column == col
+	return walk(f.Docs[0], "workload")
 }
