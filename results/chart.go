@@ -106,7 +106,7 @@ func lineChart(kind, title, xlabel, ylabel string, series []xySeries, xcat []str
 	sx := func(x float64) float64 { return c.X0 + (x-xmin)/(xmax-xmin)*(c.X1-c.X0) }
 	sy := func(y float64) float64 { return c.Y1 - y/ytop*(c.Y1-c.Y0) }
 	for _, t := range yticks {
-		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: FormatValue(t)})
+		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: tickLabel(t)})
 	}
 	if xcat != nil {
 		step := 1
@@ -116,10 +116,15 @@ func lineChart(kind, title, xlabel, ylabel string, series []xySeries, xcat []str
 		for i := 0; i < len(xcat); i += step {
 			c.XTicks = append(c.XTicks, chartTick{Pos: sx(float64(i)), Label: xcat[i]})
 		}
+	} else if integerX(series) && xmax-xmin <= 16 {
+		// Core counts and the like: a tick at each whole number.
+		for t := math.Ceil(xmin); t <= xmax; t++ {
+			c.XTicks = append(c.XTicks, chartTick{Pos: sx(t), Label: tickLabel(t)})
+		}
 	} else {
 		xt, _ := niceRange(xmin, xmax)
 		for _, t := range xt {
-			c.XTicks = append(c.XTicks, chartTick{Pos: sx(t), Label: FormatValue(t)})
+			c.XTicks = append(c.XTicks, chartTick{Pos: sx(t), Label: tickLabel(t)})
 		}
 	}
 	for _, s := range series {
@@ -162,6 +167,7 @@ func lineChart(kind, title, xlabel, ylabel string, series []xySeries, xcat []str
 type barItem struct {
 	Label string
 	Value float64
+	Text  string // the value as shown; FormatValue when empty
 	Color string
 }
 
@@ -178,11 +184,14 @@ func barChart(kind, title, ylabel string, items []barItem) *chart {
 	yticks, ytop := niceTicks(ymax)
 	sy := func(y float64) float64 { return c.Y1 - y/ytop*(c.Y1-c.Y0) }
 	for _, t := range yticks {
-		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: FormatValue(t)})
+		c.YTicks = append(c.YTicks, chartTick{Pos: sy(t), Label: tickLabel(t)})
 	}
 	slot := (c.X1 - c.X0) / float64(len(items))
 	bw := math.Min(slot*0.7, 60)
 	for i, it := range items {
+		if it.Text == "" {
+			it.Text = FormatValue(it.Value)
+		}
 		x := c.X0 + slot*float64(i) + (slot-bw)/2
 		y := sy(math.Max(it.Value, 0))
 		h := c.Y1 - y
@@ -190,7 +199,7 @@ func barChart(kind, title, ylabel string, items []barItem) *chart {
 			h, y = 1, c.Y1-1
 		}
 		c.Bars = append(c.Bars, chartBar{X: x, Y: y, W: bw, H: h, Color: it.Color, Label: it.Label,
-			Value: FormatValue(it.Value), LabelX: x + bw/2, LabelY: c.Y1 + 14})
+			Value: it.Text, LabelX: x + bw/2, LabelY: c.Y1 + 14})
 	}
 	return c
 }
@@ -230,4 +239,27 @@ func niceStep(raw float64) float64 {
 		}
 	}
 	return 10 * mag
+}
+
+func integerX(series []xySeries) bool {
+	for _, s := range series {
+		for _, x := range s.X {
+			if x != math.Trunc(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tickLabel is FormatValue without trailing zeros ("2" not "2.000",
+// "2.5k" not "2.500k"): axis ticks are round numbers.
+func tickLabel(v float64) string {
+	s := FormatValue(v)
+	num := strings.TrimRight(s, "kMGT")
+	sfx := s[len(num):]
+	if strings.Contains(num, ".") && !strings.ContainsAny(num, "eE") {
+		num = strings.TrimRight(strings.TrimRight(num, "0"), ".")
+	}
+	return num + sfx
 }

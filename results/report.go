@@ -177,7 +177,7 @@ func summaries(run *Run) []phaseSummary {
 				Verify: p.Verify, Detail: p.VerifyDetail}
 			for _, m := range s.Metrics {
 				if v, ok := p.Metrics[m]; ok {
-					row.Values = append(row.Values, FormatValue(v))
+					row.Values = append(row.Values, FormatMetric(m, v))
 				} else {
 					row.Values = append(row.Values, "—")
 				}
@@ -373,7 +373,7 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 			med, order := medianBy(run, phase, m)
 			var items []barItem
 			for _, k := range order {
-				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Color: colors[k.engine]})
+				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: colors[k.engine]})
 			}
 			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), m+direction(m), items); c != nil {
 				sec.Charts = append(sec.Charts, c)
@@ -452,11 +452,18 @@ func trend(history []*Run, colors map[string]string) chartSection {
 			}
 		}
 	}
+	// Label by what varies anywhere in the history, so one configuration
+	// keeps one label (and one line) across runs.
+	var all variant
+	for _, r := range history {
+		v := variants(r)
+		all.cores, all.dirs = all.cores || v.cores, all.dirs || v.dirs
+	}
 	for _, k := range keys {
 		series := map[coord]*xySeries{}
 		var order []coord
 		for i, r := range history {
-			v := variants(r)
+			v := all
 			med, cs := medianBy(r, k.phase, k.metric)
 			for _, c := range cs {
 				s := series[c]

@@ -89,7 +89,7 @@ svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
 </html>
 {{define "chart"}}<figure>
 <figcaption>{{.Title}}</figcaption>
-<svg data-chart="{{.Kind}}" viewBox="0 0 {{.W}} {{.H}}" width="100%" role="img" aria-label="{{.Title}}" xmlns="http://www.w3.org/2000/svg">
+<svg data-chart="{{.Kind}}" viewBox="0 0 {{.W}} {{.H}}" width="100%" role="img" aria-label="{{.Title}}">
 {{range .YTicks}}<line class="grid" x1="{{f1 $.X0}}" x2="{{f1 $.X1}}" y1="{{f1 .Pos}}" y2="{{f1 .Pos}}"/><text x="{{f1 $.X0}}" dx="-4" y="{{f1 .Pos}}" dy="3.5" text-anchor="end">{{.Label}}</text>
 {{end}}{{range .XTicks}}<text x="{{f1 .Pos}}" y="{{f1 $.Y1}}" dy="14" text-anchor="middle">{{.Label}}</text>
 {{end}}<line class="axis" x1="{{f1 .X0}}" x2="{{f1 .X1}}" y1="{{f1 .Y1}}" y2="{{f1 .Y1}}"/>

@@ -156,3 +156,21 @@ func sig4(v float64) string {
 	}
 	return fmt.Sprintf("%.3g", v)
 }
+
+// FormatMetric formats a metric's value for people: sizes (names ending in
+// _bytes) in binary units, everything else as FormatValue.
+func FormatMetric(name string, v float64) string {
+	if strings.HasSuffix(name, "_bytes") && !math.IsNaN(v) && !math.IsInf(v, 0) {
+		a := math.Abs(v)
+		for _, u := range []struct {
+			scale float64
+			sfx   string
+		}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+			if a >= u.scale {
+				return sig4(v/u.scale) + " " + u.sfx
+			}
+		}
+		return sig4(v) + " B"
+	}
+	return FormatValue(v)
+}

@@ -1,0 +1,82 @@
+package results
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reportFixture writes a report with every kind of chart: two engines, two
+// core counts, two dirs, three repeats, per-second series and a history.
+func reportFixture(t *testing.T) (path string, run *Run) {
+	t.Helper()
+	rng := testRand(t)
+	run = synthRun(rng, t0, []string{"pebble", "bbolt"}, 3, 0.05, 1)
+	more := synthRun(rng, t0, []string{"pebble", "bbolt"}, 3, 0.05, 1.6)
+	for i := range more.Cells {
+		more.Cells[i].Cores = 1
+	}
+	run.Cells = append(run.Cells, more.Cells...)
+	run.Cells[0].Phases[1].Verify = VerifyFail
+	run.Cells[0].Phases[1].VerifyDetail = `scan mismatch <script>alert("x")</script>`
+	run.Cells = append(run.Cells, Cell{Engine: "badger", Dir: "d1", Cores: 2, Error: "open: disk full & <gone>"})
+	run.Machine.DataDirs = []DirInfo{{Path: "/tmp/a", Label: "d0", Filesystem: "ext4", FreeBytes: 10 << 30}}
+	var history []*Run
+	for i := 0; i < 4; i++ {
+		history = append(history, synthRun(rng, t0.AddDate(0, 0, -4+i), []string{"pebble", "bbolt"}, 2, 0.05, 1+0.1*float64(i)))
+	}
+	history = append(history, run)
+	path = filepath.Join(t.TempDir(), ReportFile)
+	if err := WriteReport(path, run, history); err != nil {
+		t.Fatal(err)
+	}
+	return path, run
+}
+
+func TestReportContent(t *testing.T) {
+	path, _ := reportFixture(t)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(data)
+	// Self-contained: nothing to fetch, no script.
+	for _, bad := range []string{"<script", "src=", "<link", "url(", "http://", "https://", "@import"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report contains %q", bad)
+		}
+	}
+	// Escaped, and the failure is prominent.
+	if !strings.Contains(page, "scan mismatch &lt;script&gt;") || !strings.Contains(page, "disk full &amp; &lt;gone&gt;") {
+		t.Error("verify detail or cell error not escaped or missing")
+	}
+	if !strings.Contains(page, `class="banner bad"`) {
+		t.Error("failed verification not shown in the banner")
+	}
+	for _, kind := range []string{"throughput", "latency", "bars", "scaling", "trend"} {
+		n := len(regexp.MustCompile(`data-chart="` + kind + `"`).FindAllString(page, -1))
+		if n == 0 {
+			t.Errorf("no %s chart", kind)
+		}
+	}
+	for _, want := range []string{"Test CPU", "ext4", "mutations_per_sec", "seed 42"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestReportEmptyRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ReportFile)
+	run := &Run{Schema: SchemaVersion, Partial: true, Started: time.Now()}
+	if err := WriteReport(path, run, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "PARTIAL RUN") {
+		t.Error("partial run not marked")
+	}
+}
