@@ -57,7 +57,7 @@ func TestReportContent(t *testing.T) {
 		t.Error("failed verification not shown in the banner")
 	}
 	for _, kind := range []string{"throughput", "latency", "bars", "scaling", "trend"} {
-		n := len(regexp.MustCompile(`data-chart="` + kind + `"`).FindAllString(page, -1))
+		n := len(regexp.MustCompile(`data-chart="`+kind+`"`).FindAllString(page, -1))
 		if n == 0 {
 			t.Errorf("no %s chart", kind)
 		}
