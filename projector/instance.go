@@ -94,12 +94,10 @@ func (in *Instance) Evaluate(docid, doc []byte) (key []byte, partition int, err 
 	c := newCompiledInstance(in, nil)
 	tree, slots := newFieldTree(in.paths())
 	c.bindSlots(slots)
-	vals := make([]any, tree.nslots)
+	vals := make([]jval, tree.nslots)
 	var r jsonReader
 	if r.extract(tree, doc, vals) != nil {
-		for i := range vals {
-			vals[i] = defn.Missing
-		}
+		clear(vals) // not JSON: every field is missing
 	}
 	var e evaluator
 	key, ok, err := e.key(c, docid, vals, nil)
@@ -135,40 +133,47 @@ func (c *compiledInstance) bindSlots(slots []int) {
 
 // evaluator holds the scratch space of key evaluation.
 type evaluator struct {
-	comps []any
-	hbuf  []byte
+	hbuf []byte
 }
 
 // key appends the instance's encoded key for a document to dst; ok is false
 // when the document does not qualify.
-func (e *evaluator) key(c *compiledInstance, docid []byte, vals []any, dst []byte) (key []byte, ok bool, err error) {
+func (e *evaluator) key(c *compiledInstance, docid []byte, vals []jval, dst []byte) (key []byte, ok bool, err error) {
 	if c.Defn.IsPrimary {
 		return collate.AppendStringBytes(dst, docid), true, nil
 	}
-	if _, missing := vals[c.keySlots[0]].(defn.MissingValue); missing {
+	if vals[c.keySlots[0]].kind == jMissing {
 		return dst, false, nil
 	}
 	for i, cond := range c.where {
-		if !evalCond(cond, vals[c.whereSlots[i]]) {
+		if !evalCond(cond, &vals[c.whereSlots[i]]) {
 			return dst, false, nil
 		}
 	}
-	e.comps = e.comps[:0]
-	for _, s := range c.keySlots {
-		e.comps = append(e.comps, vals[s])
+	// A composite key is the concatenation of its components' encodings.
+	for i, s := range c.keySlots {
+		if dst, err = appendJval(dst, &vals[s]); err != nil {
+			return dst, false, fmt.Errorf("index %q: key component %d: %w", c.Defn.Name, i, err)
+		}
 	}
-	key, err = collate.AppendComposite(dst, e.comps)
-	clear(e.comps)
-	if err != nil {
-		return dst, false, fmt.Errorf("index %q: %w", c.Defn.Name, err)
+	return dst, true, nil
+}
+
+// appendJval appends the collated encoding of j.
+func appendJval(dst []byte, j *jval) ([]byte, error) {
+	switch j.kind {
+	case jNumber:
+		return collate.AppendNumber(dst, j.num)
+	case jString:
+		return collate.AppendString(dst, j.str), nil
 	}
-	return key, true, nil
+	return collate.AppendValue(dst, j.toAny())
 }
 
 // partition is the partition of a qualifying document: FNV-1a of the
 // collated partition key value (of the document id when the instance has no
 // partition key) modulo the partition count.
-func (e *evaluator) partition(c *compiledInstance, docid []byte, vals []any) int {
+func (e *evaluator) partition(c *compiledInstance, docid []byte, vals []jval) int {
 	if c.nparts == 1 {
 		return 0
 	}
@@ -176,7 +181,7 @@ func (e *evaluator) partition(c *compiledInstance, docid []byte, vals []any) int
 		return PartitionOf(docid, c.nparts)
 	}
 	var err error
-	e.hbuf, err = collate.AppendValue(e.hbuf[:0], vals[c.partSlot])
+	e.hbuf, err = appendJval(e.hbuf[:0], &vals[c.partSlot])
 	if err != nil {
 		// Values decoded from JSON always encode; fall back to the
 		// document id rather than fail the stream.
@@ -207,8 +212,8 @@ func PartitionOf(b []byte, n int) int {
 // semantics of defn.Where: a comparison holds only when the value has the
 // literal's kind. Within a kind, numbers and strings compare naturally,
 // false < true, and null equals null.
-func evalCond(c defn.Cond, v any) bool {
-	_, missing := v.(defn.MissingValue)
+func evalCond(c defn.Cond, j *jval) bool {
+	missing := j.kind == jMissing
 	switch c.Op {
 	case "missing":
 		return missing
@@ -218,25 +223,22 @@ func evalCond(c defn.Cond, v any) bool {
 	var cmp int
 	switch lit := c.Value.(type) {
 	case float64:
-		f, ok := v.(float64)
-		if !ok {
+		if j.kind != jNumber {
 			return false
 		}
-		cmp = compareOrdered(f, lit)
+		cmp = compareOrdered(j.num, lit)
 	case string:
-		s, ok := v.(string)
-		if !ok {
+		if j.kind != jString {
 			return false
 		}
-		cmp = compareOrdered(s, lit)
+		cmp = compareOrdered(j.str, lit)
 	case bool:
-		b, ok := v.(bool)
-		if !ok {
+		if j.kind != jTrue && j.kind != jFalse {
 			return false
 		}
-		cmp = compareOrdered(boolRank(b), boolRank(lit))
+		cmp = compareOrdered(boolRank(j.kind == jTrue), boolRank(lit))
 	case nil:
-		if v != nil {
+		if j.kind != jNull {
 			return false
 		}
 	default:

@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,6 +28,69 @@ import (
 
 // maxJSONDepth is encoding/json's nesting limit.
 const maxJSONDepth = 10000
+
+// jkind is the kind of an extracted value.
+type jkind uint8
+
+const (
+	jMissing jkind = iota // the zero jval is missing
+	jNull
+	jFalse
+	jTrue
+	jNumber
+	jString
+	jOther // an array or object, decoded into v
+)
+
+// jval is an extracted field value. Scalars are held unboxed so extraction
+// does not allocate for them; str may alias the document, so a jval is only
+// valid while the document is (the projector encodes keys from it and
+// clears it within Handle).
+type jval struct {
+	kind jkind
+	num  float64
+	str  string
+	v    any // jOther: []any or map[string]any
+}
+
+// toAny returns the value as the defn value types.
+func (j *jval) toAny() any {
+	switch j.kind {
+	case jNull:
+		return nil
+	case jFalse:
+		return false
+	case jTrue:
+		return true
+	case jNumber:
+		return j.num
+	case jString:
+		return j.str
+	case jOther:
+		return j.v
+	}
+	return defn.Missing
+}
+
+// jvalOf converts a decoded value (from inside a container) to a jval.
+func jvalOf(v any) jval {
+	switch v := v.(type) {
+	case nil:
+		return jval{kind: jNull}
+	case bool:
+		if v {
+			return jval{kind: jTrue}
+		}
+		return jval{kind: jFalse}
+	case float64:
+		return jval{kind: jNumber, num: v}
+	case string:
+		return jval{kind: jString, str: v}
+	case defn.MissingValue:
+		return jval{}
+	}
+	return jval{kind: jOther, v: v}
+}
 
 // fieldTree is a compiled set of dotted field paths. Each distinct path owns
 // a slot in the values slice extract fills.
@@ -104,17 +168,15 @@ type jsonReader struct {
 	data    []byte
 	pos     int
 	depth   int
-	vals    []any
+	vals    []jval
 	scratch []byte
 }
 
 // extract validates doc and sets vals[slot] (len(vals) ≥ t.nslots) to the
-// value at each path, defn.Missing where there is none. On error the values
-// are unspecified.
-func (r *jsonReader) extract(t *fieldTree, doc []byte, vals []any) error {
-	for i := range vals[:t.nslots] {
-		vals[i] = defn.Missing
-	}
+// value at each path, missing where there is none. On error the values are
+// unspecified. String values may alias doc.
+func (r *jsonReader) extract(t *fieldTree, doc []byte, vals []jval) error {
+	clear(vals[:t.nslots])
 	r.data, r.pos, r.depth, r.vals = doc, 0, 0, vals
 	defer func() { r.data, r.vals = nil, nil }()
 	r.ws()
@@ -159,15 +221,13 @@ func (r *jsonReader) field(n *fieldNode) error {
 		return r.skip()
 	}
 	for _, s := range n.subtree {
-		r.vals[s] = defn.Missing // a repeated key replaces the earlier value
+		r.vals[s] = jval{} // a repeated key replaces the earlier value
 	}
 	if n.slot >= 0 {
-		v, err := r.decode()
-		if err != nil {
+		if err := r.leaf(&r.vals[n.slot]); err != nil {
 			return err
 		}
-		r.vals[n.slot] = v
-		if m, ok := v.(map[string]any); ok {
+		if m, ok := r.vals[n.slot].v.(map[string]any); ok {
 			for _, c := range n.children {
 				r.fillFrom(c, m)
 			}
@@ -187,7 +247,7 @@ func (r *jsonReader) fillFrom(n *fieldNode, m map[string]any) {
 		return
 	}
 	if n.slot >= 0 {
-		r.vals[n.slot] = v
+		r.vals[n.slot] = jvalOf(v)
 	}
 	if m, ok := v.(map[string]any); ok {
 		for _, c := range n.children {
@@ -284,6 +344,15 @@ func (r *jsonReader) scanString() (changed bool, err error) {
 	i := start
 	nonASCII := false
 	for {
+		// Eight bytes at a time while none is special: below 0x20, '"',
+		// '\\' or non-ASCII (the exact checks are left to the byte loop).
+		for i+8 <= len(d) {
+			w := binary.LittleEndian.Uint64(d[i:])
+			if (hasLess(w, 0x20)|hasZero(w^(lsb*'"'))|hasZero(w^(lsb*'\\')))|w&msb != 0 {
+				break
+			}
+			i += 8
+		}
 		for i < len(d) && strByte[d[i]] {
 			if d[i] >= utf8.RuneSelf {
 				nonASCII = true
@@ -332,6 +401,16 @@ func (r *jsonReader) scanString() (changed bool, err error) {
 		}
 	}
 }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasZero is nonzero when some byte of w is zero, hasLess when some byte is
+// below n (n ≤ 128); both are exact as to whether, not which.
+func hasZero(w uint64) uint64    { return (w - lsb) & ^w & msb }
+func hasLess(w, n uint64) uint64 { return (w - lsb*n) & ^w & msb }
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
@@ -579,6 +658,53 @@ func (r *jsonReader) number(decode bool) (float64, error) {
 		return 0, fmt.Errorf("json: number %s at offset %d: %w", d[start:i], start, err)
 	}
 	return f, nil
+}
+
+// leaf decodes the value at r.pos into j, scalars without allocating
+// (a string without escapes aliases the document).
+func (r *jsonReader) leaf(j *jval) error {
+	if r.pos >= len(r.data) {
+		return r.errEOF()
+	}
+	switch c := r.data[r.pos]; c {
+	case '"':
+		start := r.pos + 1
+		changed, err := r.scanString()
+		if err != nil {
+			return err
+		}
+		raw := r.data[start : r.pos-1]
+		j.kind = jString
+		switch {
+		case changed:
+			j.str = string(appendUnquoted(make([]byte, 0, len(raw)), raw))
+		case len(raw) > 0:
+			j.str = unsafe.String(&raw[0], len(raw))
+		default:
+			j.str = ""
+		}
+		return nil
+	case 't':
+		j.kind = jTrue
+		return r.literal("true")
+	case 'f':
+		j.kind = jFalse
+		return r.literal("false")
+	case 'n':
+		j.kind = jNull
+		return r.literal("null")
+	case '{', '[':
+		v, err := r.decode()
+		j.kind, j.v = jOther, v
+		return err
+	default:
+		if c == '-' || c >= '0' && c <= '9' {
+			f, err := r.number(true)
+			j.kind, j.num = jNumber, f
+			return err
+		}
+		return r.errorf("invalid character %q looking for beginning of value", c)
+	}
 }
 
 // decode decodes the value at r.pos to the defn value types.

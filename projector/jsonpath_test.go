@@ -25,14 +25,14 @@ func walkPath(v any, path string) any {
 
 func extractPaths(doc string, paths ...string) ([]any, error) {
 	t, slots := newFieldTree(paths)
-	vals := make([]any, t.nslots)
+	vals := make([]jval, t.nslots)
 	var r jsonReader
 	if err := r.extract(t, []byte(doc), vals); err != nil {
 		return nil, err
 	}
 	out := make([]any, len(paths))
 	for i, s := range slots {
-		out[i] = vals[s]
+		out[i] = vals[s].toAny()
 	}
 	return out, nil
 }
@@ -137,7 +137,7 @@ func BenchmarkExtract(b *testing.B) {
 		`"address":{"street":"Rua Augusta 12","zip":"1100-048","country":"PT"},` +
 		`"tags":["blue","green"],"bio":"Lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod"}`)
 	t, _ := newFieldTree([]string{"city", "age", "active", "address.country"})
-	vals := make([]any, t.nslots)
+	vals := make([]jval, t.nslots)
 	var r jsonReader
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
@@ -84,7 +83,7 @@ type Projector struct {
 	vbuuids []upr.Vbuuid // per vbucket, from StreamBegin
 	reader  jsonReader
 	eval    evaluator
-	vals    []any
+	vals    []jval
 	keyBuf  []byte
 	gen     uint64 // number of document events handled, for endpoint.touched
 
@@ -298,7 +297,7 @@ func (p *Projector) mutation(ctx context.Context, ev *upr.Event) error {
 	p.gen++
 	gen := p.gen
 	if n := set.tree.nslots; cap(p.vals) < n {
-		p.vals = make([]any, n)
+		p.vals = make([]jval, n)
 	}
 	vals := p.vals[:set.tree.nslots]
 	if set.tree.nslots > 0 {
@@ -306,9 +305,7 @@ func (p *Projector) mutation(ctx context.Context, ev *upr.Event) error {
 			// Not JSON: the document has no fields. Secondary indexes drop
 			// it; the primary index still holds it.
 			p.stats.nonJSON.Add(1)
-			for i := range vals {
-				vals[i] = defn.Missing
-			}
+			clear(vals)
 		}
 	}
 	kv := p.docKV(ev)
@@ -339,7 +336,7 @@ func (p *Projector) mutation(ctx context.Context, ev *upr.Event) error {
 			}
 		}
 	}
-	clear(vals) // drop references to decoded values
+	clear(vals) // drop references into the document and decoded values
 	return p.syncUntouched(ctx, kv, gen)
 }
 
@@ -437,12 +434,13 @@ func (p *Projector) send(ctx context.Context, e *endpoint) error {
 	if b == nil || len(b.KVs) == 0 {
 		return nil
 	}
+	n := len(b.KVs) // b belongs to the receiver once sent
 	if err := e.t.Send(ctx, b); err != nil {
-		return fmt.Errorf("projector: send %d key versions: %w", len(b.KVs), err)
+		return fmt.Errorf("projector: send %d key versions: %w", n, err)
 	}
 	e.batch = nil
 	p.stats.batches.Add(1)
-	p.stats.keyVersions.Add(uint64(len(b.KVs)))
+	p.stats.keyVersions.Add(uint64(n))
 	for cmd, n := range e.counts {
 		if n != 0 {
 			p.stats.byCommand[cmd].Add(n)
