@@ -53,6 +53,20 @@ func (o *Options) EnsureDefaults(nEndpoints int) {
 	}
 }
 
+// Validate rejects negative sizes and intervals (zero means the default).
+func (o *Options) Validate() error {
+	switch {
+	case o.BufferSize < 0:
+		return fmt.Errorf("projector options: buffer_size %d is negative", o.BufferSize)
+	case o.FlushInterval < 0:
+		return fmt.Errorf("projector options: flush_interval %s is negative", o.FlushInterval)
+	case o.EventBuffer < 0:
+		return fmt.Errorf("projector options: event_buffer %d is negative", o.EventBuffer)
+	}
+	return nil
+}
+
+// String is a stable one-line form for results files.
 func (o Options) String() string {
 	return fmt.Sprintf("buffer_size=%d flush_interval=%s event_buffer=%d pooled=%t",
 		o.BufferSize, o.FlushInterval, o.EventBuffer, o.Pool != nil)
@@ -115,6 +129,9 @@ type instanceSet struct {
 func New(endpoints []Transport, opts Options) (*Projector, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("projector: no endpoints")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	opts.EnsureDefaults(len(endpoints))
 	p := &Projector{opts: opts}

@@ -496,6 +496,23 @@ func TestAddDropInstance(t *testing.T) {
 	}
 }
 
+func TestOptions(t *testing.T) {
+	if _, err := New(nil, Options{}); err == nil {
+		t.Error("New with no endpoints: want an error")
+	}
+	if _, err := New([]Transport{&recorder{}}, Options{BufferSize: -1}); err == nil {
+		t.Error("negative BufferSize: want an error")
+	}
+	var o Options
+	o.EnsureDefaults(3)
+	if got := o.String(); got != "buffer_size=2000 flush_interval=5ms event_buffer=256 pooled=false" {
+		t.Errorf("default options %q", got)
+	}
+	if o.Router.Endpoint(9, 5) != 2 {
+		t.Errorf("default router sends partition 5 of 3 endpoints to %d", o.Router.Endpoint(9, 5))
+	}
+}
+
 type routerFunc func(uint64, int) int
 
 func (f routerFunc) Endpoint(id uint64, part int) int { return f(id, part) }
