@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
@@ -125,7 +127,7 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	}
 	db, err := badgerdb.OpenManaged(set.badgerOptions(path))
 	if err != nil {
-		if !created && !errors.Is(err, fs.ErrPermission) {
+		if !created && !environmental(err) {
 			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
 		}
 		return nil, fmt.Errorf("open badger store %q: %w", path, err)
@@ -136,6 +138,16 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("open badger store %q: %w", path, err), db.Close())
 	}
 	return s, nil
+}
+
+// environmental reports whether an open error comes from the environment
+// (permissions, a full disk, another process holding the directory lock)
+// rather than from the store's contents.
+func environmental(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOSPC) ||
+		errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EROFS) ||
+		// badger flattens the flock error into text.
+		strings.Contains(err.Error(), "Cannot acquire directory lock")
 }
 
 // recover loads the recovery points, finishes an interrupted rollback and

@@ -215,3 +215,23 @@ func TestMetrics(t *testing.T) {
 		t.Error("metrics lack lsm_bytes")
 	}
 }
+
+// TestOpenTwice: a second open of a store in use fails, and is not
+// mistaken for corruption.
+func TestOpenTwice(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s2, err := open(dir)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second open of a store in use succeeded")
+	}
+	if errors.Is(err, engines.ErrCorrupt) {
+		t.Fatalf("second open reported corruption: %v", err)
+	}
+	t.Log(err)
+}

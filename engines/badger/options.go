@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -110,5 +111,13 @@ func (q quietLogger) Errorf(f string, a ...any) { q.l.Error(fmt.Sprintf(f, a...)
 func (q quietLogger) Warningf(f string, a ...any) {
 	q.l.Warn(fmt.Sprintf(f, a...), "engine", "badger")
 }
-func (q quietLogger) Infof(f string, a ...any)  { q.l.Debug(fmt.Sprintf(f, a...), "engine", "badger") }
-func (q quietLogger) Debugf(f string, a ...any) { q.l.Debug(fmt.Sprintf(f, a...), "engine", "badger") }
+func (q quietLogger) Infof(f string, a ...any)  { q.debug(f, a) }
+func (q quietLogger) Debugf(f string, a ...any) { q.debug(f, a) }
+
+// debug formats only when the handler wants debug lines: badger logs every
+// compaction.
+func (q quietLogger) debug(f string, a []any) {
+	if q.l.Enabled(context.Background(), slog.LevelDebug) {
+		q.l.Debug(fmt.Sprintf(f, a...), "engine", "badger")
+	}
+}

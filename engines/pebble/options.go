@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -125,7 +126,11 @@ func (s settings) pebbleOptions() *pebbledb.Options {
 type quietLogger struct{ l *slog.Logger }
 
 func (q quietLogger) Infof(format string, args ...any) {
-	q.l.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
+	// Formatting every flush and compaction line costs time even when the
+	// handler drops it.
+	if q.l.Enabled(context.Background(), slog.LevelDebug) {
+		q.l.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
+	}
 }
 
 func (q quietLogger) Errorf(format string, args ...any) {

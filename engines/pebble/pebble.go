@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -123,7 +124,7 @@ func (s *Store) openDB(mustExist bool) (*pebbledb.DB, error) {
 	if err == nil {
 		return db, nil
 	}
-	if mustExist && !errors.Is(err, fs.ErrPermission) {
+	if mustExist && !environmental(err) {
 		// The store existed, so a database pebble cannot read (missing or
 		// undecodable MANIFEST, CURRENT or OPTIONS, a corrupt WAL) is a
 		// corrupt store. Nothing is removed.
@@ -149,6 +150,15 @@ func (s *Store) finishInterruptedRollback() error {
 		}
 	}
 	return os.RemoveAll(filepath.Join(s.dir, rollbackDir))
+}
+
+// environmental reports whether an open error comes from the environment
+// (permissions, a full disk, another open of the same store holding its
+// lock) rather than from the store's contents.
+func environmental(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOSPC) ||
+		errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EROFS) ||
+		strings.Contains(err.Error(), "lock held by current process")
 }
 
 func exists(path string) bool {
@@ -442,7 +452,10 @@ func (s *Store) RollbackTo(id uint64) error {
 		err = fmt.Errorf("pebble rollback %q to %d: close: %w", s.dir, id, err)
 	}
 	if err == nil {
-		err = s.rebuildFrom(id, i)
+		if err = s.rebuildFrom(id, i); err != nil {
+			// Put the pre-rollback database back if the swap got half way.
+			err = errors.Join(err, s.finishInterruptedRollback())
+		}
 	}
 	// Reopen whatever is live now, so the store stays usable even when the
 	// rollback failed part way.
