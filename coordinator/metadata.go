@@ -73,6 +73,9 @@ func Open(dir string) (*Coordinator, error) {
 	if dir == "" {
 		return c, nil
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("index metadata dir: %w", err)
+	}
 	c.path = filepath.Join(dir, "coordinator.json")
 	data, err := os.ReadFile(c.path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	_ "github.com/idxbench/idxbench/engines/all"
+	"github.com/idxbench/idxbench/harness"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's
@@ -95,6 +98,13 @@ func exitCode(err error) int {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv(harness.ChildEnv) != "" {
+		// A cell of a matrix run: the parent sent the job on stdin and
+		// reports the cell's outcome itself.
+		err := harness.RunChild(ctx, os.Stdin, os.Stderr)
+		stop()
+		os.Exit(exitCode(err))
+	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, errHelp) {

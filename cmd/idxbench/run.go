@@ -3,9 +3,105 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
+
+	"github.com/idxbench/idxbench/harness"
 )
 
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec]"
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("run: not built yet")
+	fs := newFlagSet("run")
+	var (
+		engineList  = fs.String("engine", "", "comma-separated engines (default: every real engine)")
+		scenario    = fs.String("scenario", "default", "built-in scenario name or a scenario YAML file")
+		dirList     = fs.String("dir", "", "comma-separated data directories, one per disk (default: a temporary directory)")
+		coreList    = fs.String("cores", "", "comma-separated core counts (default: all available cores)")
+		repeat      = fs.Int("repeat", 1, "run each cell this many times")
+		seed        = fs.String("seed", "", "workload seed (default: the scenario's)")
+		docs        = fs.String("docs", "", "initial document count (default: the scenario's)")
+		vbuckets    = fs.String("vbuckets", "", "vbucket count 1..1024 (default: the scenario's)")
+		duration    = fs.Duration("duration", 0, "length of each timed ingest and scan phase (default: the scenario's)")
+		out         = fs.String("out", "", "results directory (default: results-<timestamp>)")
+		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics at this address (loopback unless a host is named)")
+		verify      = fs.Bool("verify", true, "verify every index against the oracle; exit 1 if any differs")
+		printSpec   = fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
+		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
+	)
+	pos, err := parseFlags(fs, runSynopsis, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("run: unexpected argument %q", pos[0])
+	}
+	cfg := harness.RunConfig{
+		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
+		MetricsAddr: *metricsAddr, Quiet: *quiet,
+	}
+	cfg.Engines = splitList(*engineList)
+	cfg.Dirs = splitList(*dirList)
+	for _, c := range splitList(*coreList) {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			return fmt.Errorf("run: --cores: %q is not a number", c)
+		}
+		cfg.Cores = append(cfg.Cores, n)
+	}
+	if *seed != "" {
+		v, err := strconv.ParseUint(*seed, 10, 64)
+		if err != nil {
+			return fmt.Errorf("run: --seed: %q is not a non-negative integer", *seed)
+		}
+		cfg.Overrides.Seed = &v
+	}
+	if cfg.Overrides.Docs, err = optionalInt("docs", *docs); err != nil {
+		return err
+	}
+	if cfg.Overrides.Vbuckets, err = optionalInt("vbuckets", *vbuckets); err != nil {
+		return err
+	}
+	if *duration < 0 {
+		return fmt.Errorf("run: --duration %s is negative", *duration)
+	}
+	cfg.Overrides.Duration = *duration
+
+	p, err := harness.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	if *printSpec {
+		return p.PrintSpec(stdout)
+	}
+	_, err = p.Run(ctx, stdout, stderr)
+	if errors.Is(err, harness.ErrVerification) || ctx.Err() != nil {
+		return failure(err)
+	}
+	return err
 }
+
+func splitList(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(p))
+	}
+	return out
+}
+
+func optionalInt(name, s string) (*int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return nil, fmt.Errorf("run: --%s: %q is not an integer", name, s)
+	}
+	return &n, nil
+}
+

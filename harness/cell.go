@@ -1,0 +1,298 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/harness/measure"
+	"github.com/idxbench/idxbench/results"
+)
+
+// cellRun is one cell in progress: its pipeline, the phase being measured,
+// and where ticks go.
+type cellRun struct {
+	job    CellJob
+	sc     *Scenario
+	engine engines.Engine
+	opts   engines.Options
+	dir    string // the cell's own data directory
+	stderr io.Writer
+	ticks  *results.TickWriter
+	rng    *rand.Rand
+	p      *pipeline
+
+	// The current phase's measurement.
+	mu    sync.Mutex
+	reg   *measure.Registry
+	ixRec *measure.Recorder
+}
+
+// RunCell runs every phase of the job's scenario on one engine in this
+// process, and returns the cell's results. The cell's data lives in a fresh
+// directory under job.DataDir that is removed at the end.
+func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, error) {
+	cell := results.Cell{Engine: job.Engine, Dir: job.DirLabel, Cores: job.Cores, Repeat: job.Repeat}
+	sc, err := ParseScenario(job.Scenario)
+	if err != nil {
+		return cell, err
+	}
+	spec, err := EffectiveWorkload(sc, job.Overrides)
+	if err != nil {
+		return cell, err
+	}
+	eng, err := engines.Lookup(job.Engine)
+	if err != nil {
+		return cell, err
+	}
+	var opts engines.Options
+	opts.EnsureDefaults()
+	cell.EngineOptions = eng.Describe(opts)
+	cell.Durability = sc.Indexer.Durability
+	if cell.Durability == "" {
+		cell.Durability = engines.NoSync.String()
+	}
+	if job.Cores == 0 {
+		cell.Cores = runtime.GOMAXPROCS(0)
+	}
+
+	dir, err := makeOwnedDir(job.DataDir, "cell-"+job.Engine+"-")
+	if err != nil {
+		return cell, fmt.Errorf("cell data dir under %s: %w", job.DataDir, err)
+	}
+	defer removeOwnedDir(dir)
+
+	c := &cellRun{job: job, sc: sc, engine: eng, opts: opts, dir: dir, stderr: stderr,
+		rng: rand.New(rand.NewPCG(spec.Seed, uint64(job.Repeat)))}
+	if job.TicksPath != "" {
+		if c.ticks, err = results.OpenTickWriter(job.TicksPath); err != nil {
+			return cell, err
+		}
+		defer c.ticks.Close()
+	}
+	c.p, err = newPipeline(pipelineConfig{
+		spec: spec, engine: eng, opts: opts, dir: filepath.Join(dir, "pipeline"),
+		settings: sc.Indexer, recorder: indexerRecorder{c},
+	})
+	if err != nil {
+		return cell, err
+	}
+	defer func() {
+		if cerr := c.p.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if !job.Quiet {
+		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s\n",
+			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, c.p.ix.Config())
+	}
+	for _, ph := range applyDuration(sc.Phases, job.Overrides) {
+		if ctx.Err() != nil {
+			return cell, ctx.Err()
+		}
+		res, perr := c.runPhase(ctx, ph)
+		cell.Phases = append(cell.Phases, res)
+		if perr != nil {
+			return cell, fmt.Errorf("phase %s: %w", ph.Label(), perr)
+		}
+	}
+	return cell, nil
+}
+
+// indexerRecorder forwards the indexer's operation timings to the current
+// phase's registry.
+type indexerRecorder struct{ c *cellRun }
+
+func (r indexerRecorder) Record(op string, d time.Duration) {
+	r.c.mu.Lock()
+	rec := r.c.ixRec
+	r.c.mu.Unlock()
+	if rec != nil {
+		rec.Record(op, d)
+	}
+}
+
+// Worker ids of a phase's registry.
+const (
+	workerIndexer = iota
+	workerIngest
+	workerScan0 // scan clients are workerScan0 + i
+)
+
+// runPhase measures one phase: a fresh registry, a ticker printing and
+// recording a tick every second, resource accounting around it, and the
+// phase's own metrics and verification.
+func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error) {
+	out := results.Phase{Name: ph.Label(), Verify: results.VerifySkipped, Metrics: map[string]float64{}}
+	start := time.Now()
+	reg := measure.NewRegistry(start, measure.Options{})
+	c.mu.Lock()
+	c.reg, c.ixRec = reg, reg.Recorder(workerIndexer)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.ixRec = nil
+		c.mu.Unlock()
+	}()
+
+	stopTicks := c.startTicker(ph.Label(), reg, &out)
+	span := measure.Begin()
+	before := c.p.ix.Stats()
+
+	var err error
+	switch ph.Type {
+	case PhaseLoad:
+		err = c.load(ctx, ph, out.Metrics)
+	case PhaseIngest:
+		err = c.ingest(ctx, ph, out.Metrics)
+	case PhaseScan:
+		err = c.scan(ctx, ph, &out)
+	case PhasePersist:
+		err = c.persist(ctx, out.Metrics)
+	case PhaseRawIngest:
+		err = c.rawIngest(ctx, ph, out.Metrics)
+	default:
+		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
+	}
+	res := span.End()
+	stopTicks()
+	final := reg.Tick(time.Now())
+	c.addResourceMetrics(out.Metrics, res, before)
+	addLatencyMetrics(out.Metrics, final)
+	if err != nil {
+		return out, err
+	}
+	if c.job.Verify && ph.Verifies() {
+		detail, verr := c.verify(ctx)
+		if verr != nil {
+			return out, verr
+		}
+		out.Verify, out.VerifyDetail = results.VerifyPass, detail
+		if !strings.HasPrefix(detail, "ok") {
+			out.Verify = results.VerifyFail
+		}
+	}
+	if out.Verify == results.VerifyFail {
+		fmt.Fprintf(c.stderr, "cell %s phase %s: VERIFICATION FAILED: %s\n", c.job.Engine, ph.Label(), out.VerifyDetail)
+	}
+	return out, nil
+}
+
+// startTicker prints and records a tick every second until the returned
+// function is called.
+func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase) (stop func()) {
+	gauges := []string{"queue", "pending", "st_age_ms"}
+	printer := measure.NewTickPrinter(c.stderr, gauges...)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		if !c.job.Quiet {
+			fmt.Fprintf(c.stderr, "phase %s\n", phase)
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				tick := reg.Tick(now)
+				st := c.p.ix.Stats()
+				gv := []measure.Gauge{
+					{Name: "queue", Value: float64(st.MutationQueueSize)},
+					{Name: "pending", Value: float64(st.DocsPending)},
+					{Name: "st_age_ms", Value: float64(st.SinceLastSnapshot.Milliseconds())},
+				}
+				if !c.job.Quiet {
+					printer.Print(tick, gv)
+				}
+				c.recordTick(phase, tick, gv, out)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (c *cellRun) recordTick(phase string, tick measure.Tick, gv []measure.Gauge, out *results.Phase) {
+	gauges := map[string]float64{}
+	for _, g := range gv {
+		gauges[g.Name] = g.Value
+	}
+	key := results.CellKey{Engine: c.job.Engine, Dir: c.job.DirLabel, Cores: c.job.Cores, Repeat: c.job.Repeat}
+	for _, op := range tick.Ops {
+		t := results.Tick{
+			Elapsed: tick.Elapsed.Seconds(), Op: op.Op, OpsPerSec: op.OpsPerSecInst,
+			P50Ms: ms(op.P50), P95Ms: ms(op.P95), P99Ms: ms(op.P99), MaxMs: ms(op.Max),
+			Errors: op.Errors, Gauges: gauges,
+		}
+		out.Series = append(out.Series, t)
+		if c.ticks != nil {
+			c.ticks.Write(results.TickRecord{CellKey: key, Phase: phase, Tick: t})
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// addLatencyMetrics turns the phase's cumulative histograms into metrics:
+// index lag, flush, persist and snapshot times.
+func addLatencyMetrics(m map[string]float64, final measure.Tick) {
+	for _, op := range final.Ops {
+		switch {
+		case op.Op == "index_lag":
+			m["index_lag_p50_ms"] = ms(op.CumP50)
+			m["index_lag_p99_ms"] = ms(op.CumP99)
+			m["index_lag_max_ms"] = ms(op.CumMax)
+		case op.Op == "flush":
+			m["flush_p50_ms"] = ms(op.CumP50)
+			m["flush_p99_ms"] = ms(op.CumP99)
+			m["flushes"] = float64(op.CumCount)
+		case op.Op == "persist":
+			m["persist_ms"] = ms(op.CumP50)
+			m["persist_max_ms"] = ms(op.CumMax)
+			m["persists"] = float64(op.CumCount)
+		case op.Op == "snapshot":
+			m["snapshot_p99_ms"] = ms(op.CumP99)
+			m["snapshots"] = float64(op.CumCount)
+		}
+	}
+}
+
+func (c *cellRun) addResourceMetrics(m map[string]float64, r measure.Resources, before indexerStats) {
+	after := c.p.ix.Stats()
+	m["wall_seconds"] = r.Wall.Seconds()
+	m["cpu_seconds"] = r.CPUSeconds
+	m["peak_rss_bytes"] = float64(r.PeakRSSBytes)
+	m["bytes_written"] = float64(r.BytesWritten)
+	if after.DiskBytes > 0 {
+		m["disk_bytes"] = float64(after.DiskBytes)
+	}
+	if n := after.FlushedKeyVersions - before.FlushedKeyVersions; n > 0 {
+		m["key_versions_flushed"] = float64(n)
+	}
+}
+
+// checkDir fails when the cell's directory vanished or became unwritable
+// (a full or removed disk), so the error names the path.
+func (c *cellRun) checkDir() error {
+	f, err := os.CreateTemp(c.dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", c.dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+var errNoIndex = errors.New("scenario has no index to scan")

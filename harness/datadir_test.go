@@ -1,0 +1,69 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestClaimDataDir(t *testing.T) {
+	root := t.TempDir()
+
+	fresh := filepath.Join(root, "new", "disk")
+	created, err := claimDataDir(fresh)
+	if err != nil || !created {
+		t.Fatalf("new dir: created=%v err=%v", created, err)
+	}
+	// Claiming it again (an earlier run's dir) is fine and not "created".
+	if created, err := claimDataDir(fresh); err != nil || created {
+		t.Fatalf("reclaim: created=%v err=%v", created, err)
+	}
+
+	empty := filepath.Join(root, "empty")
+	os.Mkdir(empty, 0o755)
+	if created, err := claimDataDir(empty); err != nil || created {
+		t.Fatalf("empty dir: created=%v err=%v", created, err)
+	}
+
+	foreign := filepath.Join(root, "foreign")
+	os.Mkdir(foreign, 0o755)
+	precious := filepath.Join(foreign, "precious.db")
+	os.WriteFile(precious, []byte("keep me"), 0o644)
+	_, err = claimDataDir(foreign)
+	if err == nil || !strings.Contains(err.Error(), foreign) || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("foreign dir: got %v, want a refusal naming it", err)
+	}
+	if err := removeOwnedDir(foreign); err == nil {
+		t.Fatal("removeOwnedDir removed a foreign directory")
+	}
+	if b, _ := os.ReadFile(precious); string(b) != "keep me" {
+		t.Fatal("foreign file was touched")
+	}
+
+	file := filepath.Join(root, "afile")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := claimDataDir(file); err == nil || !strings.Contains(err.Error(), "is a file") {
+		t.Fatalf("file: got %v", err)
+	}
+
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(root, "ro")
+		os.Mkdir(ro, 0o555)
+		if _, err := claimDataDir(ro); err == nil || !strings.Contains(err.Error(), "not writable") {
+			t.Fatalf("read-only dir: got %v", err)
+		}
+	}
+
+	sub, err := makeOwnedDir(fresh, "cell-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sub, "data"), []byte("x"), 0o644)
+	if err := removeOwnedDir(sub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sub); !os.IsNotExist(err) {
+		t.Fatal("owned cell dir survived removal")
+	}
+}

@@ -1,0 +1,448 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/idxbench/idxbench/coordinator"
+	"github.com/idxbench/idxbench/engines/baseline"
+	"github.com/idxbench/idxbench/indexer"
+	"github.com/idxbench/idxbench/results"
+)
+
+type indexerStats = indexer.Stats
+
+// catchUpTimeout bounds how long a phase waits for the index to reflect
+// everything the bucket holds.
+const catchUpTimeout = 30 * time.Minute
+
+// maxOutstanding bounds how far a closed-loop ingest may run ahead of what
+// scans can see, so the source models a busy bucket rather than an
+// unbounded backlog, and index lag stays meaningful.
+const maxOutstanding = 100_000
+
+// load inserts the spec's documents into the bucket, then starts the streams
+// from seqno 0, so every index is built from the backfill, and times the
+// build until a snapshot covers the whole bucket.
+func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) error {
+	t0 := time.Now()
+	c.p.gen.Load(c.p.bucket)
+	m["kv_load_ms"] = ms(time.Since(t0))
+	docs := c.p.gen.Loaded()
+	m["docs"] = float64(docs)
+
+	start := time.Now()
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return err
+	}
+	build := time.Since(start)
+	m["build_ms"] = ms(build)
+	if docs > 0 {
+		m["docs_per_sec"] = float64(docs) / build.Seconds()
+	}
+	return nil
+}
+
+// driver applies generated operations to the bucket, closed loop (as fast as
+// the bound on outstanding mutations allows) or open loop at rate ops/s,
+// recording open-loop latency from each operation's intended start.
+type driver struct {
+	c       *cellRun
+	rate    float64
+	applied atomic.Int64
+}
+
+// run applies n operations (n = 0: until ctx is done).
+func (d *driver) run(ctx context.Context, n int) error {
+	p := d.c.p
+	rec := d.c.reg.Recorder(workerIngest)
+	start := time.Now()
+	base := p.bucket.CurrentSeqnos().Sum()
+	for i := 0; n == 0 || i < n; i++ {
+		if i%1024 == 0 {
+			if ctx.Err() != nil {
+				if n == 0 {
+					return nil
+				}
+				return ctx.Err()
+			}
+			if err := p.failure(); err != nil {
+				return err
+			}
+			if d.rate == 0 {
+				if err := d.throttle(ctx, base+uint64(i)); err != nil {
+					return err
+				}
+			}
+		}
+		op := p.gen.Next()
+		if d.rate > 0 {
+			intended := start.Add(time.Duration(float64(i) / d.rate * float64(time.Second)))
+			if wait := time.Until(intended); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					if n == 0 {
+						return nil
+					}
+					return ctx.Err()
+				}
+			}
+			p.gen.Apply(p.bucket, op)
+			rec.RecordIntended("kv_mutation", intended, time.Now())
+		} else {
+			t := time.Now()
+			p.gen.Apply(p.bucket, op)
+			rec.Record("kv_mutation", time.Since(t))
+		}
+		d.applied.Add(1)
+	}
+	return nil
+}
+
+// throttle waits while the bucket is more than maxOutstanding mutations
+// ahead of the latest snapshot.
+func (d *driver) throttle(ctx context.Context, kvSum uint64) error {
+	for {
+		snap := d.c.p.ix.SnapshotTS().Sum()
+		if kvSum < snap+maxOutstanding {
+			return nil
+		}
+		if err := d.c.p.failure(); err != nil {
+			return err
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ingest applies the phase's mutations (or runs for its duration) and times
+// until a snapshot covers them all.
+func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) error {
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	rate := ph.Rate
+	if rate == 0 {
+		rate = c.p.spec.Rate
+	}
+	d := &driver{c: c, rate: rate}
+	start := time.Now()
+	dctx := ctx
+	if ph.Mutations == 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, ph.Duration.D())
+		defer cancel()
+	}
+	if err := d.run(dctx, ph.Mutations); err != nil {
+		return err
+	}
+	m["source_seconds"] = time.Since(start).Seconds()
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	n := d.applied.Load()
+	m["mutations"] = float64(n)
+	m["ingest_seconds"] = el.Seconds()
+	m["mutations_per_sec"] = float64(n) / el.Seconds()
+	return nil
+}
+
+// scan runs the phase's scan clients for its duration, with a background
+// open-loop ingest when under_ingest is set. request_plus scans are checked
+// to see every mutation applied before they were issued.
+func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error {
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	m := out.Metrics
+	inst, err := c.scanTarget(ph.Index)
+	if err != nil {
+		return err
+	}
+	keys, err := c.sampleKeys(ctx, inst.Defn.Name, 4096)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("index %s is empty: nothing to scan (load documents first)", inst.Defn.Name)
+	}
+	clients := ph.Clients
+	if clients == 0 {
+		clients = 2
+	}
+	limit := ph.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	kind, cons := scanKind(ph.Kind), scanConsistency(ph.Consistency)
+	op := "scan_" + kind.String() + "_" + cons.String()
+
+	pctx, cancel := context.WithTimeout(ctx, ph.Duration.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	var ingestErr error
+	var d *driver
+	if ph.UnderIngest {
+		rate := ph.Rate
+		if rate == 0 {
+			rate = 1000
+		}
+		d = &driver{c: c, rate: rate}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ingestErr = d.run(pctx, 0)
+		}()
+	}
+	var stale, scans atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	for i := 0; i < clients; i++ {
+		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
+		rec := c.reg.Recorder(workerScan0 + i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pctx.Err() == nil {
+				req := indexer.ScanRequest{InstID: inst.ID, Kind: kind, Consistency: cons, Limit: limit}
+				k := keys[rng.IntN(len(keys))]
+				switch kind {
+				case indexer.ScanRange:
+					req.Low, req.Inclusion = k, indexer.IncludeLow
+				case indexer.ScanLookup:
+					req.Equal = k
+				case indexer.ScanCount:
+					k2 := keys[rng.IntN(len(keys))]
+					if compareKeys(k2, k) < 0 {
+						k, k2 = k2, k
+					}
+					req.Low, req.High, req.Inclusion, req.Limit = k, k2, indexer.IncludeBoth, 0
+				}
+				if cons == indexer.AtPlus {
+					req.TS = c.p.bucket.CurrentSeqnos()
+				}
+				kv := c.p.bucket.CurrentSeqnos()
+				t := time.Now()
+				res, err := c.p.ix.Scan(pctx, req)
+				if err != nil {
+					if pctx.Err() != nil {
+						return
+					}
+					rec.RecordError(op)
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				rec.Record(op, time.Since(t))
+				scans.Add(1)
+				if cons != indexer.AnyConsistency && !kv.SeqnosLE(res.TS) {
+					stale.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ingestErr != nil {
+		return ingestErr
+	}
+	if err := c.p.failure(); err != nil {
+		return err
+	}
+	final := c.reg.Tick(time.Now())
+	for _, s := range final.Ops {
+		if s.Op == op {
+			m["scans"] = float64(s.CumCount)
+			m["scans_per_sec"] = float64(s.CumCount) / ph.Duration.D().Seconds()
+			m["scan_p50_ms"] = ms(s.CumP50)
+			m["scan_p95_ms"] = ms(s.CumP95)
+			m["scan_p99_ms"] = ms(s.CumP99)
+			m["scan_max_ms"] = ms(s.CumMax)
+			m["scan_errors"] = float64(s.CumErrs)
+		}
+	}
+	if d != nil {
+		m["background_mutations"] = float64(d.applied.Load())
+	}
+	if firstErr != nil {
+		return fmt.Errorf("scan %s: %w", inst.Defn.Name, firstErr)
+	}
+	if cons != indexer.AnyConsistency {
+		out.Verify = results.VerifyPass
+		out.VerifyDetail = fmt.Sprintf("ok: %d %s scans all saw every mutation applied before them", scans.Load(), cons)
+		if n := stale.Load(); n > 0 {
+			out.Verify = results.VerifyFail
+			out.VerifyDetail = fmt.Sprintf("%d of %d %s scans read a snapshot older than the bucket at request time", n, scans.Load(), cons)
+		}
+	}
+	return nil
+}
+
+func scanKind(s string) indexer.ScanKind {
+	switch s {
+	case "lookup":
+		return indexer.ScanLookup
+	case "count":
+		return indexer.ScanCount
+	case "all":
+		return indexer.ScanAll
+	}
+	return indexer.ScanRange
+}
+
+func scanConsistency(s string) indexer.Consistency {
+	switch s {
+	case "request_plus":
+		return indexer.RequestPlus
+	case "at_plus":
+		return indexer.AtPlus
+	}
+	return indexer.AnyConsistency
+}
+
+// scanTarget is the named instance, or the first secondary one.
+func (c *cellRun) scanTarget(name string) (coordinator.Instance, error) {
+	for _, inst := range c.p.insts {
+		if name == "" && !inst.Defn.IsPrimary || inst.Defn.Name == name {
+			return inst, nil
+		}
+	}
+	if name != "" {
+		return coordinator.Instance{}, fmt.Errorf("scan: no index %q in the workload", name)
+	}
+	return coordinator.Instance{}, errNoIndex
+}
+
+// sampleKeys reads the whole index once and keeps up to n keys chosen at
+// random, as scan starting points that exist in the data.
+func (c *cellRun) sampleKeys(ctx context.Context, index string, n int) ([][]any, error) {
+	res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{Index: index, Kind: indexer.ScanAll})
+	if err != nil {
+		return nil, fmt.Errorf("sample keys of %s: %w", index, err)
+	}
+	es := res.Entries
+	if len(es) <= n {
+		keys := make([][]any, len(es))
+		for i := range es {
+			keys[i] = es[i].Key
+		}
+		return keys, nil
+	}
+	keys := make([][]any, n)
+	for i := range keys {
+		keys[i] = es[c.rng.IntN(len(es))].Key
+	}
+	return keys, nil
+}
+
+// persist waits for the indexer's next round of persistent snapshots, with
+// a trickle of mutations so there is something to persist, and reports how
+// long the round took.
+func (c *cellRun) persist(ctx context.Context, m map[string]float64) error {
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	iv := c.p.ix.Config().PersistInterval
+	if iv < 0 {
+		return errors.New("persist phase: persistent snapshots are disabled (indexer.persist_interval < 0)")
+	}
+	before := c.p.ix.Stats().NumPersisted
+	pctx, cancel := context.WithTimeout(ctx, 3*iv+10*time.Second)
+	defer cancel()
+	d := &driver{c: c, rate: 1000}
+	dctx, stop := context.WithCancel(pctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var derr error
+	go func() { defer wg.Done(); derr = d.run(dctx, 0) }()
+	for c.p.ix.Stats().NumPersisted < before+2 && pctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	if derr != nil {
+		return derr
+	}
+	if pctx.Err() != nil {
+		return fmt.Errorf("no persistent snapshot within %s", 3*iv+10*time.Second)
+	}
+	return c.p.waitCaughtUp(ctx, catchUpTimeout)
+}
+
+// rawIngest runs the raw-engine baseline on a fresh store of the cell's
+// engine beside the pipeline's.
+func (c *cellRun) rawIngest(ctx context.Context, ph Phase, m map[string]float64) error {
+	dir := filepath.Join(c.dir, "raw")
+	s, err := c.engine.Open(dir, c.opts)
+	if err != nil {
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	cfg := baseline.Config{Entries: ph.Entries, Seed: c.p.spec.Seed}
+	if cfg.Entries > 0 {
+		cfg.Updates = max(cfg.Entries/4, 1)
+	}
+	r, err := baseline.Run(ctx, s, cfg, nil)
+	err = errors.Join(err, s.Destroy())
+	if err != nil {
+		return err
+	}
+	m["entries"] = float64(r.Entries)
+	m["entries_per_sec"] = r.EntriesPerSec
+	m["kv_ops_per_sec"] = r.KVPerSec
+	m["updates_per_sec"] = r.UpdatesPerSec
+	m["bytes_written_per_entry"] = r.WriteBytesPerEntry
+	if r.EngineBytesPerEntry >= 0 {
+		m["engine_bytes_written_per_entry"] = r.EngineBytesPerEntry
+	}
+	m["raw_disk_bytes"] = float64(r.DiskBytes)
+	m["recovery_point_ms"] = ms(r.RecoveryPoint)
+	m["rollback_ms"] = ms(r.Rollback)
+	m["scan_p50_ms"] = ms(r.ScanP50)
+	m["scan_p99_ms"] = ms(r.ScanP99)
+	return nil
+}
+
+// verify waits until the index reflects the whole bucket, then compares a
+// full scan of every index with the oracle at the scan's snapshot vector.
+// It returns "ok: …" or a description of the differences.
+func (c *cellRun) verify(ctx context.Context) (string, error) {
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return "", err
+	}
+	var problems []string
+	total := 0
+	for _, inst := range c.p.insts {
+		res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanAll})
+		if err != nil {
+			return "", fmt.Errorf("verify: scan %s: %w", inst.Defn.Name, err)
+		}
+		want, err := c.p.oracle.Expected(inst.Defn, res.TS)
+		if err != nil {
+			return "", fmt.Errorf("verify: oracle for %s: %w", inst.Defn.Name, err)
+		}
+		total += len(want)
+		if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
+			problems = append(problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
+				inst.Defn.Name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return strings.Join(problems, " | "), nil
+	}
+	return fmt.Sprintf("ok: %d indexes, %d entries equal the oracle", len(c.p.insts), total), nil
+}

@@ -1,0 +1,269 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/results"
+)
+
+// RunConfig is what `idxbench run` asks for.
+type RunConfig struct {
+	// Engines to run; empty means every real engine.
+	Engines []string
+	// Scenario is a built-in scenario's name or a file; default "default".
+	Scenario string
+	// Dirs are data directories (one per disk); empty means a temporary
+	// directory, removed afterwards.
+	Dirs []string
+	// Cores are core counts; empty means every available core.
+	Cores []int
+	// Repeat runs each cell this many times (default 1).
+	Repeat    int
+	Overrides Overrides
+	// Out is the results directory; empty means results-<timestamp> in the
+	// working directory.
+	Out         string
+	Verify      bool
+	MetricsAddr string
+	// Executable is the binary that runs cells as child processes; default
+	// os.Executable().
+	Executable string
+	Quiet      bool
+}
+
+// ErrVerification is returned (wrapped) when a cell's verification failed
+// or a cell could not finish, after every cell has run.
+var ErrVerification = errors.New("verification failed")
+
+// plan is a validated RunConfig.
+type plan struct {
+	cfg      RunConfig
+	scenario *Scenario
+	source   []byte
+	engines  []string
+	dirs     []string // data dirs as given (or the temp dir)
+	labels   []string // d0, d1, … for results
+	cores    []int
+	out      string
+}
+
+// Prepare validates cfg without touching any disk, so bad input fails before
+// anything is created.
+func Prepare(cfg RunConfig) (*plan, error) {
+	p := &plan{cfg: cfg}
+	if cfg.Scenario == "" {
+		cfg.Scenario = "default"
+		p.cfg.Scenario = "default"
+	}
+	sc, src, err := LoadScenario(cfg.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := EffectiveWorkload(sc, cfg.Overrides); err != nil {
+		return nil, err
+	}
+	p.scenario, p.source = sc, src
+
+	p.engines = cfg.Engines
+	if len(p.engines) == 0 {
+		for _, n := range engines.Names() {
+			if e, _ := engines.Lookup(n); e.Real {
+				p.engines = append(p.engines, n)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range p.engines {
+		if _, err := engines.Lookup(n); err != nil {
+			return nil, err
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("engine %q given twice", n)
+		}
+		seen[n] = true
+	}
+
+	avail := AvailableCores()
+	p.cores = cfg.Cores
+	if len(p.cores) == 0 {
+		p.cores = []int{avail}
+	}
+	for _, c := range p.cores {
+		if c < 1 || c > avail {
+			return nil, fmt.Errorf("--cores %d out of range [1,%d] (this machine lets idxbench use %d)", c, avail, avail)
+		}
+	}
+	if cfg.Repeat < 0 || cfg.Repeat > 1000 {
+		return nil, fmt.Errorf("--repeat %d out of range [1,1000]", cfg.Repeat)
+	}
+	if p.cfg.Repeat == 0 {
+		p.cfg.Repeat = 1
+	}
+	p.dirs = cfg.Dirs
+	for i, d := range p.dirs {
+		if d == "" {
+			return nil, errors.New("--dir has an empty entry")
+		}
+		p.labels = append(p.labels, fmt.Sprintf("d%d", i))
+		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("data dir %s is a file, not a directory", d)
+		}
+	}
+	p.out = cfg.Out
+	if p.out == "" {
+		p.out = "results-" + time.Now().Format("20060102-150405")
+	}
+	if ents, err := os.ReadDir(p.out); err == nil && len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(p.out, "results.json")); err != nil {
+			return nil, fmt.Errorf("output dir %s is not empty and holds no idxbench results; give a new or empty directory", p.out)
+		}
+		return nil, fmt.Errorf("output dir %s already holds results; give a new directory so they are not overwritten", p.out)
+	} else if err == nil || !errors.Is(err, os.ErrNotExist) {
+		if fi, serr := os.Stat(p.out); serr == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("output dir %s is a file", p.out)
+		}
+	}
+	return p, nil
+}
+
+// Run runs every cell of the plan — data dirs × core counts × engines ×
+// repeats, one child process each, one after another — and writes the
+// results directory after every cell, so an interrupted run still leaves a
+// valid (partial) one. It returns the run and, if any cell failed or did not
+// verify, an error wrapping ErrVerification.
+func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run, error) {
+	if err := os.MkdirAll(p.out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir %s: %w", p.out, err)
+	}
+	exe := p.cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find own executable for cell processes: %w", err)
+		}
+	}
+	dirs, labels := p.dirs, p.labels
+	var cleanup []string
+	if len(dirs) == 0 {
+		tmp, err := makeOwnedDir("", "idxbench-data-")
+		if err != nil {
+			return nil, fmt.Errorf("temporary data dir: %w", err)
+		}
+		cleanup = append(cleanup, tmp)
+		dirs, labels = []string{tmp}, []string{"tmp"}
+	} else {
+		for _, d := range dirs {
+			created, err := claimDataDir(d)
+			if err != nil {
+				return nil, err
+			}
+			if created {
+				cleanup = append(cleanup, d)
+			}
+		}
+	}
+	defer func() {
+		for _, d := range cleanup {
+			removeOwnedDir(d)
+		}
+	}()
+
+	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	run := &results.Run{
+		Schema:   results.SchemaVersion,
+		Seed:     wl.Seed,
+		Scenario: p.scenario.Name,
+		Config:   p.effectiveConfig(),
+		Machine:  results.CollectMachine(dirs),
+		Started:  time.Now().UTC(),
+		Partial:  true,
+	}
+	fmt.Fprintf(stderr, "idxbench: scenario %s, seed %d, engines %s, cores %v, %d dir(s), results in %s\n",
+		p.scenario.Name, wl.Seed, strings.Join(p.engines, ","), p.cores, len(dirs), p.out)
+	ticksPath := filepath.Join(p.out, "ticks.jsonl")
+
+	var failed []string
+	for di, dir := range dirs {
+		for _, cores := range p.cores {
+			for _, eng := range p.engines {
+				for r := 0; r < p.cfg.Repeat; r++ {
+					if ctx.Err() != nil {
+						break
+					}
+					job := CellJob{
+						Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
+						Scenario: p.source, Overrides: p.cfg.Overrides, Verify: p.cfg.Verify,
+						ResultPath:  filepath.Join(p.out, fmt.Sprintf(".cell-%s-%s-c%d-r%d.json", eng, labels[di], cores, r)),
+						TicksPath:   ticksPath,
+						MetricsAddr: p.cfg.MetricsAddr,
+						Quiet:       p.cfg.Quiet,
+					}
+					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
+					cell := runChildProcess(ctx, exe, job, stderr)
+					os.Remove(job.ResultPath)
+					if msg := cellProblem(cell); msg != "" {
+						failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d: %s", eng, labels[di], cores, r, msg))
+						fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
+					}
+					run.Cells = append(run.Cells, cell)
+					if err := results.WriteDir(p.out, run); err != nil {
+						return run, fmt.Errorf("write results: %w", err)
+					}
+				}
+			}
+		}
+	}
+	run.Finished = time.Now().UTC()
+	run.Partial = ctx.Err() != nil
+	if err := results.WriteDir(p.out, run); err != nil {
+		return run, fmt.Errorf("write results: %w", err)
+	}
+	PrintSummary(stdout, run)
+	fmt.Fprintf(stdout, "\nresults: %s\n", p.out)
+	if ctx.Err() != nil {
+		return run, fmt.Errorf("interrupted; partial results in %s", p.out)
+	}
+	if len(failed) > 0 {
+		return run, fmt.Errorf("%w: %s", ErrVerification, strings.Join(failed, "; "))
+	}
+	return run, nil
+}
+
+// cellProblem says what went wrong in a cell, or "" when it ran and every
+// verification passed.
+func cellProblem(c results.Cell) string {
+	if c.Error != "" {
+		return c.Error
+	}
+	for _, ph := range c.Phases {
+		if ph.Verify == "fail" {
+			return fmt.Sprintf("phase %s: verification failed: %s", ph.Name, ph.VerifyDetail)
+		}
+	}
+	return ""
+}
+
+func (p *plan) effectiveConfig() map[string]any {
+	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	return map[string]any{
+		"scenario":      p.scenario.Name,
+		"scenario_yaml": string(p.source),
+		"workload":      wl,
+		"indexer":       p.scenario.Indexer,
+		"phases":        p.scenario.Phases,
+		"engines":       p.engines,
+		"dirs":          p.dirs,
+		"cores":         p.cores,
+		"repeat":        p.cfg.Repeat,
+		"verify":        p.cfg.Verify,
+		"overrides":     p.cfg.Overrides,
+	}
+}

@@ -1,0 +1,296 @@
+package harness
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Scenario is a workload spec plus the indexer's settings and a list of
+// phases run in order on each cell of the matrix.
+type Scenario struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// Workload is the workload spec (workload.ParseSpec's format), kept raw
+	// so its own strict parser owns it.
+	Workload yaml.RawMessage `yaml:"workload,omitempty"`
+	Indexer  IndexerSettings `yaml:"indexer,omitempty"`
+	Phases   []Phase         `yaml:"phases"`
+}
+
+// IndexerSettings are the indexer options a scenario may set; zero values
+// take the indexer's defaults.
+type IndexerSettings struct {
+	// SnapshotInterval is the in-memory snapshot (stability timestamp)
+	// interval; default 200ms, at least 10ms.
+	SnapshotInterval Duration `yaml:"snapshot_interval,omitempty"`
+	// PersistInterval is the persistent snapshot interval; default 5s.
+	PersistInterval Duration `yaml:"persist_interval,omitempty"`
+	// MaxRollbacks is how many persistent snapshots are kept; default 5.
+	MaxRollbacks int `yaml:"max_rollbacks,omitempty"`
+	// STMode is "local" (default) or "coordinator".
+	STMode string `yaml:"st_mode,omitempty"`
+	// Durability of each flushed batch: "nosync" (default) or "sync".
+	Durability string `yaml:"durability,omitempty"`
+	// QueueSize bounds the mutation queues (key versions); 0 = default.
+	QueueSize int `yaml:"queue_size,omitempty"`
+	// FlushBatchSize is the number of key versions per engine batch.
+	FlushBatchSize int `yaml:"flush_batch_size,omitempty"`
+}
+
+// Phase types.
+const (
+	PhaseLoad      = "load"       // load the initial documents and build every index; verify
+	PhaseIngest    = "ingest"     // apply mutations for a count or a duration, optionally at a rate
+	PhaseScan      = "scan"       // scan clients for a duration, optionally under ingest
+	PhasePersist   = "persist"    // take a persistent snapshot now and time it
+	PhaseRawIngest = "raw-ingest" // write the slice entry stream straight into the engine (baseline)
+)
+
+var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest}
+
+// Phase is one step of a scenario. Which fields apply depends on Type;
+// Validate rejects the ones that do not.
+type Phase struct {
+	Type string `yaml:"type"`
+	// Name labels the phase in results; default the type.
+	Name string `yaml:"name,omitempty"`
+	// Mutations to apply (ingest); 0 means run for Duration.
+	Mutations int `yaml:"mutations,omitempty"`
+	// Duration of an ingest or scan phase.
+	Duration Duration `yaml:"duration,omitempty"`
+	// Rate is the target mutations/s (ingest, or the background ingest of a
+	// scan phase); 0 is closed loop.
+	Rate float64 `yaml:"rate,omitempty"`
+	// Scan settings.
+	Kind        string `yaml:"kind,omitempty"`        // range|lookup|count|all; default range
+	Consistency string `yaml:"consistency,omitempty"` // any|request_plus|at_plus; default any
+	Clients     int    `yaml:"clients,omitempty"`     // concurrent scan clients; default 2
+	Limit       int    `yaml:"limit,omitempty"`       // entries per scan; default 100
+	Index       string `yaml:"index,omitempty"`       // index scanned; default the first secondary index
+	UnderIngest bool   `yaml:"under_ingest,omitempty"`
+	// Raw-ingest settings.
+	Entries int `yaml:"entries,omitempty"`
+	// Verify compares every index with the oracle at the end of the phase;
+	// default true for load and ingest.
+	Verify *bool `yaml:"verify,omitempty"`
+}
+
+// Label is the phase's name in results.
+func (p Phase) Label() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Type
+}
+
+// Verifies reports whether the phase ends with a verification.
+func (p Phase) Verifies() bool {
+	if p.Verify != nil {
+		return *p.Verify
+	}
+	return p.Type == PhaseLoad || p.Type == PhaseIngest
+}
+
+// Duration is a time.Duration written as "200ms", "5s", "2m" in YAML.
+type Duration time.Duration
+
+func (d Duration) MarshalYAML() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 500ms, 10s, 2m)", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %s is negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D is the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ParseScenario decodes a scenario strictly (unknown fields are errors) and
+// validates it. The workload section is checked by the caller, which owns
+// the workload spec parser.
+func ParseScenario(data []byte) (*Scenario, error) {
+	var s Scenario
+	if err := yaml.UnmarshalWithOptions(data, &s, yaml.DisallowUnknownField()); err != nil {
+		return nil, errors.New(oneLine(yaml.FormatError(err, false, false)))
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// oneLine folds a multi-line parser message into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Validate checks every field it owns and names the first bad one by path.
+func (s *Scenario) Validate() error {
+	ix := s.Indexer
+	if ix.SnapshotInterval != 0 && ix.SnapshotInterval.D() < 10*time.Millisecond {
+		return fmt.Errorf("indexer.snapshot_interval: %s is below the 10ms minimum", ix.SnapshotInterval.D())
+	}
+	if ix.PersistInterval != 0 && ix.PersistInterval.D() < ix.SnapshotInterval.D() {
+		return fmt.Errorf("indexer.persist_interval: %s is shorter than the snapshot interval", ix.PersistInterval.D())
+	}
+	if ix.MaxRollbacks < 0 || ix.MaxRollbacks > 100 {
+		return fmt.Errorf("indexer.max_rollbacks: %d out of range [1,100]", ix.MaxRollbacks)
+	}
+	switch ix.STMode {
+	case "", "local", "coordinator":
+	default:
+		return fmt.Errorf("indexer.st_mode: %q is not local or coordinator", ix.STMode)
+	}
+	switch ix.Durability {
+	case "", "nosync", "sync":
+	default:
+		return fmt.Errorf("indexer.durability: %q is not nosync or sync", ix.Durability)
+	}
+	if ix.QueueSize < 0 {
+		return fmt.Errorf("indexer.queue_size: %d is negative", ix.QueueSize)
+	}
+	if ix.FlushBatchSize < 0 {
+		return fmt.Errorf("indexer.flush_batch_size: %d is negative", ix.FlushBatchSize)
+	}
+	if len(s.Phases) == 0 {
+		return errors.New("phases: a scenario needs at least one phase")
+	}
+	seen := map[string]bool{}
+	for i := range s.Phases {
+		p := &s.Phases[i]
+		at := fmt.Sprintf("phases[%d]", i)
+		if err := p.validate(at); err != nil {
+			return err
+		}
+		if seen[p.Label()] {
+			return fmt.Errorf("%s.name: %q is used by an earlier phase", at, p.Label())
+		}
+		seen[p.Label()] = true
+	}
+	return nil
+}
+
+func (p *Phase) validate(at string) error {
+	known := false
+	for _, t := range phaseTypes {
+		known = known || t == p.Type
+	}
+	if !known {
+		return fmt.Errorf("%s.type: unknown phase type %q (known: %s)", at, p.Type, strings.Join(phaseTypes, ", "))
+	}
+	only := func(field string, set bool, types ...string) error {
+		if !set {
+			return nil
+		}
+		for _, t := range types {
+			if t == p.Type {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s.%s: not a setting of a %s phase", at, field, p.Type)
+	}
+	for _, err := range []error{
+		only("mutations", p.Mutations != 0, PhaseIngest),
+		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
+		only("rate", p.Rate != 0, PhaseIngest, PhaseScan),
+		only("kind", p.Kind != "", PhaseScan),
+		only("consistency", p.Consistency != "", PhaseScan),
+		only("clients", p.Clients != 0, PhaseScan),
+		only("limit", p.Limit != 0, PhaseScan),
+		only("index", p.Index != "", PhaseScan),
+		only("under_ingest", p.UnderIngest, PhaseScan),
+		only("entries", p.Entries != 0, PhaseRawIngest),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if p.Mutations < 0 {
+		return fmt.Errorf("%s.mutations: %d is negative", at, p.Mutations)
+	}
+	if p.Rate < 0 {
+		return fmt.Errorf("%s.rate: %g is negative", at, p.Rate)
+	}
+	if p.Type == PhaseIngest && p.Mutations == 0 && p.Duration == 0 {
+		return fmt.Errorf("%s: an ingest phase needs mutations or duration", at)
+	}
+	if p.Type == PhaseScan {
+		if p.Duration == 0 {
+			return fmt.Errorf("%s.duration: a scan phase needs a duration", at)
+		}
+		switch p.Kind {
+		case "", "range", "lookup", "count", "all":
+		default:
+			return fmt.Errorf("%s.kind: %q is not range, lookup, count or all", at, p.Kind)
+		}
+		switch p.Consistency {
+		case "", "any", "request_plus", "at_plus":
+		default:
+			return fmt.Errorf("%s.consistency: %q is not any, request_plus or at_plus", at, p.Consistency)
+		}
+		if p.Clients < 0 || p.Clients > 1024 {
+			return fmt.Errorf("%s.clients: %d out of range [1,1024]", at, p.Clients)
+		}
+		if p.Limit < 0 {
+			return fmt.Errorf("%s.limit: %d is negative", at, p.Limit)
+		}
+	}
+	if p.Entries < 0 {
+		return fmt.Errorf("%s.entries: %d is negative", at, p.Entries)
+	}
+	return nil
+}
+
+//go:embed scenarios/*.yaml
+var builtin embed.FS
+
+// BuiltinScenarios lists the built-in scenarios' names, sorted.
+func BuiltinScenarios() []string {
+	ents, _ := builtin.ReadDir("scenarios")
+	var names []string
+	for _, e := range ents {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadScenario returns the built-in scenario called nameOrFile, or else
+// reads it as a file. The returned source is the YAML as given.
+func LoadScenario(nameOrFile string) (*Scenario, []byte, error) {
+	data, err := builtin.ReadFile(path.Join("scenarios", nameOrFile+".yaml"))
+	if err != nil {
+		if !strings.ContainsAny(nameOrFile, "/.") {
+			return nil, nil, fmt.Errorf("unknown scenario %q (built-in: %s; or give a file path)",
+				nameOrFile, strings.Join(BuiltinScenarios(), ", "))
+		}
+		data, err = os.ReadFile(nameOrFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("scenario file: %w", err)
+		}
+	}
+	s, err := ParseScenario(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scenario %s: %w", nameOrFile, err)
+	}
+	if s.Name == "" {
+		s.Name = strings.TrimSuffix(path.Base(nameOrFile), ".yaml")
+	}
+	return s, bytes.TrimSpace(data), nil
+}

@@ -1,0 +1,77 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/idxbench/idxbench/projector/collate"
+	"github.com/idxbench/idxbench/workload/defn"
+)
+
+// diffEntries compares an index's entries with the oracle's, as sets of
+// (docid, key). It returns up to max lines describing the differences, and
+// the total number of differing entries.
+func diffEntries(got, want []defn.Entry, max int) (lines []string, n int) {
+	g := append([]defn.Entry(nil), got...)
+	w := append([]defn.Entry(nil), want...)
+	byDoc := func(es []defn.Entry) {
+		sort.SliceStable(es, func(i, j int) bool { return es[i].DocID < es[j].DocID })
+	}
+	byDoc(g)
+	byDoc(w)
+	note := func(format string, args ...any) {
+		n++
+		if len(lines) < max {
+			lines = append(lines, fmt.Sprintf(format, args...))
+		}
+	}
+	i, j := 0, 0
+	for i < len(g) || j < len(w) {
+		switch {
+		case j == len(w) || (i < len(g) && g[i].DocID < w[j].DocID):
+			note("extra %s %s", g[i].DocID, fmtKey(g[i].Key))
+			i++
+		case i == len(g) || w[j].DocID < g[i].DocID:
+			note("missing %s %s", w[j].DocID, fmtKey(w[j].Key))
+			j++
+		default:
+			if !reflect.DeepEqual(g[i].Key, w[j].Key) {
+				note("wrong key %s: index has %s, oracle %s", g[i].DocID, fmtKey(g[i].Key), fmtKey(w[j].Key))
+			}
+			i++
+			j++
+		}
+	}
+	return lines, n
+}
+
+func fmtKey(k []any) string {
+	parts := make([]string, len(k))
+	for i, v := range k {
+		switch v := v.(type) {
+		case defn.MissingValue:
+			parts[i] = "MISSING"
+		case string:
+			parts[i] = fmt.Sprintf("%q", v)
+		case nil:
+			parts[i] = "null"
+		default:
+			parts[i] = fmt.Sprint(v)
+		}
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// compareKeys orders two decoded keys by their collated encodings, which is
+// index order.
+func compareKeys(a, b []any) int {
+	ea, errA := collate.AppendComposite(nil, a)
+	eb, errB := collate.AppendComposite(nil, b)
+	if errA != nil || errB != nil {
+		return 0
+	}
+	return bytes.Compare(ea, eb)
+}
