@@ -104,4 +104,3 @@ func optionalInt(name, s string) (*int, error) {
 	}
 	return &n, nil
 }
-
