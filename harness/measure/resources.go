@@ -1,0 +1,143 @@
+package measure
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Resources is what a phase cost the process (and the child processes it
+// waited for).
+type Resources struct {
+	Wall time.Duration
+	// CPUSeconds is user plus system time.
+	CPUSeconds  float64
+	UserSeconds float64
+	SysSeconds  float64
+	// PeakRSSBytes is the largest resident set of this process (or of a
+	// waited-for child, if larger). It covers only the phase when
+	// PeakRSSPhase is true — the kernel let Begin reset the high-water
+	// mark — and the process's whole life so far otherwise.
+	PeakRSSBytes uint64
+	PeakRSSPhase bool
+	// BytesWritten and BytesRead are what reached the storage layer
+	// (/proc/self/io write_bytes and read_bytes): page-cache writes count
+	// when they are flushed, so fsync inside the phase to be exact.
+	BytesWritten uint64
+	BytesRead    uint64
+	// WriteCallBytes is what the process passed to write-like system calls
+	// (wchar), whether or not it reached a disk.
+	WriteCallBytes uint64
+}
+
+type resourceSnapshot struct {
+	at                    time.Time
+	user, sys             time.Duration
+	writeBytes, readBytes uint64
+	wchar                 uint64
+}
+
+// ResourceSpan measures resources between Begin and End.
+type ResourceSpan struct {
+	start     resourceSnapshot
+	resetPeak bool
+}
+
+// Begin starts measuring a phase's resources.
+func Begin() *ResourceSpan {
+	s := &ResourceSpan{resetPeak: resetPeakRSS()}
+	s.start = snapshotResources()
+	return s
+}
+
+// End returns the resources used since Begin. It may be called more than
+// once; each call measures from Begin.
+func (s *ResourceSpan) End() Resources {
+	end := snapshotResources()
+	r := Resources{
+		Wall:           end.at.Sub(s.start.at),
+		UserSeconds:    (end.user - s.start.user).Seconds(),
+		SysSeconds:     (end.sys - s.start.sys).Seconds(),
+		BytesWritten:   sub(end.writeBytes, s.start.writeBytes),
+		BytesRead:      sub(end.readBytes, s.start.readBytes),
+		WriteCallBytes: sub(end.wchar, s.start.wchar),
+		PeakRSSPhase:   s.resetPeak,
+	}
+	r.CPUSeconds = r.UserSeconds + r.SysSeconds
+	r.PeakRSSBytes = peakRSS()
+	return r
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+func snapshotResources() resourceSnapshot {
+	s := resourceSnapshot{at: time.Now()}
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			s.user += time.Duration(ru.Utime.Nano())
+			s.sys += time.Duration(ru.Stime.Nano())
+		}
+	}
+	io := readKV("/proc/self/io")
+	s.writeBytes, s.readBytes, s.wchar = io["write_bytes"], io["read_bytes"], io["wchar"]
+	return s
+}
+
+// resetPeakRSS asks the kernel to reset VmHWM to the current RSS (Linux
+// 4.0+, writing 5 to clear_refs), so the peak covers just the phase.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS is the larger of this process's VmHWM and the largest waited-for
+// child's maximum RSS.
+func peakRSS() uint64 {
+	var peak uint64
+	if kb, ok := readKV("/proc/self/status")["VmHWM"]; ok {
+		peak = kb * 1024
+	} else {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			peak = uint64(ru.Maxrss) * 1024
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
+		peak = max(peak, uint64(ru.Maxrss)*1024)
+	}
+	return peak
+}
+
+// readKV reads "key: number [unit]" lines, as /proc/self/io and
+// /proc/self/status have them. Unreadable files give an empty map.
+func readKV(path string) map[string]uint64 {
+	m := map[string]uint64{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return m
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		if n, err := strconv.ParseUint(string(f[0]), 10, 64); err == nil {
+			m[string(k)] = n
+		}
+	}
+	return m
+}
