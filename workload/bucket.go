@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/idxbench/idxbench/workload/upr"
 )
@@ -71,7 +72,7 @@ type vbucket struct {
 	gen uint64
 	// compacted: history at or below it is deduplicated.
 	compacted upr.Seqno
-	docs      map[string]docMeta
+	docs      map[string]*docMeta
 	// everUUIDs lists every vbuuid the vbucket ever had, oldest first,
 	// including branches a failover dropped from the log (for tests and
 	// debugging output).
@@ -83,6 +84,10 @@ type docMeta struct {
 	live bool
 }
 
+// bytesOf views an immutable string as bytes without copying. The bytes
+// must never be written; events hand them out under that rule.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 // item is one entry of a vbucket's history. Items are never modified once
 // appended (except the snapEnd flag, under the bucket's lock), and their key
 // and value bytes never, so events may share them.
@@ -90,7 +95,7 @@ type item struct {
 	seqno   upr.Seqno
 	rev     uint64
 	emit    int64
-	key     []byte
+	key     string
 	value   []byte // nil for deletions and expirations
 	op      upr.Opcode
 	snapEnd bool // last item of a closed snapshot
@@ -124,7 +129,7 @@ func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket
 	for i := range b.vbs {
 		b.vbs[i].log = upr.FailoverLog{{Vbuuid: b.newVbuuid(nil), Seqno: 0}}
 		b.vbs[i].everUUIDs = []upr.Vbuuid{b.vbs[i].log[0].Vbuuid}
-		b.vbs[i].docs = make(map[string]docMeta)
+		b.vbs[i].docs = make(map[string]*docMeta)
 	}
 	return b
 }
@@ -154,7 +159,7 @@ func (b *Bucket) VbOf(docid string) upr.Vbno {
 
 // VbOf is Bucket.VbOf for a bucket of n vbuckets.
 func VbOf(docid string, n int) upr.Vbno {
-	h := crc32.ChecksumIEEE([]byte(docid))
+	h := crc32.ChecksumIEEE(bytesOf(docid))
 	return upr.Vbno(((h >> 16) & 0x7fff) % uint32(n))
 }
 
@@ -162,14 +167,16 @@ func VbOf(docid string, n int) upr.Vbno {
 // The bucket keeps value: the caller must not modify it afterwards.
 func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
 	vb := b.VbOf(docid)
-	key := []byte(docid)
 	b.mu.Lock()
 	v := &b.vbs[vb]
 	m := v.docs[docid]
+	if m == nil {
+		m = &docMeta{}
+		v.docs[docid] = m
+	}
 	m.rev++
 	m.live = true
-	v.docs[docid] = m
-	s := b.appendLocked(v, item{op: upr.OpMutation, key: key, value: value, rev: m.rev})
+	s := b.appendLocked(v, item{op: upr.OpMutation, key: docid, value: value, rev: m.rev})
 	b.mu.Unlock()
 	return vb, s
 }
@@ -190,14 +197,13 @@ func (b *Bucket) remove(docid string, op upr.Opcode) (upr.Vbno, upr.Seqno, bool)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v := &b.vbs[vb]
-	m, ok := v.docs[docid]
-	if !ok || !m.live {
+	m := v.docs[docid]
+	if m == nil || !m.live {
 		return vb, 0, false
 	}
 	m.rev++
 	m.live = false
-	v.docs[docid] = m
-	return vb, b.appendLocked(v, item{op: op, key: []byte(docid), rev: m.rev}), true
+	return vb, b.appendLocked(v, item{op: op, key: docid, rev: m.rev}), true
 }
 
 func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
@@ -208,6 +214,13 @@ func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
 	if v.inSnap >= b.snapItems {
 		it.snapEnd = true
 		v.inSnap = 0
+	}
+	if len(v.items) == cap(v.items) {
+		// Double rather than let append grow big slices by 1.25×: fewer
+		// copies of the history at Set's pace.
+		grown := make([]item, len(v.items), max(64, 2*cap(v.items)))
+		copy(grown, v.items)
+		v.items = grown
 	}
 	v.items = append(v.items, it)
 	b.signalLocked()
@@ -293,10 +306,10 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
 	v.everUUIDs = append(v.everUUIDs, u)
 	v.gen++
-	v.docs = make(map[string]docMeta, len(v.docs))
+	v.docs = make(map[string]*docMeta, len(v.docs))
 	for i := range v.items {
 		it := &v.items[i]
-		v.docs[string(it.key)] = docMeta{rev: it.rev, live: it.op == upr.OpMutation}
+		v.docs[it.key] = &docMeta{rev: it.rev, live: it.op == upr.OpMutation}
 	}
 	b.signalLocked()
 	return nil
@@ -328,7 +341,7 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 		}
 		n := v.find(c + 1)
 		kept := dedup(v.items[:n])
-		items := make([]item, 0, len(kept)+len(v.items)-n)
+		items := make([]item, 0, 2*(len(kept)+len(v.items)-n))
 		items = append(items, kept...)
 		for i := range items {
 			items[i].snapEnd = i == len(items)-1
@@ -344,7 +357,7 @@ func dedup(items []item) []item {
 	seen := make(map[string]struct{}, len(items))
 	out := make([]item, 0, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
-		k := string(items[i].key)
+		k := items[i].key
 		if _, ok := seen[k]; ok {
 			continue
 		}

@@ -2,15 +2,13 @@ package workload
 
 import (
 	"math"
-	"math/bits"
 	"math/rand/v2"
 )
 
 // zipf draws ranks 0..n-1 with P(rank k) ∝ 1/(k+1)^theta, theta in (0,1),
 // by the method of Gray et al., "Quickly Generating Billion-Record
-// Synthetic Databases" (SIGMOD 1994), as YCSB does. n may grow: the zeta
-// sum is extended incrementally, so a growing key space costs O(1)
-// amortized per new key.
+// Synthetic Databases" (SIGMOD 1994), as YCSB does. n may change: the zeta
+// sum is adjusted incrementally, O(1) per item added or removed.
 type zipf struct {
 	theta, alpha float64
 	zeta2, zetan float64
@@ -31,6 +29,16 @@ func (z *zipf) grow(n uint64) {
 	for z.n < n {
 		z.n++
 		z.zetan += math.Pow(float64(z.n), -z.theta)
+	}
+}
+
+// resize sets the number of items, extending or shrinking the zeta sum by
+// the terms that enter or leave it.
+func (z *zipf) resize(n uint64) {
+	z.grow(n)
+	for z.n > n {
+		z.zetan -= math.Pow(float64(z.n), -z.theta)
+		z.n--
 	}
 }
 
@@ -56,36 +64,56 @@ func (z *zipf) sample(r *rand.Rand) uint64 {
 	return min(k, n-1)
 }
 
-// bitset tracks which document ids are live.
-type bitset []uint64
-
-func (b *bitset) set(i uint64) {
-	for uint64(len(*b)) <= i/64 {
-		*b = append(*b, 0)
-	}
-	(*b)[i/64] |= 1 << (i % 64)
+// alias samples a fixed discrete distribution in O(1) per draw (Vose's
+// alias method): cell i keeps itself with probability prob[i], else yields
+// alias[i].
+type alias struct {
+	prob  []float64
+	alias []uint32
 }
 
-func (b bitset) clear(i uint64) { b[i/64] &^= 1 << (i % 64) }
-
-func (b bitset) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
-
-// nextSet returns the first set bit at or after i, wrapping around below n;
-// ok is false if no bit below n is set.
-func (b bitset) nextSet(i, n uint64) (uint64, bool) {
-	for pass := 0; pass < 2; pass++ {
-		for i < n {
-			w := b[i/64] >> (i % 64)
-			if w != 0 {
-				j := i + uint64(bits.TrailingZeros64(w))
-				if j < n {
-					return j, true
-				}
-				break
-			}
-			i = (i/64 + 1) * 64
-		}
-		i = 0
+// newZipfAlias tabulates zipf(n, theta) for O(1) sampling; ranks come out
+// as in zipf.sample's distribution.
+func newZipfAlias(n int, theta float64) *alias {
+	w := make([]float64, n)
+	sum := 0.0
+	for k := range w {
+		w[k] = math.Pow(float64(k+1), -theta)
+		sum += w[k]
 	}
-	return 0, false
+	a := &alias{prob: make([]float64, n), alias: make([]uint32, n)}
+	scaled := make([]float64, n)
+	var small, large []int
+	for k := range w {
+		scaled[k] = w[k] / sum * float64(n)
+		if scaled[k] < 1 {
+			small = append(small, k)
+		} else {
+			large = append(large, k)
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		a.prob[s], a.alias[s] = scaled[s], uint32(l)
+		scaled[l] += scaled[s] - 1
+		if scaled[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, k := range append(small, large...) {
+		a.prob[k], a.alias[k] = 1, uint32(k)
+	}
+	return a
+}
+
+func (a *alias) sample(r *rand.Rand) int {
+	x := r.Uint64()
+	i := int((x >> 32) * uint64(len(a.prob)) >> 32)
+	// The low 32 bits decide between the cell and its alias.
+	if float64(uint32(x))/(1<<32) < a.prob[i] {
+		return i
+	}
+	return int(a.alias[i])
 }

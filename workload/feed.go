@@ -259,7 +259,7 @@ func (f *Feed) emitLocked(s *stream, buf []upr.Event) int {
 				it := &s.pending[i]
 				buf[n] = upr.Event{
 					Op: it.op, Vb: vb, Vbuuid: vbuuid, Seqno: it.seqno, RevSeqno: it.rev,
-					Key: it.key, Value: it.value, EmitNanos: it.emit,
+					Key: bytesOf(it.key), Value: it.value, EmitNanos: it.emit,
 				}
 				n++
 			}

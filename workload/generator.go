@@ -3,6 +3,7 @@ package workload
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,9 +60,11 @@ type Op struct {
 // expirations only touch live documents.
 //
 // Document ids are "doc-" and a 10-digit insertion number, so they sort in
-// insertion order. Key distributions draw an insertion number: zipfian
-// favours the oldest documents, latest the newest, sequential cycles; a
-// draw that lands on a deleted document moves to the next live one.
+// insertion order. Key distributions draw a position in the list of live
+// documents, which is in insertion order except that a removal moves the
+// newest document into the hole: zipfian favours the front (the oldest
+// documents), latest the back (the newest), sequential cycles through it,
+// uniform picks any.
 //
 // A Generator is not safe for concurrent use.
 type Generator struct {
@@ -69,11 +72,11 @@ type Generator struct {
 	rng       *rand.Rand
 	cum       [3]float64 // cumulative insert, update, delete fractions
 	ids       uint64     // documents ever inserted; the next id
-	live      bitset
-	nlive     uint64
-	keys      *zipf // zipfian and latest key choice over ids
+	live      []uint64   // ids of live documents; key choices index it
+	pos       []int32    // pos[id]: id's index in live, -1 once removed
+	keys      *zipf      // zipfian and latest key choice over live
 	seq       uint64
-	cities    *zipf
+	cities    *alias
 	cityNames []string
 	loaded    int    // load operations produced
 	ops       uint64 // operations produced by Next
@@ -91,7 +94,7 @@ func NewGenerator(spec Spec) (*Generator, error) {
 		spec:   spec,
 		rng:    rand.New(rand.NewPCG(spec.Seed, 0x67656e6572617465)), // "generate"
 		keys:   newZipf(0, spec.ZipfTheta),
-		cities: newZipf(uint64(spec.Fields.Cities), spec.Fields.CityTheta),
+		cities: newZipfAlias(spec.Fields.Cities, spec.Fields.CityTheta),
 		digest: xxhash.New(),
 	}
 	o := spec.Ops
@@ -152,11 +155,10 @@ func (g *Generator) Next() Op {
 	var op Op
 	u := g.rng.Float64()
 	switch {
-	case u < g.cum[0] || g.nlive == 0:
+	case u < g.cum[0] || len(g.live) == 0:
 		op = g.insert()
 	case u < g.cum[1]:
-		id := g.pick()
-		op = Op{Kind: OpUpdate, DocID: docID(id), Value: g.body()}
+		op = Op{Kind: OpUpdate, DocID: docID(g.live[g.pick()]), Value: g.body()}
 	case u < g.cum[2]:
 		op = g.remove(OpDelete)
 	default:
@@ -213,40 +215,41 @@ func putLen(b []byte, n int) {
 func (g *Generator) insert() Op {
 	id := g.ids
 	g.ids++
-	g.live.set(id)
-	g.nlive++
+	g.pos = append(g.pos, int32(len(g.live)))
+	g.live = append(g.live, id)
 	return Op{Kind: OpInsert, DocID: docID(id), Value: g.body()}
 }
 
+// remove takes a live document out of the live list: the last one moves
+// into its place.
 func (g *Generator) remove(kind OpKind) Op {
-	id := g.pick()
-	g.live.clear(id)
-	g.nlive--
+	i := g.pick()
+	id, last := g.live[i], g.live[len(g.live)-1]
+	g.live[i] = last
+	g.pos[last] = int32(i)
+	g.live = g.live[:len(g.live)-1]
+	g.pos[id] = -1
 	return Op{Kind: kind, DocID: docID(id)}
 }
 
-// pick draws a live document's id by the key distribution (nlive > 0).
-func (g *Generator) pick() uint64 {
-	n := g.ids
-	var id uint64
+// pick draws an index into the live list (non-empty) by the key
+// distribution. The list is in insertion order but for removals, which
+// move the last (newest) document into the hole.
+func (g *Generator) pick() int {
+	n := len(g.live)
 	switch g.spec.KeyDist {
 	case KeyUniform:
-		id = g.rng.Uint64N(n)
+		return g.rng.IntN(n)
 	case KeyZipfian:
-		g.keys.grow(n)
-		id = g.keys.sample(g.rng)
+		g.keys.resize(uint64(n))
+		return int(g.keys.sample(g.rng))
 	case KeyLatest:
-		g.keys.grow(n)
-		id = n - 1 - g.keys.sample(g.rng)
-	case KeySequential:
-		id = g.seq % n
-		g.seq++
+		g.keys.resize(uint64(n))
+		return n - 1 - int(g.keys.sample(g.rng))
 	}
-	id, ok := g.live.nextSet(id, n)
-	if !ok {
-		panic("workload: generator lost track of live documents")
-	}
-	return id
+	i := int(g.seq % uint64(n))
+	g.seq++
+	return i
 }
 
 // docID formats id as "doc-" and at least 10 digits.
@@ -373,12 +376,22 @@ func (g *Generator) body() []byte {
 	}
 	sep()
 	buf = append(buf, `"padding":"`...)
-	for pad > 0 {
+	n := len(buf)
+	buf = slices.Grow(buf, pad+2)[:n+pad]
+	p := buf[n:]
+	for len(p) >= 12 {
 		x := r.Uint64()
-		for k := 0; k < 12 && pad > 0; k++ {
-			buf = append(buf, padAlphabet[x&31])
-			x >>= 5
-			pad--
+		p = p[:len(p):len(p)]
+		_ = p[11]
+		for k := range 12 {
+			p[k] = padAlphabet[x>>(5*k)&31]
+		}
+		p = p[12:]
+	}
+	if len(p) > 0 {
+		x := r.Uint64()
+		for k := range p {
+			p[k] = padAlphabet[x>>(5*k)&31]
 		}
 	}
 	return append(buf, `"}`...)

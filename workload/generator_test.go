@@ -367,7 +367,7 @@ func TestNextBeforeLoadPanics(t *testing.T) {
 func TestZipfGrowth(t *testing.T) {
 	// Growing a distribution gives the same zeta as building it at once.
 	a, b := newZipf(10, 0.9), newZipf(5000, 0.9)
-	a.grow(5000)
+	a.resize(5000)
 	if math.Abs(a.zetan-b.zetan) > 1e-9 {
 		t.Fatalf("zeta %v after growth, %v built", a.zetan, b.zetan)
 	}
@@ -407,5 +407,31 @@ func TestVbOf(t *testing.T) {
 		if c < 800 || c > 1200 {
 			t.Errorf("vb %d got %d of 64000 documents", vb, c)
 		}
+	}
+}
+
+func TestZipfShrink(t *testing.T) {
+	a, b := newZipf(5000, 0.99), newZipf(100, 0.99)
+	a.resize(100)
+	if math.Abs(a.zetan-b.zetan) > 1e-9 || a.n != 100 {
+		t.Fatalf("zeta %v (n %d) after shrinking, %v built", a.zetan, a.n, b.zetan)
+	}
+}
+
+func TestAliasZipf(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, 0))
+	const n, draws = 50, 200000
+	a := newZipfAlias(n, 0.8)
+	counts := make([]float64, n)
+	for range draws {
+		counts[a.sample(r)]++
+	}
+	zeta := 0.0
+	for k := 1; k <= n; k++ {
+		zeta += math.Pow(float64(k), -0.8)
+	}
+	for _, k := range []int{0, 1, 9, 49} {
+		within(t, "alias P(rank)", counts[k]/draws, math.Pow(float64(k+1), -0.8)/zeta, 0.005)
 	}
 }

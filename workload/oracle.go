@@ -55,7 +55,7 @@ func (o *Oracle) Expected(d defn.IndexDefn, ts *upr.TsVbuuid) ([]defn.Entry, err
 	}
 	var out []defn.Entry
 	for _, it := range docs {
-		id := string(it.key)
+		id := it.key
 		if d.IsPrimary {
 			out = append(out, defn.Entry{Key: []any{id}, DocID: id})
 			continue
