@@ -9,6 +9,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/idxbench/idxbench/engines"
 )
@@ -97,6 +98,9 @@ func (s settings) pebbleOptions() *pebbledb.Options {
 		LBaseMaxBytes:               lbaseMaxBytes,
 		MaxOpenFiles:                16384,
 		Logger:                      quietLogger{s.logger},
+		// The plain OS filesystem. Left nil, pebble wraps it in a disk
+		// health checker whose ticker goroutines outlive a failed Open.
+		FS: vfs.Default,
 	}
 	var profile *sstable.CompressionProfile
 	switch s.compression {
