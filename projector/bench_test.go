@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -74,6 +75,7 @@ func BenchmarkHandle(b *testing.B) {
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu := startCPU()
 			i := 0
 			for b.Loop() {
 				if err := p.Handle(ctx, &evs[i%len(evs)]); err != nil {
@@ -81,7 +83,68 @@ func BenchmarkHandle(b *testing.B) {
 				}
 				i++
 			}
+			cpu.report(b)
 			b.ReportMetric(float64(p.Stats().KeyVersions)/float64(b.N), "kv/op")
 		})
 	}
+}
+
+// loopFeed serves n events cycling over evs, then io.EOF.
+type loopFeed struct {
+	evs  []upr.Event
+	n, i int
+}
+
+func (f *loopFeed) Next(_ context.Context, buf []upr.Event) (int, error) {
+	if f.i >= f.n {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(buf) && f.i < f.n {
+		buf[k] = f.evs[f.i%len(f.evs)]
+		k++
+		f.i++
+	}
+	return k, nil
+}
+
+// BenchmarkRun measures the edge: Run over a feed, a ChanTransport and a
+// receiver goroutine that returns batches to the pool.
+func BenchmarkRun(b *testing.B) {
+	evs := benchDocs(4096)
+	pool := &BatchPool{}
+	tr := NewChanTransport(8)
+	p, err := New([]Transport{tr}, Options{Pool: pool})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, d := range defaultBenchIndexes() {
+		if err := p.AddInstance(mustCompile(b, uint64(i+1), d)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			batch, err := tr.Recv(ctx)
+			if err != nil {
+				return
+			}
+			pool.Put(batch)
+		}
+	}()
+	b.SetBytes(int64(len(evs[0].Value)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU()
+	if err := p.Run(ctx, &loopFeed{evs: evs, n: b.N}); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	cpu.report(b)
+	cancel()
+	<-done
 }

@@ -233,6 +233,7 @@ func BenchmarkHandleWorkload(b *testing.B) {
 	b.SetBytes(int64(size / len(evs)))
 	ctx := context.Background()
 	b.ReportAllocs()
+	report := projector.StartCPU()
 	i := 0
 	for b.Loop() {
 		if err := p.Handle(ctx, &evs[i%len(evs)]); err != nil {
@@ -240,4 +241,5 @@ func BenchmarkHandleWorkload(b *testing.B) {
 		}
 		i++
 	}
+	report(b)
 }

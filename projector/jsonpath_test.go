@@ -141,9 +141,11 @@ func BenchmarkExtract(b *testing.B) {
 	var r jsonReader
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if err := r.extract(t, doc, vals); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b)
 }
