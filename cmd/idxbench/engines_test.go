@@ -17,6 +17,7 @@ func TestEnginesListsEveryAdapter(t *testing.T) {
 		"memory (reference)\n",
 		"bbolt (real)\n",
 		"pebble (real)\n",
+		"badger (real)\n",
 		"settings: bbolt ",
 	} {
 		if !strings.Contains(got, want) {
