@@ -113,6 +113,11 @@ type endpoint struct {
 	// touched is the number of the last event that gave this endpoint a key
 	// version, for the Sync rule.
 	touched uint64
+	// docGen and doc are the number of the event whose document id was
+	// last copied into the arena and that copy: the key versions one event
+	// sends to one endpoint share it.
+	docGen uint64
+	doc    []byte
 }
 
 // arenaChunk is the size of the byte arenas DocID and Key are copied into.
@@ -413,7 +418,8 @@ func (p *Projector) syncUntouched(ctx context.Context, kv KeyVersion, gen uint64
 }
 
 // emit appends kv to e's batch with copies of docid and key, and sends the
-// batch when it is full.
+// batch when it is full. Key versions of one document event share one copy
+// of the document id (p.gen numbers document events).
 func (p *Projector) emit(ctx context.Context, e *endpoint, kv KeyVersion, docid, key []byte) error {
 	if e.batch == nil {
 		if p.opts.Pool != nil {
@@ -422,7 +428,12 @@ func (p *Projector) emit(ctx context.Context, e *endpoint, kv KeyVersion, docid,
 			e.batch = &Batch{KVs: make([]KeyVersion, 0, p.opts.BufferSize)}
 		}
 	}
-	kv.DocID = e.copyBytes(docid)
+	if len(docid) > 0 {
+		if e.docGen != p.gen {
+			e.docGen, e.doc = p.gen, e.copyBytes(docid)
+		}
+		kv.DocID = e.doc
+	}
 	kv.Key = e.copyBytes(key)
 	e.batch.KVs = append(e.batch.KVs, kv)
 	e.counts[kv.Cmd]++

@@ -10,7 +10,9 @@ import (
 type Transport interface {
 	// Send delivers b, blocking while the receiver is not ready (that is
 	// the pipeline's backpressure) until ctx is done. The receiver owns b
-	// once Send returns nil; the projector never touches it again.
+	// once Send returns nil; the projector never touches it again. The
+	// DocID and Key bytes are read-only: key versions of one event share
+	// one copy of the document id, possibly across batches.
 	Send(ctx context.Context, b *Batch) error
 }
 
