@@ -254,7 +254,8 @@ func (p *Projector) Instances() []*Instance {
 //     KeyVersion from it gets a Sync, so its seqno for the vbucket advances.
 //   - Rollback: Options.OnRollback, no KeyVersion.
 //
-// ev is not retained: its Key and Value are copied.
+// ev is not retained: its Key (the document id) is copied and its Value
+// only read while Handle runs.
 func (p *Projector) Handle(ctx context.Context, ev *upr.Event) error {
 	p.stats.events.Add(1)
 	switch ev.Op {
