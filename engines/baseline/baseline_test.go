@@ -184,6 +184,7 @@ func BenchmarkBaseline(b *testing.B) {
 			}
 			b.ReportMetric(res.EntriesPerSec, "entries/s")
 			b.ReportMetric(res.KVPerSec, "kv/s")
+			b.ReportMetric(float64(res.LoadCPU.Nanoseconds())/float64(res.Entries), "load_cpu_ns/entry")
 			b.ReportMetric(res.UpdatesPerSec, "updates/s")
 			b.ReportMetric(ms(res.RecoveryPoint), "rp_ms")
 			b.ReportMetric(ms(res.Rollback), "rollback_ms")

@@ -56,7 +56,7 @@ type Store struct {
 	db     *bolt.DB // nil once closed
 	rps    []engines.RecoveryPoint
 	views  atomic.Int64
-	ops    []engines.Op // Apply's reusable sort buffer
+	ops    []seqOp // Apply's reusable sort buffer
 	copied int64        // bytes written by recovery-point and rollback copies
 	// written accumulates PageAlloc of databases closed by rollbacks, so the
 	// counter runs across reopens of the file.
@@ -235,13 +235,18 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		if op.Keyspace >= engines.NumKeyspaces {
 			return fmt.Errorf("bbolt: batch op %d: invalid %v", i, op.Keyspace)
 		}
-		ops = append(ops, op)
+		ops = append(ops, seqOp{Op: op, seq: i})
 	}
-	slices.SortStableFunc(ops, func(a, b engines.Op) int {
+	// Sorting by (keyspace, key, batch position) is a stable sort by
+	// (keyspace, key) at pdqsort's speed.
+	slices.SortFunc(ops, func(a, b seqOp) int {
 		if a.Keyspace != b.Keyspace {
 			return int(a.Keyspace) - int(b.Keyspace)
 		}
-		return bytes.Compare(a.Key, b.Key)
+		if c := bytes.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
 	})
 	s.ops = ops
 	defer clear(s.ops) // do not pin the caller's batch buffer
@@ -275,6 +280,12 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 	}
 	s.commits++
 	return nil
+}
+
+// seqOp is a batch operation and its position in the batch.
+type seqOp struct {
+	engines.Op
+	seq int
 }
 
 // lookup reads key from bucket b; the value is copied out of the mmap.

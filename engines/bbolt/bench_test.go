@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,6 +55,7 @@ func BenchmarkLoad(b *testing.B) {
 	const batch = 1000
 	keys := entryKeys(loadEntries(b))
 	b.Run("via=adapter", func(b *testing.B) {
+		var cpu int64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			s, err := bbolt.Open(filepath.Join(b.TempDir(), "s"), engines.Options{})
@@ -62,6 +64,7 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			var bt engines.Batch
 			b.StartTimer()
+			c0 := cpuNanos()
 			for j, k := range keys {
 				bt.Set(engines.Main, k, nil)
 				if bt.Len() == batch || j == len(keys)-1 {
@@ -71,12 +74,15 @@ func BenchmarkLoad(b *testing.B) {
 					bt.Reset()
 				}
 			}
+			cpu += cpuNanos() - c0
 			b.StopTimer()
 			s.Close()
 		}
 		b.ReportMetric(float64(len(keys)*b.N)/b.Elapsed().Seconds(), "entries/s")
+		b.ReportMetric(float64(cpu)/float64(len(keys)*b.N), "cpu_ns/entry")
 	})
 	b.Run("via=bbolt", func(b *testing.B) {
+		var cpu int64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o644, &bolt.Options{NoSync: true, NoGrowSync: true, InitialMmapSize: 8 << 30})
@@ -89,6 +95,7 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			buf := make([][]byte, 0, batch)
 			b.StartTimer()
+			c0 := cpuNanos()
 			for j, k := range keys {
 				buf = append(buf, k)
 				if len(buf) == batch || j == len(keys)-1 {
@@ -108,9 +115,20 @@ func BenchmarkLoad(b *testing.B) {
 					buf = buf[:0]
 				}
 			}
+			cpu += cpuNanos() - c0
 			b.StopTimer()
 			db.Close()
 		}
 		b.ReportMetric(float64(len(keys)*b.N)/b.Elapsed().Seconds(), "entries/s")
+		b.ReportMetric(float64(cpu)/float64(len(keys)*b.N), "cpu_ns/entry")
 	})
+}
+
+// cpuNanos is the process's user plus system CPU time, in nanoseconds.
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
