@@ -116,6 +116,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
 			return nil, fmt.Errorf("data dir %s is a file, not a directory", d)
 		}
+		if ents, err := os.ReadDir(d); err == nil && len(ents) > 0 && !isOwned(d) {
+			return nil, fmt.Errorf("data dir %s is not empty and was not created by idxbench; give an empty or new directory", d)
+		}
 	}
 	p.out = cfg.Out
 	if p.out == "" {
@@ -140,9 +143,6 @@ func Prepare(cfg RunConfig) (*plan, error) {
 // valid (partial) one. It returns the run and, if any cell failed or did not
 // verify, an error wrapping ErrVerification.
 func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run, error) {
-	if err := os.MkdirAll(p.out, 0o755); err != nil {
-		return nil, fmt.Errorf("output dir %s: %w", p.out, err)
-	}
 	exe := p.cfg.Executable
 	if exe == "" {
 		var err error
@@ -175,6 +175,9 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 			removeOwnedDir(d)
 		}
 	}()
+	if err := os.MkdirAll(p.out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir %s: %w", p.out, err)
+	}
 
 	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
 	run := &results.Run{

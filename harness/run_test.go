@@ -1,0 +1,135 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idxbench/idxbench/results"
+)
+
+const tinyScenario = `
+name: tiny
+workload: {docs: 500, vbuckets: 8}
+indexer: {snapshot_interval: 20ms}
+phases:
+  - type: load
+  - {type: ingest, mutations: 500}
+`
+
+func TestMatrixRunsEveryCellInAChildProcess(t *testing.T) {
+	if AvailableCores() < 2 {
+		t.Skip("needs 2 cores to run a 1,2 core matrix")
+	}
+	root := t.TempDir()
+	scen := filepath.Join(root, "tiny.yaml")
+	os.WriteFile(scen, []byte(tinyScenario), 0o644)
+	diskA, diskB := filepath.Join(root, "a"), filepath.Join(root, "b")
+	os.Mkdir(diskB, 0o755) // empty: claimed but not created
+	out := filepath.Join(root, "out")
+	p, err := Prepare(RunConfig{
+		Engines: []string{"memory"}, Scenario: scen, Dirs: []string{diskA, diskB}, Cores: []int{1, 2},
+		Out: out, Verify: true, Executable: os.Args[0], Quiet: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	run, err := p.Run(context.Background(), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if len(run.Cells) != 4 {
+		t.Fatalf("%d cells, want 4", len(run.Cells))
+	}
+	seen := map[string]bool{}
+	for _, c := range run.Cells {
+		if c.Error != "" {
+			t.Errorf("cell %+v: %s", c.Key(), c.Error)
+		}
+		seen[c.Dir+"/"+string(rune('0'+c.Cores))] = true
+	}
+	for _, k := range []string{"d0/1", "d0/2", "d1/1", "d1/2"} {
+		if !seen[k] {
+			t.Errorf("no cell %s in %v", k, seen)
+		}
+	}
+	back, err := results.ReadRun(out)
+	if err != nil || back.Partial || len(back.Cells) != 4 {
+		t.Fatalf("results.json: %v partial=%v", err, back != nil && back.Partial)
+	}
+	if !strings.Contains(stdout.String(), "phase ingest") {
+		t.Errorf("no summary table:\n%s", stdout.String())
+	}
+	// The dir idxbench created is gone; the one it was given stays, empty
+	// of cell data.
+	if _, err := os.Stat(diskA); !os.IsNotExist(err) {
+		t.Errorf("created data dir %s was left behind", diskA)
+	}
+	if ents, _ := os.ReadDir(diskB); len(ents) != 1 || ents[0].Name() != ownerMarker {
+		t.Errorf("given data dir holds %v after the run", ents)
+	}
+}
+
+func TestPrepareRejectsBadInput(t *testing.T) {
+	root := t.TempDir()
+	foreign := filepath.Join(root, "foreign")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "keep"), []byte("x"), 0o644)
+	file := filepath.Join(root, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	badYAML := filepath.Join(root, "bad.yaml")
+	os.WriteFile(badYAML, []byte("phases: [ {type: load, colour: red} ]"), 0o644)
+	badRange := filepath.Join(root, "range.yaml")
+	os.WriteFile(badRange, []byte("workload: {vbuckets: 5000}\nphases: [{type: load}]"), 0o644)
+	cases := []struct {
+		name string
+		cfg  RunConfig
+		want string
+	}{
+		{"unknown engine", RunConfig{Engines: []string{"rocks"}}, `unknown engine "rocks"`},
+		{"unknown scenario", RunConfig{Scenario: "nope"}, `unknown scenario "nope"`},
+		{"unknown field", RunConfig{Scenario: badYAML}, "colour"},
+		{"out of range", RunConfig{Scenario: badRange}, "vbuckets"},
+		{"missing file", RunConfig{Scenario: filepath.Join(root, "none.yaml")}, "none.yaml"},
+		{"cores", RunConfig{Cores: []int{64}}, "--cores 64 out of range"},
+		{"dir is a file", RunConfig{Dirs: []string{file}}, "is a file"},
+		{"docs override", RunConfig{Overrides: Overrides{Docs: ptr(-1)}}, "docs"},
+		{"output dir foreign", RunConfig{Out: foreign}, "not empty"},
+		{"data dir foreign", RunConfig{Dirs: []string{foreign}}, "not empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Prepare(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+	// Run refuses a foreign data dir too (it may have been filled since
+	// Prepare), before creating anything, and leaves it alone.
+	p, err := Prepare(RunConfig{Engines: []string{"memory"}, Scenario: "ingest", Dirs: []string{filepath.Join(root, "later")},
+		Out: filepath.Join(root, "out"), Executable: os.Args[0], Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(foreign, filepath.Join(root, "later"))
+	_, err = p.Run(context.Background(), &strings.Builder{}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "not empty") || errors.Is(err, ErrVerification) {
+		t.Fatalf("foreign data dir: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "later", "keep")); string(b) != "x" {
+		t.Fatal("foreign data dir was touched")
+	}
+	if _, err := os.Stat(filepath.Join(root, "out")); !os.IsNotExist(err) {
+		t.Fatal("output dir was created for a run refused at the start")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
