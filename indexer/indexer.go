@@ -409,6 +409,16 @@ func (ix *Indexer) WaitForTS(ctx context.Context, ts *upr.TsVbuuid) error {
 	return s.release()
 }
 
+// failWaiters fails every scan waiting for a snapshot with
+// ErrIndexRollback; the rollback flow calls it before rolling slices back.
+func (ix *Indexer) failWaiters() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.rollbackGen++
+	close(ix.snapCh)
+	ix.snapCh = make(chan struct{})
+}
+
 // Close releases the latest snapshot and closes every slice's store. Call
 // it after Run returned and scans finished.
 func (ix *Indexer) Close() error {

@@ -271,9 +271,11 @@ func (s *slice) applyOne(it *item) (bool, error) {
 func (s *slice) persist(ts *upr.TsVbuuid, keep int, d engines.Durability) error {
 	id := s.nextRP
 	ids := append(s.rps[:len(s.rps):len(s.rps)], id)
+	// The list names what will be retained once the oldest are dropped.
+	retained := ids[max(0, len(ids)-keep):]
 	var list []byte
-	list = binary.AppendUvarint(list, uint64(len(ids)))
-	for _, x := range ids {
+	list = binary.AppendUvarint(list, uint64(len(retained)))
+	for _, x := range retained {
 		list = binary.AppendUvarint(list, x)
 	}
 	s.batch.Reset()
