@@ -18,6 +18,14 @@ var ErrFeedClosed = errors.New("workload: feed closed")
 // items, then possibly OpStreamEnd. Across vbuckets, Next serves streams
 // round-robin.
 //
+// A stream requested inside a partial snapshot (SnapStart ≤ Start <
+// SnapEnd, Start > 0) resumes it, as KV does: its first marker is
+// [SnapStart, X] with X ≥ SnapEnd, so the consumer, whose state inside a
+// deduplicated snapshot need not be one the bucket ever had, is consistent
+// again only at X. A consumer that received a marker but none of its items
+// is still at the end of the previous snapshot and should request with
+// [Start, Start].
+//
 // Event.Key and Event.Value share the bucket's immutable history: they stay
 // valid forever and must not be modified.
 //
@@ -47,6 +55,11 @@ type stream struct {
 	backfill bool
 	// sent: every item at or below it was sent or deduplicated away.
 	sent upr.Seqno
+	// resume is set while the first snapshot of a stream that resumes
+	// inside a partial snapshot [SnapStart, SnapEnd] is still to be cut:
+	// that snapshot must reach SnapEnd, so that the requester becomes
+	// consistent again only where it would have been.
+	resume bool
 	// pending is the rest of the snapshot being sent.
 	pending []item
 }
@@ -98,6 +111,7 @@ func (f *Feed) Request(req upr.StreamRequest) error {
 		s.open = true
 		s.backfill = req.Start == 0
 		s.sent = req.Start
+		s.resume = req.Start > 0 && req.SnapEnd > req.Start
 	}
 	f.vbs[req.Vb] = append(f.vbs[req.Vb], s)
 	select {
@@ -330,12 +344,20 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 		s.sent = s.req.End
 		return cutAgain
 	}
+	// The group runs to the end of the bucket's snapshot, or of what there
+	// is, or the stream's end; and for a resumed partial snapshot at least
+	// to the requester's SnapEnd.
 	j := i
-	for j+1 < len(v.items) && !v.items[j].snapEnd && v.items[j+1].seqno <= s.req.End {
+	for j+1 < len(v.items) && v.items[j+1].seqno <= s.req.End &&
+		(!v.items[j].snapEnd || s.resume && v.items[j].seqno < s.req.SnapEnd) {
 		j++
 	}
 	group := v.items[i : j+1 : j+1]
 	start := s.sent + 1
+	if s.resume {
+		start = s.req.SnapStart
+		s.resume = false
+	}
 	s.sent = group[len(group)-1].seqno
 	if j+1 < len(v.items) && v.items[j+1].seqno > s.req.End {
 		s.sent = s.req.End

@@ -39,7 +39,7 @@ func NewOracle(b *Bucket) *Oracle { return &Oracle{b: b} }
 // Expected returns the entries index d must hold at vector ts, sorted by
 // DocID. ts must cover every vbucket, and per vbucket name a branch of the
 // current history (vbuuid 0 means the current branch) with a seqno at or
-// below that branch's end and not below a Forget point.
+// below that branch's end and, unless 0, not below a Forget point.
 func (o *Oracle) Expected(d defn.IndexDefn, ts *upr.TsVbuuid) ([]defn.Entry, error) {
 	where, err := defn.ParseWhere(d.Where)
 	if err != nil {
@@ -117,6 +117,9 @@ func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]item, error) {
 			if i > 0 && s > v.log[i-1].Seqno {
 				return nil, fmt.Errorf("vb %d: seqno %d is past the end %d of branch %d", vb, s, v.log[i-1].Seqno, u)
 			}
+		}
+		if s == 0 {
+			continue // nothing at seqno 0, on any branch
 		}
 		if s < v.compacted {
 			return nil, fmt.Errorf("vb %d: seqno %d is below the forgotten history (up to %d)", vb, s, v.compacted)
