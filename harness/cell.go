@@ -54,9 +54,15 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	if err != nil {
 		return cell, err
 	}
+	if job.Slowdown > 0 {
+		eng = slowedEngine(eng, job.Slowdown, time.Sleep)
+	}
 	var opts engines.Options
 	opts.EnsureDefaults()
 	cell.EngineOptions = eng.Describe(opts)
+	if job.Slowdown > 0 {
+		cell.EngineOptions += fmt.Sprintf(" injected_slowdown=%g", job.Slowdown)
+	}
 	cell.Durability = sc.Indexer.Durability
 	if cell.Durability == "" {
 		cell.Durability = engines.NoSync.String()
@@ -236,9 +242,10 @@ func (c *cellRun) recordTick(phase string, tick measure.Tick, gv []measure.Gauge
 			P50Ms: ms(op.P50), P95Ms: ms(op.P95), P99Ms: ms(op.P99), MaxMs: ms(op.Max),
 			Errors: op.Errors, Gauges: gauges,
 		}
-		out.Series = append(out.Series, t)
 		if c.ticks != nil {
 			c.ticks.Write(results.TickRecord{CellKey: key, Phase: phase, Tick: t})
+		} else {
+			out.Series = append(out.Series, t)
 		}
 	}
 }

@@ -41,6 +41,9 @@ type CellJob struct {
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	// Quiet suppresses the per-second tick lines.
 	Quiet bool `json:"quiet,omitempty"`
+	// Slowdown, when positive, makes every engine batch take that fraction
+	// longer: an injected regression (see slowedEngine).
+	Slowdown float64 `json:"slowdown,omitempty"`
 }
 
 // Overrides are command-line values that replace the scenario's.

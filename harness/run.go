@@ -37,6 +37,9 @@ type RunConfig struct {
 	// os.Executable().
 	Executable string
 	Quiet      bool
+	// Slowdown injects a regression: every engine batch takes this
+	// fraction longer (0.1 = 10%). For checking that compare catches it.
+	Slowdown float64
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -100,6 +103,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		if c < 1 || c > avail {
 			return nil, fmt.Errorf("--cores %d out of range [1,%d] (this machine lets idxbench use %d)", c, avail, avail)
 		}
+	}
+	if cfg.Slowdown < 0 || cfg.Slowdown > 10 {
+		return nil, fmt.Errorf("--inject-slowdown %g out of range [0%%,1000%%]", cfg.Slowdown*100)
 	}
 	if cfg.Repeat < 0 || cfg.Repeat > 1000 {
 		return nil, fmt.Errorf("--repeat %d out of range [1,1000]", cfg.Repeat)
@@ -208,6 +214,7 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 						TicksPath:   ticksPath,
 						MetricsAddr: p.cfg.MetricsAddr,
 						Quiet:       p.cfg.Quiet,
+						Slowdown:    p.cfg.Slowdown,
 					}
 					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
 					cell := runChildProcess(ctx, exe, job, stderr)
@@ -268,5 +275,6 @@ func (p *plan) effectiveConfig() map[string]any {
 		"repeat":        p.cfg.Repeat,
 		"verify":        p.cfg.Verify,
 		"overrides":     p.cfg.Overrides,
+		"slowdown":      p.cfg.Slowdown,
 	}
 }

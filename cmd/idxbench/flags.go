@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -41,4 +42,24 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writ
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// parseFraction reads flag name's value "10%" as 0.1, or a bare fraction
+// like 0.1 (a bare number above 1 is refused, so "10" is not 1000%).
+func parseFraction(name, s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	pct := strings.HasSuffix(t, "%")
+	v, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
+	if err != nil || v != v {
+		return 0, fmt.Errorf("--%s %q: want a percentage like 10%% or a fraction like 0.1", name, s)
+	}
+	if pct {
+		v /= 100
+	} else if v > 1 {
+		return 0, fmt.Errorf("--%s %q: a bare number is a fraction; write %s%% for a percentage", name, s, t)
+	}
+	if v < 0 || v > 10 {
+		return 0, fmt.Errorf("--%s %q out of range [0%%, 1000%%]", name, s)
+	}
+	return v, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
@@ -30,6 +30,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		verify      = fs.Bool("verify", true, "verify every index against the oracle; exit 1 if any differs")
 		printSpec   = fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
+		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower (e.g. 10%), to check that compare catches a regression")
 	)
 	pos, err := parseFlags(fs, runSynopsis, args, stdout)
 	if err != nil {
@@ -68,6 +69,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("run: --duration %s is negative", *duration)
 	}
 	cfg.Overrides.Duration = *duration
+
+	if *slowdown != "" {
+		v, err := parseFraction("inject-slowdown", *slowdown)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		cfg.Slowdown = v
+	}
 
 	p, err := harness.Prepare(cfg)
 	if err != nil {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idxbench/idxbench/harness"
+	"github.com/idxbench/idxbench/results"
+)
+
+func TestMain(m *testing.M) {
+	// `idxbench run` starts each cell as a child process of its own
+	// executable, which under test is this test binary.
+	if os.Getenv(harness.ChildEnv) != "" {
+		err := harness.RunChild(context.Background(), os.Stdin, os.Stderr)
+		os.Exit(exitCode(err))
+	}
+	os.Exit(m.Run())
+}
+
+const tinyScenario = `
+name: tiny
+description: a few hundred documents
+workload: {docs: 400, vbuckets: 8}
+indexer: {snapshot_interval: 20ms}
+phases:
+  - type: load
+  - {type: ingest, mutations: 400}
+`
+
+func TestRunWritesAVerifiedResultsDirectory(t *testing.T) {
+	tmp := t.TempDir()
+	scen := filepath.Join(tmp, "tiny.yaml")
+	os.WriteFile(scen, []byte(tinyScenario), 0o644)
+	out := filepath.Join(tmp, "out")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"run", "--engine", "memory", "--scenario", scen, "--out", out, "--quiet", "--seed", "42"}, &stdout, &stderr)
+	if exitCode(err) != 0 {
+		t.Fatalf("exit %d: %v\n%s", exitCode(err), err, stderr.String())
+	}
+	r, err := results.ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Seed != 42 || len(r.Cells) != 1 || r.Partial {
+		t.Fatalf("results: seed %d, %d cells, partial %v", r.Seed, len(r.Cells), r.Partial)
+	}
+	for _, ph := range r.Cells[0].Phases {
+		if ph.Verify != results.VerifyPass {
+			t.Errorf("phase %s: %s %s", ph.Name, ph.Verify, ph.VerifyDetail)
+		}
+	}
+	for _, f := range []string{"results.json", "bench.txt", "report.html", "ticks.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("results dir lacks %s", f)
+		}
+	}
+	if !strings.Contains(stdout.String(), "phase ingest") || !strings.Contains(stdout.String(), "memory") {
+		t.Errorf("no comparison table on stdout:\n%s", stdout.String())
+	}
+}
+
+func TestRunPrintSpec(t *testing.T) {
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"run", "--scenario", "ingest", "--docs", "1234", "--duration", "3s", "--print-spec"}, &stdout, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"docs: 1234", "duration: 3s", "type: ingest"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("effective spec lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	sc, err := harness.ParseScenario(stdout.Bytes())
+	if err != nil {
+		t.Fatalf("printed spec does not parse back: %v", err)
+	}
+	if len(sc.Phases) != 2 {
+		t.Fatalf("printed spec has %d phases", len(sc.Phases))
+	}
+}
+
+func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
+	tmp := t.TempDir()
+	foreign := filepath.Join(tmp, "foreign")
+	os.Mkdir(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "data"), []byte("precious"), 0o644)
+	badYAML := filepath.Join(tmp, "bad.yaml")
+	os.WriteFile(badYAML, []byte("phases:\n  - type: load\n    bogus: 1\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--engine", "nosuch"}, `unknown engine "nosuch"`},
+		{[]string{"run", "--scenario", "nosuch"}, `unknown scenario "nosuch"`},
+		{[]string{"run", "--scenario", badYAML}, "bogus"},
+		{[]string{"run", "--vbuckets", "0"}, "vbuckets"},
+		{[]string{"run", "--vbuckets", "x"}, "--vbuckets"},
+		{[]string{"run", "--cores", "0"}, "--cores 0"},
+		{[]string{"run", "--dir", foreign}, "not empty"},
+		{[]string{"run", "--seed", "-1"}, "--seed"},
+		{[]string{"run", "--duration", "soon"}, "duration"},
+		{[]string{"run", "--inject-slowdown", "10"}, "inject-slowdown"},
+		{[]string{"run", "--nosuchflag"}, "nosuchflag"},
+		{[]string{"run", "extra"}, "unexpected argument"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), tc.args, &out, &out)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("%v: exit %d (%v), want 2", tc.args, code, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %q, want one line containing %q", tc.args, err, tc.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(foreign, "data")); string(b) != "precious" {
+		t.Fatal("a refused data dir was touched")
+	}
+}
+
+func TestScenariosListsBuiltins(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"scenarios"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"default", "ingest", "scan", "raw-ingest"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("scenarios output lacks %s:\n%s", name, out.String())
+		}
+	}
+}
