@@ -8,7 +8,7 @@
 //		})
 //	}
 //
-// Run has two parts.
+// Run has three parts.
 //
 // "datadriven" replays the scenario files under testdata/ (cockroachdb/datadriven
 // format) against the engine: batches, overwrites, deletes, iteration bounds,
@@ -29,4 +29,8 @@
 //	ENGINETEST_SEED=N go test ./engines/NAME -run 'TestConformance/model' -v
 //
 // ENGINETEST_STEPS sets the number of random steps (default 400).
+//
+// "concurrent" has one writer rewrite a set of keys per batch while readers
+// take views, iterate and get: every view must see whole batches, and reads
+// must never go back in time. Run it with -race.
 package enginetest

@@ -55,6 +55,7 @@ func Run(t *testing.T, f Factory) {
 	}
 	t.Run("datadriven", func(t *testing.T) { RunDataDriven(t, f) })
 	t.Run("model", func(t *testing.T) { RunModel(t, f) })
+	t.Run("concurrent", func(t *testing.T) { RunConcurrent(t, f) })
 }
 
 //go:embed testdata/*.txt
