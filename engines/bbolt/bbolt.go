@@ -57,7 +57,7 @@ type Store struct {
 	rps    []engines.RecoveryPoint
 	views  atomic.Int64
 	ops    []seqOp // Apply's reusable sort buffer
-	copied int64        // bytes written by recovery-point and rollback copies
+	copied int64   // bytes written by recovery-point and rollback copies
 	// written accumulates PageAlloc of databases closed by rollbacks, so the
 	// counter runs across reopens of the file.
 	written  int64
