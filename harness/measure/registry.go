@@ -180,6 +180,7 @@ type Recorder struct {
 	// operation type, and this skips the map lookup.
 	lastOp string
 	last   *window
+	_      [64]byte // keep the next recorder's mutex off this cache line
 }
 
 // window is one operation type's histogram since the last tick. full is
@@ -188,6 +189,9 @@ type Recorder struct {
 type window struct {
 	cur, full     *hdrhistogram.Histogram // nil when Options.Disabled
 	count, errors int64
+	// Workers' windows are small allocations that could share a cache
+	// line; padding keeps one worker's increments off another's line.
+	_ [96]byte
 }
 
 func (r *Recorder) get(op string) *window {
