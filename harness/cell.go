@@ -16,6 +16,7 @@ import (
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/results/metricsexport"
 )
 
 // cellRun is one cell in progress: its pipeline, the phase being measured,
@@ -97,6 +98,17 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 			err = cerr
 		}
 	}()
+	if job.MetricsAddr != "" {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		addr, err := metricsexport.Serve(mctx, job.MetricsAddr, cellSource{c})
+		if err != nil {
+			return cell, err
+		}
+		if !job.Quiet {
+			fmt.Fprintf(stderr, "cell %s: Prometheus metrics at http://%s/metrics\n", job.Engine, addr)
+		}
+	}
 	if !job.Quiet {
 		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s\n",
 			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, c.p.ix.Config())

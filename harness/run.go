@@ -12,6 +12,7 @@ import (
 
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/results/metricsexport"
 )
 
 // RunConfig is what `idxbench run` asks for.
@@ -102,6 +103,11 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	for _, c := range p.cores {
 		if c < 1 || c > avail {
 			return nil, fmt.Errorf("--cores %d out of range [1,%d] (this machine lets idxbench use %d)", c, avail, avail)
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if _, err := metricsexport.ListenAddr(cfg.MetricsAddr); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.Slowdown < 0 || cfg.Slowdown > 10 {

@@ -1,0 +1,92 @@
+package harness
+
+import (
+	"strings"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/idxbench/idxbench/harness/measure"
+	"github.com/idxbench/idxbench/results/metricsexport"
+)
+
+// cellSource adapts a running cell — the indexer's stats and the current
+// phase's latency histograms — to the Prometheus exporter.
+type cellSource struct{ c *cellRun }
+
+// latencyBuckets are the exported histograms' upper bounds, in seconds.
+var latencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+}
+
+func (s cellSource) Collect() metricsexport.Snapshot {
+	c := s.c
+	st := c.p.ix.Stats()
+	l := metricsexport.Labels{Engine: c.job.Engine}
+	snap := metricsexport.Snapshot{
+		Gauges: []metricsexport.Sample{
+			{Name: metricsexport.DocsPending, Labels: l, Value: float64(st.DocsPending)},
+			{Name: metricsexport.DocsQueued, Labels: l, Value: float64(st.DocsQueued)},
+			{Name: metricsexport.MutationQueueSize, Labels: l, Value: float64(st.MutationQueueSize)},
+			{Name: metricsexport.StabilityTimestampAgeSecs, Labels: l, Value: st.SinceLastSnapshot.Seconds()},
+			{Name: metricsexport.DiskBytes, Labels: l, Value: float64(st.DiskBytes)},
+		},
+		Counters: []metricsexport.Sample{
+			{Name: metricsexport.DocsIndexedTotal, Labels: l, Value: float64(st.DocsIndexed)},
+			{Name: metricsexport.SnapshotsTotal, Labels: l, Value: float64(st.NumSnapshots)},
+			{Name: metricsexport.PersistentSnapshotsTotal, Labels: l, Value: float64(st.NumPersisted)},
+			{Name: metricsexport.ScansTotal, Labels: l, Value: float64(st.Scans)},
+			{Name: metricsexport.ScanErrorsTotal, Labels: l, Value: float64(st.ScanErrors)},
+		},
+	}
+	c.mu.Lock()
+	reg := c.reg
+	c.mu.Unlock()
+	if reg == nil {
+		return snap
+	}
+	var scans *hdrhistogram.Histogram
+	for _, op := range reg.Ops() {
+		h := reg.Histogram(op)
+		if h == nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(op, "scan_"):
+			if scans == nil {
+				scans = h
+			} else {
+				scans.Merge(h)
+			}
+		case op == "flush":
+			snap.Histograms = append(snap.Histograms, toHistogram(metricsexport.FlushLatencySeconds, l, h))
+		case op == "persist":
+			snap.Histograms = append(snap.Histograms, toHistogram(metricsexport.PersistLatencySeconds, l, h))
+		case op == "index_lag":
+			snap.Histograms = append(snap.Histograms, toHistogram(metricsexport.IndexLagSeconds, l, h))
+		}
+	}
+	if scans != nil {
+		snap.Histograms = append(snap.Histograms, toHistogram(metricsexport.ScanLatencySeconds, l, scans))
+	}
+	return snap
+}
+
+// toHistogram converts a measure histogram (microseconds) into cumulative
+// Prometheus buckets in seconds.
+func toHistogram(name string, l metricsexport.Labels, h *hdrhistogram.Histogram) metricsexport.Histogram {
+	out := metricsexport.Histogram{Name: name, Labels: l, Count: uint64(h.TotalCount())}
+	out.Sum = h.Mean() * float64(h.TotalCount()) * measure.Unit.Seconds()
+	bars := h.Distribution()
+	for _, ub := range latencyBuckets {
+		limit := int64(ub / measure.Unit.Seconds())
+		var n uint64
+		for _, b := range bars {
+			if b.To <= limit {
+				n += uint64(b.Count)
+			}
+		}
+		out.Buckets = append(out.Buckets, metricsexport.Bucket{UpperBound: ub, Count: n})
+	}
+	return out
+}
