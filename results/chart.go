@@ -85,17 +85,36 @@ func newChart(kind, title, xlabel, ylabel string) *chart {
 // x tick labels; when xcat is set, x values are category indexes labelled
 // by xcat.
 func lineChart(kind, title, xlabel, ylabel string, series []xySeries, xcat []string) *chart {
+	return lineChartX(kind, title, xlabel, ylabel, series, xcat, nil)
+}
+
+// xExtent is the range of x over series, or ±Inf when there is none.
+func xExtent(series []xySeries) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, x := range s.X {
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+	}
+	return lo, hi
+}
+
+// lineChartX is lineChart with the x range given (xr non-nil), so charts
+// shown side by side share their time axis.
+func lineChartX(kind, title, xlabel, ylabel string, series []xySeries, xcat []string, xr *[2]float64) *chart {
 	c := newChart(kind, title, xlabel, ylabel)
-	xmin, xmax := math.Inf(1), math.Inf(-1)
+	xmin, xmax := xExtent(series)
 	ymax := 0.0
 	for _, s := range series {
-		for i := range s.X {
-			xmin, xmax = math.Min(xmin, s.X[i]), math.Max(xmax, s.X[i])
-			ymax = math.Max(ymax, s.Y[i])
+		for _, y := range s.Y {
+			ymax = math.Max(ymax, y)
 		}
 	}
 	if math.IsInf(xmin, 0) {
 		return nil
+	}
+	if xr != nil {
+		xmin, xmax = math.Min(xmin, xr[0]), math.Max(xmax, xr[1])
 	}
 	if xcat != nil {
 		xmin, xmax = -0.5, float64(len(xcat))-0.5

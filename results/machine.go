@@ -121,6 +121,17 @@ func gitRevision() string {
 	return rev
 }
 
+// LabelDirs sets the labels of m.DataDirs, in order, to the labels the
+// run's cells use for them (d0, d1, … or tmp), so the report can say which
+// disk a cell ran on.
+func (m *Machine) LabelDirs(labels []string) {
+	for i := range m.DataDirs {
+		if i < len(labels) {
+			m.DataDirs[i].Label = labels[i]
+		}
+	}
+}
+
 type mount struct{ point, fstype, source string }
 
 // readMounts parses /proc/self/mountinfo: field 5 is the mount point, and

@@ -240,7 +240,6 @@ func overTime(run *Run, colors map[string]string) chartSection {
 	sec := chartSection{ID: "over-time", Title: "Over time", Note: "Per-second ticks of the first repeat of each cell; latency: solid p99, dashed p50."}
 	v := variants(run)
 	for _, phase := range phaseOrder(run) {
-		type key struct{ op string }
 		var ops []string
 		thr := map[string][]xySeries{}
 		lat := map[string][]xySeries{}
@@ -249,19 +248,25 @@ func overTime(run *Run, colors map[string]string) chartSection {
 			if p == nil || c.Repeat != minRepeat(run, c) || len(p.Series) == 0 {
 				continue
 			}
-			by := map[string]*[4][]float64{} // x, ops/s, p50, p99
+			type opSeries struct{ x, ops, lx, p50, p99 []float64 }
+			by := map[string]*opSeries{}
 			var order []string
 			for _, t := range p.Series {
 				s := by[t.Op]
 				if s == nil {
-					s = &[4][]float64{}
+					s = &opSeries{}
 					by[t.Op] = s
 					order = append(order, t.Op)
 				}
-				s[0] = append(s[0], t.Elapsed)
-				s[1] = append(s[1], t.OpsPerSec)
-				s[2] = append(s[2], t.P50Ms)
-				s[3] = append(s[3], t.P99Ms)
+				s.x = append(s.x, t.Elapsed)
+				s.ops = append(s.ops, t.OpsPerSec)
+				// A second without operations has no latency, not a
+				// latency of zero: leave it out of the latency lines.
+				if t.OpsPerSec > 0 || t.MaxMs > 0 {
+					s.lx = append(s.lx, t.Elapsed)
+					s.p50 = append(s.p50, t.P50Ms)
+					s.p99 = append(s.p99, t.P99Ms)
+				}
 			}
 			label := v.label(c.Engine, c.Cores, c.Dir)
 			color := colors[c.Engine]
@@ -270,17 +275,18 @@ func overTime(run *Run, colors map[string]string) chartSection {
 					ops = append(ops, op)
 				}
 				s := by[op]
-				thr[op] = append(thr[op], xySeries{Label: label, Color: color, X: s[0], Y: s[1]})
+				thr[op] = append(thr[op], xySeries{Label: label, Color: color, X: s.x, Y: s.ops})
 				lat[op] = append(lat[op],
-					xySeries{Label: label + " p99", Color: color, X: s[0], Y: s[3]},
-					xySeries{Label: label + " p50", Color: color, Dashed: true, X: s[0], Y: s[2]})
+					xySeries{Label: label + " p99", Color: color, X: s.lx, Y: s.p99},
+					xySeries{Label: label + " p50", Color: color, Dashed: true, X: s.lx, Y: s.p50})
 			}
 		}
 		for _, op := range ops {
 			if c := lineChart("throughput", fmt.Sprintf("%s · %s throughput", phase, op), "elapsed (s)", "ops/s", thr[op], nil); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
-			if c := lineChart("latency", fmt.Sprintf("%s · %s latency", phase, op), "elapsed (s)", "ms", lat[op], nil); c != nil {
+			lo, hi := xExtent(thr[op])
+			if c := lineChartX("latency", fmt.Sprintf("%s · %s latency", phase, op), "elapsed (s)", "ms", lat[op], nil, &[2]float64{lo, hi}); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
