@@ -34,9 +34,15 @@
 //   - The bucket closes a vbucket's snapshot every SnapshotItems mutations;
 //     a stream that catches up sends the open part as a snapshot of its
 //     own. Every marker's SnapEnd is the seqno of its last item.
-//   - Rollback: unknown vbuuid → 0; start past the requester's branch end →
-//     that end; a requester's snapshot reaching past the branch end →
-//     its snapStart. A failover ends open streams with EndStateChanged.
+//   - A stream requested inside a partial snapshot [snapStart, snapEnd]
+//     resumes it: its first marker is [snapStart, ≥ snapEnd].
+//   - Rollback: start 0 → never; unknown vbuuid → 0; start past the
+//     requester's branch end → that end; a requester's snapshot reaching
+//     past the branch end → its snapStart. A failover ends open streams
+//     with EndStateChanged.
+//   - Compaction (Bucket.Compact, Oracle.Forget) deduplicates history below
+//     a vector, as KV does; streams starting below it get one
+//     deduplicated snapshot, and the oracle refuses vectors below it.
 //
 // Subpackages: upr holds the protocol types and timestamp vectors; defn
 // holds index definitions and the WHERE grammar.

@@ -254,15 +254,16 @@ func (g *Generator) pick() int {
 
 // docID formats id as "doc-" and at least 10 digits.
 func docID(id uint64) string {
-	var b [24]byte
-	d := strconv.AppendUint(b[:0], id, 10)
-	n := len(d)
-	out := make([]byte, 0, 4+max(10, n))
-	out = append(out, "doc-"...)
-	for i := n; i < 10; i++ {
-		out = append(out, '0')
+	var b [4 + 20]byte
+	i := len(b)
+	for n := 0; n < 10 || id > 0; n++ {
+		i--
+		b[i] = byte('0' + id%10)
+		id /= 10
 	}
-	return string(append(out, d...))
+	i -= 4
+	copy(b[i:], "doc-")
+	return string(b[i:])
 }
 
 var (
@@ -304,7 +305,22 @@ func (g *Generator) body() []byte {
 	target := g.valueSize()
 	buf := make([]byte, 0, max(target, 224))
 	buf = append(buf, '{')
-	present := func() bool { return f.Missing == 0 || r.Float64() >= f.Missing }
+	// Presence of the seven optional fields from 16-bit slices of two
+	// draws rather than seven draws.
+	missing := uint64(f.Missing * (1 << 16))
+	bits, nbits := uint64(0), 0
+	present := func() bool {
+		if missing == 0 {
+			return true
+		}
+		if nbits == 0 {
+			bits, nbits = r.Uint64(), 4
+		}
+		v := bits & 0xffff
+		bits >>= 16
+		nbits--
+		return v >= missing
+	}
 	sep := func() {
 		if len(buf) > 1 {
 			buf = append(buf, ',')

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -200,6 +202,9 @@ func (s *Spec) EnsureDefaults() {
 	if s.Fields.CityTheta == 0 {
 		s.Fields.CityTheta = d.Fields.CityTheta
 	}
+	if len(s.Indexes) == 0 {
+		s.Indexes = nil // "indexes: []" and "indexes: null" both mean none
+	}
 	for i := range s.Indexes {
 		if len(s.Indexes[i].SecExprs) == 0 {
 			s.Indexes[i].SecExprs = nil // "keys: []" and no keys are the same
@@ -369,8 +374,8 @@ func ParseSpec(data []byte) (Spec, error) {
 	// go-yaml zeroes the spec for an empty or null document (comments
 	// only, say); such a document means "all defaults".
 	if !emptyYAML(data) {
-		if err := yaml.UnmarshalWithOptions(data, &s, yaml.Strict()); err != nil {
-			return Spec{}, yamlError(data, err)
+		if err := decodeYAML(data, &s); err != nil {
+			return Spec{}, err
 		}
 	}
 	s.EnsureDefaults()
@@ -380,9 +385,31 @@ func ParseSpec(data []byte) (Spec, error) {
 	return s, nil
 }
 
+// decodeYAML decodes strictly into s. go-yaml v1.19.2 panics on some
+// malformed input (found by FuzzParseSpec: a tag on a sequence value, e.g.
+// "keys: !0000"; goccy/go-yaml#735, fixed upstream by #862); a bad spec
+// file must give an error line, not a crash, so a panic inside the decoder
+// becomes an error.
+func decodeYAML(data []byte, s *Spec) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("workload: malformed YAML (the decoder failed: %v)", r)
+		}
+	}()
+	if err := yaml.UnmarshalWithOptions(data, s, yaml.Strict()); err != nil {
+		return yamlError(data, err)
+	}
+	return nil
+}
+
 // emptyYAML reports whether data is a YAML stream without a document or
 // whose first document is empty or null.
-func emptyYAML(data []byte) bool {
+func emptyYAML(data []byte) (empty bool) {
+	defer func() {
+		if recover() != nil {
+			empty = false // let decodeYAML report it
+		}
+	}()
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return false // let the decoder report it
@@ -418,14 +445,24 @@ func (s Spec) YAML() ([]byte, error) {
 func yamlError(data []byte, err error) error {
 	var ye yaml.Error
 	if !errors.As(err, &ye) || ye.GetToken() == nil {
-		return fmt.Errorf("workload: %s", firstLine(err.Error()))
+		return fmt.Errorf("workload: %s", oneLine(firstLine(err.Error())))
 	}
 	tk := ye.GetToken()
-	msg := ye.GetMessage()
+	msg := oneLine(ye.GetMessage())
 	if p := pathAt(data, tk.Position.Line, tk.Position.Column); p != "" {
-		return fmt.Errorf("%s: %s (line %d)", p, msg, tk.Position.Line)
+		return fmt.Errorf("%s: %s (line %d)", oneLine(p), msg, tk.Position.Line)
 	}
 	return fmt.Errorf("workload: line %d: %s", tk.Position.Line, msg)
+}
+
+// oneLine escapes line breaks and other control characters (YAML keys may
+// hold them) so that an error stays one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func firstLine(s string) string {

@@ -88,7 +88,7 @@ indexes:
 
 	// An explicit empty index list means none.
 	s, err = ParseSpec([]byte("indexes: []\n"))
-	if err != nil || len(s.Indexes) != 0 {
+	if err != nil || s.Indexes != nil {
 		t.Fatalf("indexes: [] gave %v, %v", s.Indexes, err)
 	}
 }
