@@ -159,6 +159,11 @@ func ReadRun(dir string) (*Run, error) {
 		}
 		return nil, fmt.Errorf("read results %s: %w", path, err)
 	}
+	return decodeRun(data, path)
+}
+
+// decodeRun decodes results.json's bytes; path is only for messages.
+func decodeRun(data []byte, path string) (*Run, error) {
 	var head struct {
 		Schema *int `json:"schema"`
 	}

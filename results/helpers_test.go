@@ -17,6 +17,10 @@ func testRand(t *testing.T) *rand.Rand {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed: %d (rerun: go test ./results -run '^%s$' -seed %d)", seed, t.Name(), seed)
+	return testRandSeed(seed)
+}
+
+func testRandSeed(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
