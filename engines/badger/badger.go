@@ -557,6 +557,13 @@ func (s *Store) markRollback(id uint64) (uint64, error) {
 
 // rewriteSince writes, at version w, the state as of version t of every
 // key in the three keyspaces that has a version newer than t.
+//
+// Two iterators walk each keyspace in key order: changed lists every
+// version above t (newest first, so a key's first item is its current
+// state), and old is a plain iterator at t that follows along, giving each
+// changed key's state at t. old moves with Next while the next changed key
+// is close and with Seek when it is far, so the walk costs O(changed keys)
+// however large the store, without a point lookup per key.
 func (s *Store) rewriteSince(t, w uint64) error {
 	cur := s.db.NewTransactionAt(w-1, false)
 	defer cur.Discard()
@@ -587,54 +594,73 @@ func (s *Store) rewriteSince(t, w uint64) error {
 	}
 
 	for ks := range engines.NumKeyspaces {
-		it := cur.NewIterator(badgerdb.IteratorOptions{Prefix: []byte{byte(ks)}, AllVersions: true, SinceTs: t})
-		var last []byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			// Versions come newest first, so the first item of a key is
-			// its current state.
-			if last != nil && bytes.Equal(item.Key(), last) {
-				continue
+		prefix := []byte{byte(ks)}
+		changed := cur.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, AllVersions: true, SinceTs: t})
+		old := atT.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
+		err := rewriteKeyspace(changed, old, put)
+		changed.Close()
+		old.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", ks, err)
+		}
+	}
+	return out.CommitAt(w, nil)
+}
+
+// nextBeforeSeek is how many Next calls old may make towards a changed key
+// before a Seek is cheaper.
+const nextBeforeSeek = 8
+
+func rewriteKeyspace(changed, old *badgerdb.Iterator, put func(key, value []byte, del bool) error) error {
+	var last []byte
+	seeked := false
+	for changed.Rewind(); changed.Valid(); changed.Next() {
+		item := changed.Item()
+		if last != nil && bytes.Equal(item.Key(), last) {
+			continue // an older version of a key already handled
+		}
+		key := item.KeyCopy(nil)
+		last = key
+
+		// Position old at the first key ≥ key as of t.
+		if !seeked {
+			old.Seek(key)
+			seeked = true
+		}
+		for range nextBeforeSeek {
+			if !old.Valid() || bytes.Compare(old.Item().Key(), key) >= 0 {
+				break
 			}
-			key := item.KeyCopy(nil)
-			last = key
-			oldItem, err := atT.Get(key)
-			existed := err == nil
-			if errors.Is(err, badgerdb.ErrKeyNotFound) {
-				err = nil
+			old.Next()
+		}
+		if old.Valid() && bytes.Compare(old.Item().Key(), key) < 0 {
+			old.Seek(key)
+		}
+		existed := old.Valid() && bytes.Equal(old.Item().Key(), key)
+		deletedNow := item.IsDeletedOrExpired()
+
+		var err error
+		switch {
+		case !existed && !deletedNow:
+			err = put(key, nil, true)
+		case existed:
+			var was []byte
+			if was, err = old.Item().ValueCopy(nil); err != nil {
+				break
 			}
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("read %x as of %d: %w", key, t, err)
+			same := false
+			if !deletedNow && item.ValueSize() == int64(len(was)) {
+				// Index entries are presence-only (empty values), so this
+				// read is rare.
+				err = item.Value(func(v []byte) error { same = bytes.Equal(v, was); return nil })
 			}
-			deletedNow := item.IsDeletedOrExpired()
-			if !existed {
-				if !deletedNow {
-					err = put(key, nil, true)
-				}
-			} else {
-				var old []byte
-				if old, err = oldItem.ValueCopy(nil); err == nil {
-					same := false
-					if !deletedNow && item.ValueSize() == int64(len(old)) {
-						// Index entries are presence-only (empty values), so
-						// this read is rare.
-						err = item.Value(func(v []byte) error { same = bytes.Equal(v, old); return nil })
-					}
-					if err == nil && !same {
-						err = put(key, old, false)
-					}
-				}
-			}
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("rewrite %x: %w", key, err)
+			if err == nil && !same {
+				err = put(key, was, false)
 			}
 		}
-		it.Close()
-	}
-	if err := out.CommitAt(w, nil); err != nil {
-		return err
+		if err != nil {
+			return fmt.Errorf("rewrite %x: %w", key, err)
+		}
 	}
 	return nil
 }
