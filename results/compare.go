@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"sort"
 
 	"golang.org/x/perf/benchmath"
@@ -22,6 +23,10 @@ type CompareOptions struct {
 	// Confidence is the level of the medians' confidence intervals
 	// (default 0.95).
 	Confidence float64
+	// Metrics, when set, limits the comparison to metrics whose name
+	// matches one of these path.Match patterns ("mutations_per_sec",
+	// "scan_*_ms"), so a nightly job can gate on the figures it trusts.
+	Metrics []string
 }
 
 func (o CompareOptions) withDefaults() CompareOptions {
@@ -46,6 +51,11 @@ func (o CompareOptions) Validate() error {
 		return fmt.Errorf("alpha %v out of range (0,1)", o.Alpha)
 	case o.Confidence < 0 || o.Confidence >= 1 || math.IsNaN(o.Confidence):
 		return fmt.Errorf("confidence %v out of range (0,1)", o.Confidence)
+	}
+	for _, p := range o.Metrics {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("metric pattern %q: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -135,8 +145,8 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 			cmp.Warnings = append(cmp.Warnings, s)
 		}
 	}
-	oldS := pool(old, "old", warn)
-	newS := pool(new, "new", warn)
+	oldS := filterMetrics(pool(old, "old", warn), opts.Metrics)
+	newS := filterMetrics(pool(new, "new", warn), opts.Metrics)
 	if len(oldS) == 0 {
 		return nil, errors.New("old side has no metrics to compare")
 	}
@@ -270,4 +280,23 @@ func sortKeys(keys []GroupKey) {
 		}
 		return a.Metric < b.Metric
 	})
+}
+
+func filterMetrics(m map[GroupKey][]float64, patterns []string) map[GroupKey][]float64 {
+	if len(patterns) == 0 {
+		return m
+	}
+	for k := range m {
+		keep := false
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, k.Metric); ok {
+				keep = true
+				break
+			}
+		}
+		if !keep {
+			delete(m, k)
+		}
+	}
+	return m
 }

@@ -120,6 +120,13 @@ func TestCompareHistory(t *testing.T) {
 	if cmp.Regressions != 4 {
 		t.Errorf("regressions = %d, want 4", cmp.Regressions)
 	}
+	only, err := Compare(old, new, CompareOptions{Metrics: []string{"scan_*_ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(only.Rows) != 2 || only.Regressions != 2 {
+		t.Errorf("scan_*_ms: %d rows, %d regressions; want 2 and 2", len(only.Rows), only.Regressions)
+	}
 }
 
 func TestCompareBadInput(t *testing.T) {
@@ -139,6 +146,8 @@ func TestCompareBadInput(t *testing.T) {
 		"negative":          {[]*Run{a}, []*Run{a}, CompareOptions{Threshold: -0.1}, "threshold"},
 		"alpha":             {[]*Run{a}, []*Run{a}, CompareOptions{Alpha: 1.5}, "alpha"},
 		"nan":               {[]*Run{a}, []*Run{a}, CompareOptions{Threshold: math.NaN()}, "threshold"},
+		"bad pattern":       {[]*Run{a}, []*Run{a}, CompareOptions{Metrics: []string{"["}}, "metric pattern"},
+		"no such metric":    {[]*Run{a}, []*Run{a}, CompareOptions{Metrics: []string{"nope_*"}}, "old side has no metrics"},
 	} {
 		_, err := Compare(tc.old, tc.new, tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

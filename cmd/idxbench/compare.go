@@ -16,7 +16,8 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("compare")
 	threshold := fs.String("threshold", "5%", "smallest change of a median that counts as a regression (5% or 0.05)")
 	alpha := fs.Float64("alpha", 0.05, "significance level of the Mann-Whitney U test")
-	pos, err := parseFlags(fs, "OLD NEW [--threshold 5%] [--alpha 0.05]", args, stdout)
+	metrics := fs.String("metrics", "", "compare only these metrics: comma-separated names or patterns (scan_*_ms)")
+	pos, err := parseFlags(fs, "OLD NEW [--threshold 5%] [--alpha 0.05] [--metrics a,b]", args, stdout)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,13 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("compare: new: %w", err)
 	}
-	cmp, err := results.Compare(old, new, results.CompareOptions{Threshold: thr, Alpha: *alpha})
+	opts := results.CompareOptions{Threshold: thr, Alpha: *alpha}
+	for _, m := range strings.Split(*metrics, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			opts.Metrics = append(opts.Metrics, m)
+		}
+	}
+	cmp, err := results.Compare(old, new, opts)
 	if err != nil {
 		return fmt.Errorf("compare %s %s: %w", pos[0], pos[1], err)
 	}

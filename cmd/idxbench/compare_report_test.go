@@ -51,6 +51,8 @@ func TestCompareCommand(t *testing.T) {
 		{[]string{a, slow, "--threshold", "abc"}, 2, "--threshold"},
 		{[]string{a, slow, "--threshold", "5"}, 2, "5%"},
 		{[]string{a}, 2, "want two"},
+		{[]string{a, slow, "--metrics", "scan_p99_ms"}, 1, "1 significant regression"},
+		{[]string{a, slow, "--metrics", "nope"}, 2, "no metrics"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"compare"}, tc.args...), &out, &out)
