@@ -6,6 +6,7 @@ import (
 	"math"
 	"path"
 	"sort"
+	"strings"
 
 	"golang.org/x/perf/benchmath"
 )
@@ -148,10 +149,10 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 	oldS := filterMetrics(pool(old, "old", warn), opts.Metrics)
 	newS := filterMetrics(pool(new, "new", warn), opts.Metrics)
 	if len(oldS) == 0 {
-		return nil, errors.New("old side has no metrics to compare")
+		return nil, fmt.Errorf("old side has no metrics to compare%s", why(old, opts))
 	}
 	if len(newS) == 0 {
-		return nil, errors.New("new side has no metrics to compare")
+		return nil, fmt.Errorf("new side has no metrics to compare%s", why(new, opts))
 	}
 
 	keys := make([]GroupKey, 0, len(oldS)+len(newS))
@@ -299,4 +300,30 @@ func filterMetrics(m map[GroupKey][]float64, patterns []string) map[GroupKey][]f
 		}
 	}
 	return m
+}
+
+// why explains an empty side: no cells, every cell failed, or the metric
+// patterns matched nothing.
+func why(runs []*Run, o CompareOptions) string {
+	cells, failed := 0, 0
+	for _, r := range runs {
+		if r == nil {
+			continue
+		}
+		for _, c := range r.Cells {
+			cells++
+			if c.Error != "" {
+				failed++
+			}
+		}
+	}
+	switch {
+	case cells == 0:
+		return " (no cells)"
+	case failed == cells:
+		return fmt.Sprintf(" (all %d cell(s) ended in an error)", cells)
+	case len(o.Metrics) > 0:
+		return fmt.Sprintf(" (no metric matches %s)", strings.Join(o.Metrics, ","))
+	}
+	return ""
 }
