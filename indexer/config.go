@@ -55,7 +55,9 @@ type Config struct {
 	// MaxRollbacks is how many recovery points each slice keeps. Default 5.
 	MaxRollbacks int
 	// QueueSize bounds the key versions held in the mutation queues, over
-	// all vbuckets, counting those being flushed. The stream reader blocks
+	// all vbuckets, counting those being flushed (plus, at most, the key
+	// versions of one mutation less one: a mutation's key versions for
+	// several instances enter together). The stream reader blocks
 	// (and so does the projector's Send) while the bound is reached, so
 	// memory stays bounded when the engine is slower than the source. When
 	// half of it is used the local timekeeper promotes early rather than

@@ -303,6 +303,9 @@ func (ix *Indexer) receive(ctx context.Context, b *projector.Batch) error {
 	defer ix.mu.Unlock()
 	for i := range b.KVs {
 		kv := &b.KVs[i]
+		if int(kv.Vb) >= ix.cfg.NumVbuckets {
+			return fmt.Errorf("indexer: stream: %v key version for vb %d, the bucket has %d", kv.Cmd, kv.Vb, ix.cfg.NumVbuckets)
+		}
 		var err error
 		switch kv.Cmd {
 		case projector.StreamBegin:
@@ -313,7 +316,12 @@ func (ix *Indexer) receive(ctx context.Context, b *projector.Batch) error {
 		case projector.Sync:
 			err = ix.tk.seqno(kv.Vb, kv.Vbuuid, kv.Seqno)
 		case projector.Upsert, projector.Deletion, projector.UpsertDeletion:
-			if ix.q.len()+ix.inflight >= ix.cfg.QueueSize {
+			// Block only before a new seqno: the key versions of one
+			// mutation (one per instance) must enter together, or the
+			// vbucket could look aligned at that seqno with some of
+			// them still outside the queue. So the bound can be passed
+			// by the key versions of one mutation, less one.
+			if ix.q.len()+ix.inflight >= ix.cfg.QueueSize && kv.Seqno != ix.tk.cur[kv.Vb].seqno {
 				ix.st.readerBlocks.Add(1)
 				start := time.Now()
 				for ix.q.len()+ix.inflight >= ix.cfg.QueueSize {
