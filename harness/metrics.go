@@ -13,12 +13,6 @@ import (
 // phase's latency histograms — to the Prometheus exporter.
 type cellSource struct{ c *cellRun }
 
-// latencyBuckets are the exported histograms' upper bounds, in seconds.
-var latencyBuckets = []float64{
-	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-}
-
 func (s cellSource) Collect() metricsexport.Snapshot {
 	c := s.c
 	st := c.p.ix.Stats()
@@ -72,21 +66,6 @@ func (s cellSource) Collect() metricsexport.Snapshot {
 	return snap
 }
 
-// toHistogram converts a measure histogram (microseconds) into cumulative
-// Prometheus buckets in seconds.
 func toHistogram(name string, l metricsexport.Labels, h *hdrhistogram.Histogram) metricsexport.Histogram {
-	out := metricsexport.Histogram{Name: name, Labels: l, Count: uint64(h.TotalCount())}
-	out.Sum = h.Mean() * float64(h.TotalCount()) * measure.Unit.Seconds()
-	bars := h.Distribution()
-	for _, ub := range latencyBuckets {
-		limit := int64(ub / measure.Unit.Seconds())
-		var n uint64
-		for _, b := range bars {
-			if b.To <= limit {
-				n += uint64(b.Count)
-			}
-		}
-		out.Buckets = append(out.Buckets, metricsexport.Bucket{UpperBound: ub, Count: n})
-	}
-	return out
+	return metricsexport.FromHDR(name, l, h, measure.Unit, nil)
 }
