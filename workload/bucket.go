@@ -65,6 +65,7 @@ type Bucket struct {
 type vbucket struct {
 	log   upr.FailoverLog // newest first
 	items []item          // current branch history, ascending seqno
+	arena arena           // the items' keys and values
 	high  upr.Seqno
 	// inSnap counts the mutations of the open snapshot.
 	inSnap int
@@ -84,21 +85,63 @@ type docMeta struct {
 	live bool
 }
 
-// bytesOf views an immutable string as bytes without copying. The bytes
-// must never be written; events hand them out under that rule.
+// bytesOf views an immutable string as bytes without copying, for
+// read-only use.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// item is one entry of a vbucket's history. Items are never modified once
-// appended (except the snapEnd flag, under the bucket's lock), and their key
-// and value bytes never, so events may share them.
+// item is one entry of a vbucket's history. Its document id and body live
+// in the vbucket's arena, so items hold no pointers: the garbage collector
+// never scans the history and growing it copies plain memory. Items and
+// arena bytes are never modified once written (except the snapEnd flag,
+// under the bucket's lock), so events may share the bytes.
 type item struct {
 	seqno   upr.Seqno
 	rev     uint64
 	emit    int64
-	key     string
-	value   []byte // nil for deletions and expirations
+	chunk   uint32 // arena chunk holding key then value
+	off     uint32
+	klen    uint32
+	vlen    uint32
 	op      upr.Opcode
 	snapEnd bool // last item of a closed snapshot
+}
+
+// arena is append-only storage for the keys and values of a vbucket's
+// history, in chunks that are never reused: a slice of it stays valid
+// forever. Failover leaves the lost items' bytes in place; Compact copies
+// what it keeps into a new arena.
+type arena [][]byte
+
+const arenaChunk = 64 << 10
+
+// add appends key and value to the arena and returns where they are.
+func (a *arena) add(key, value []byte) (chunk, off uint32) {
+	n := len(key) + len(value)
+	if len(*a) == 0 || cap((*a)[len(*a)-1])-len((*a)[len(*a)-1]) < n {
+		*a = append(*a, make([]byte, 0, max(arenaChunk, n)))
+	}
+	c := &(*a)[len(*a)-1]
+	off = uint32(len(*c))
+	*c = append(*c, key...)
+	*c = append(*c, value...)
+	return uint32(len(*a) - 1), off
+}
+
+// key is it's document id, a view into the arena.
+func (a arena) key(it *item) []byte {
+	end := it.off + it.klen
+	return a[it.chunk][it.off:end:end]
+}
+
+// value is it's body (nil for deletions and expirations), a view into the
+// arena with no spare capacity, so an append by a consumer copies.
+func (a arena) value(it *item) []byte {
+	if it.op != upr.OpMutation {
+		return nil
+	}
+	start := it.off + it.klen
+	end := start + it.vlen
+	return a[it.chunk][start:end:end]
 }
 
 // NewBucket returns an empty bucket with the given number of vbuckets (1 to
@@ -164,7 +207,7 @@ func VbOf(docid string, n int) upr.Vbno {
 }
 
 // Set inserts or updates a document and returns its vbucket and new seqno.
-// The bucket keeps value: the caller must not modify it afterwards.
+// The bucket copies value.
 func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
 	vb := b.VbOf(docid)
 	b.mu.Lock()
@@ -176,7 +219,7 @@ func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
 	}
 	m.rev++
 	m.live = true
-	s := b.appendLocked(v, item{op: upr.OpMutation, key: docid, value: value, rev: m.rev})
+	s := b.appendLocked(v, item{op: upr.OpMutation, rev: m.rev}, docid, value)
 	b.mu.Unlock()
 	return vb, s
 }
@@ -203,10 +246,12 @@ func (b *Bucket) remove(docid string, op upr.Opcode) (upr.Vbno, upr.Seqno, bool)
 	}
 	m.rev++
 	m.live = false
-	return vb, b.appendLocked(v, item{op: op, key: docid, rev: m.rev}), true
+	return vb, b.appendLocked(v, item{op: op, rev: m.rev}, docid, nil), true
 }
 
-func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
+func (b *Bucket) appendLocked(v *vbucket, it item, key string, value []byte) upr.Seqno {
+	it.chunk, it.off = v.arena.add(bytesOf(key), value)
+	it.klen, it.vlen = uint32(len(key)), uint32(len(value))
 	v.high++
 	it.seqno = v.high
 	it.emit = b.clock()
@@ -309,7 +354,7 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.docs = make(map[string]*docMeta, len(v.docs))
 	for i := range v.items {
 		it := &v.items[i]
-		v.docs[it.key] = &docMeta{rev: it.rev, live: it.op == upr.OpMutation}
+		v.docs[string(v.arena.key(it))] = &docMeta{rev: it.rev, live: it.op == upr.OpMutation}
 	}
 	b.signalLocked()
 	return nil
@@ -340,28 +385,38 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 			continue
 		}
 		n := v.find(c + 1)
-		kept := dedup(v.items[:n])
+		kept := dedup(v.arena, v.items[:n])
+		for i := range kept {
+			kept[i].snapEnd = i == len(kept)-1
+		}
 		items := make([]item, 0, 2*(len(kept)+len(v.items)-n))
 		items = append(items, kept...)
-		for i := range items {
-			items[i].snapEnd = i == len(items)-1
-		}
 		items = append(items, v.items[n:]...)
-		v.items = items
+		// Copy what is kept into a new arena so the dropped versions'
+		// bytes can be freed (once no event refers to them).
+		var a arena
+		for i := range items {
+			it := &items[i]
+			key := v.arena.key(it)
+			val := v.arena.value(it)
+			it.chunk, it.off = a.add(key, val)
+		}
+		v.items, v.arena = items, a
 		v.compacted = c
 	}
 }
 
-// dedup returns each document's latest version in items, in seqno order.
-func dedup(items []item) []item {
+// dedup returns each document's latest version in items (whose bytes are
+// in a), in seqno order.
+func dedup(a arena, items []item) []item {
 	seen := make(map[string]struct{}, len(items))
 	out := make([]item, 0, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
-		k := items[i].key
-		if _, ok := seen[k]; ok {
+		k := a.key(&items[i])
+		if _, ok := seen[string(k)]; ok {
 			continue
 		}
-		seen[k] = struct{}{}
+		seen[string(k)] = struct{}{}
 		out = append(out, items[i])
 	}
 	slices.Reverse(out)

@@ -60,8 +60,11 @@ type stream struct {
 	// that snapshot must reach SnapEnd, so that the requester becomes
 	// consistent again only where it would have been.
 	resume bool
-	// pending is the rest of the snapshot being sent.
-	pending []item
+	// pending is the rest of the snapshot being sent, and pendingArena
+	// the arena its bytes are in (a compaction may replace the vbucket's
+	// arena meanwhile).
+	pending      []item
+	pendingArena arena
 }
 
 func (s *stream) finished() bool { return !s.open && s.answer == nil && s.final == nil }
@@ -273,7 +276,7 @@ func (f *Feed) emitLocked(s *stream, buf []upr.Event) int {
 				it := &s.pending[i]
 				buf[n] = upr.Event{
 					Op: it.op, Vb: vb, Vbuuid: vbuuid, Seqno: it.seqno, RevSeqno: it.rev,
-					Key: bytesOf(it.key), Value: it.value, EmitNanos: it.emit,
+					Key: s.pendingArena.key(it), Value: s.pendingArena.value(it), EmitNanos: it.emit,
 				}
 				n++
 			}
@@ -324,7 +327,7 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 		// a deletion, and request_plus consumers reach the current seqno.
 		s.backfill = false
 		limit := min(s.req.End, v.high)
-		s.pending = dedup(v.items[:v.find(limit+1)])
+		s.pending, s.pendingArena = dedup(v.arena, v.items[:v.find(limit+1)]), v.arena
 		if len(s.pending) == 0 {
 			// Nothing yet (or, below a compaction, nothing left): an empty
 			// vbucket sends no backfill snapshot.
@@ -362,7 +365,7 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 	if j+1 < len(v.items) && v.items[j+1].seqno > s.req.End {
 		s.sent = s.req.End
 	}
-	s.pending = group
+	s.pending, s.pendingArena = group, v.arena
 	*ev = upr.Event{Op: upr.OpSnapshot, Vb: s.req.Vb, Vbuuid: v.log[0].Vbuuid,
 		SnapStart: start, SnapEnd: group[len(group)-1].seqno}
 	return cutMarker

@@ -40,8 +40,8 @@ func (k OpKind) String() string {
 type Op struct {
 	Kind  OpKind
 	DocID string
-	// Value is the new JSON body for inserts and updates, nil otherwise. The
-	// bucket keeps it, so it must not be modified.
+	// Value is the new JSON body for inserts and updates, nil otherwise. It
+	// stays valid (the generator never reuses it) and must not be modified.
 	Value []byte
 	// Intended is, in open loop (Spec.Rate > 0), when the operation should
 	// start, as an offset from the phase's start; 0 in closed loop and for
@@ -81,7 +81,10 @@ type Generator struct {
 	loaded    int    // load operations produced
 	ops       uint64 // operations produced by Next
 	digest    *xxhash.Digest
+	slab      []byte // bodies are carved from it: one allocation per many
 }
+
+const slabSize = 32 << 10
 
 // NewGenerator returns a generator for spec (defaults applied); it fails if
 // the spec is invalid.
@@ -303,7 +306,15 @@ const padAlphabet = "abcdefghijklmnopqrstuvwxyz012345" // 32 symbols: 5 bits eac
 func (g *Generator) body() []byte {
 	r, f := g.rng, &g.spec.Fields
 	target := g.valueSize()
-	buf := make([]byte, 0, max(target, 224))
+	// Carve the body from the slab (full-slice expressions keep bodies
+	// apart); a body that outgrows its room moves to the heap by append.
+	room := max(target, 224)
+	if cap(g.slab)-len(g.slab) < room {
+		g.slab = make([]byte, 0, max(slabSize, room))
+	}
+	n0 := len(g.slab)
+	buf := g.slab[n0 : n0 : n0+room]
+	g.slab = g.slab[:n0+room]
 	buf = append(buf, '{')
 	// Presence of the seven optional fields from 16-bit slices of two
 	// draws rather than seven draws.

@@ -55,13 +55,13 @@ func (o *Oracle) Expected(d defn.IndexDefn, ts *upr.TsVbuuid) ([]defn.Entry, err
 	}
 	var out []defn.Entry
 	for _, it := range docs {
-		id := it.key
+		id := it.id
 		if d.IsPrimary {
 			out = append(out, defn.Entry{Key: []any{id}, DocID: id})
 			continue
 		}
 		var doc any
-		if err := json.Unmarshal(it.value, &doc); err != nil {
+		if err := json.Unmarshal(it.body, &doc); err != nil {
 			// A body that is not JSON has no fields: every path is missing.
 			doc = nil
 		}
@@ -93,16 +93,22 @@ func (o *Oracle) Expected(d defn.IndexDefn, ts *upr.TsVbuuid) ([]defn.Entry, err
 // starting below it then receive deduplicated snapshots, as from KV.
 func (o *Oracle) Forget(below *upr.TsVbuuid) { o.b.Compact(below) }
 
+// liveDoc is a document's id and body at some vector.
+type liveDoc struct {
+	id   string
+	body []byte
+}
+
 // docsAt collects the live documents at ts. Their bodies are immutable, so
 // they are decoded after the bucket's lock is released.
-func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]item, error) {
+func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]liveDoc, error) {
 	b := o.b
 	if ts.Len() != len(b.vbs) {
 		return nil, fmt.Errorf("vector has %d vbuckets, bucket %d", ts.Len(), len(b.vbs))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var docs []item
+	var docs []liveDoc
 	for vb := range b.vbs {
 		v := &b.vbs[vb]
 		s, u := ts.Seqnos[vb], ts.Vbuuids[vb]
@@ -124,9 +130,9 @@ func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]item, error) {
 		if s < v.compacted {
 			return nil, fmt.Errorf("vb %d: seqno %d is below the forgotten history (up to %d)", vb, s, v.compacted)
 		}
-		for _, it := range dedup(v.items[:v.find(s+1)]) {
+		for _, it := range dedup(v.arena, v.items[:v.find(s+1)]) {
 			if it.op == upr.OpMutation {
-				docs = append(docs, it)
+				docs = append(docs, liveDoc{string(v.arena.key(&it)), v.arena.value(&it)})
 			}
 		}
 	}
