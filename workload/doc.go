@@ -44,6 +44,10 @@
 //     a vector, as KV does; streams starting below it get one
 //     deduplicated snapshot, and the oracle refuses vectors below it.
 //
+// The spec format is YAML; testdata/default-spec.yaml is the default spec
+// printed by Spec.YAML (kept in sync by a test). Unknown fields are errors;
+// errors name the field's path ("workload.ops.update: must be in [0,1]").
+//
 // Subpackages: upr holds the protocol types and timestamp vectors; defn
 // holds index definitions and the WHERE grammar.
 package workload

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,3 +202,31 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultSpecFile keeps testdata/default-spec.yaml, the documented
+// default spec, in sync with DefaultSpec (rewrite with -rewrite-spec).
+func TestDefaultSpecFile(t *testing.T) {
+	y, err := DefaultSpec().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "testdata/default-spec.yaml"
+	if *rewriteSpec {
+		if err := os.WriteFile(path, y, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(y) {
+		t.Fatalf("%s is stale; rerun with -rewrite-spec:\n%s", path, y)
+	}
+	s, err := ParseSpec(want)
+	if err != nil || !reflect.DeepEqual(s, DefaultSpec()) {
+		t.Fatalf("%s does not parse to the default spec: %v", path, err)
+	}
+}
+
+var rewriteSpec = flag.Bool("rewrite-spec", false, "rewrite testdata/default-spec.yaml")
