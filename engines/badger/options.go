@@ -71,9 +71,15 @@ func newSettings(o engines.Options) (settings, error) {
 // String renders the effective settings in a stable order. txn_limit is
 // the largest atomic batch, in entries, the memtable size allows.
 func (s settings) String() string {
-	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d mode=managed detect_conflicts=false txn_limit_bytes=%d",
-		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.memtableBytes*15/100)
+	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d value_threshold=%d mode=managed detect_conflicts=false txn_limit_bytes=%d",
+		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.valueThreshold(), s.memtableBytes*15/100)
 }
+
+// valueThreshold is the largest value kept in the LSM tree rather than the
+// value log. Index values are a few dozen bytes; badger requires the
+// threshold below the transaction limit, which a small memtable makes
+// small.
+func (s settings) valueThreshold() int64 { return min(1<<20, s.memtableBytes*15/100/4) }
 
 // badgerOptions builds the options for the database in dir.
 func (s settings) badgerOptions(dir string) badgerdb.Options {
@@ -90,10 +96,7 @@ func (s settings) badgerOptions(dir string) badgerdb.Options {
 		WithBlockCacheSize(s.cacheBytes).
 		WithIndexCacheSize(s.indexCacheBytes).
 		WithCompression(c).
-		// Values up to this size stay in the LSM tree instead of the value
-		// log; index values are a few dozen bytes. Badger requires it below
-		// the transaction limit, which small memtables make small.
-		WithValueThreshold(min(1<<20, s.memtableBytes*15/100/4)).
+		WithValueThreshold(s.valueThreshold()).
 		// Each Apply is one transaction from the one writer: conflict
 		// detection would only cost time.
 		WithDetectConflicts(false).
