@@ -160,7 +160,12 @@ func (ix *Indexer) flushTo(target *upr.TsVbuuid, snapshot bool) error {
 	ix.st.docsIndexed.Add(int64(res.changed))
 	ix.record("flush", time.Since(start))
 
-	if !snapshot || !flushed.SnapAligned() || (len(dirty) == 0 && flushed.Equal(ix.snap.ts)) {
+	if !snapshot || !flushed.SnapAligned() || (len(dirty) == 0 && flushed.Equal(ix.snap.ts) && !ix.recovering) {
+		return nil
+	}
+	if ix.holdUntil != nil && !covers(flushed, ix.holdUntil) {
+		// Some slice was restored to a later vector than others and is
+		// replaying what it already holds: no snapshot until all caught up.
 		return nil
 	}
 	if err := ix.takeSnapshot(flushed); err != nil {
@@ -219,10 +224,11 @@ func (ix *Indexer) parallel(n int, fn func(i int)) {
 // it makes visible.
 func (ix *Indexer) takeSnapshot(ts *upr.TsVbuuid) error {
 	start := time.Now()
+	// Counted first, so whoever sees the snapshot sees it counted.
+	ix.st.snapshots.Add(1)
 	if err := ix.publish(ts, true); err != nil {
 		return err
 	}
-	ix.st.snapshots.Add(1)
 	ix.record("snapshot", time.Since(start))
 	if ix.cfg.Clock != nil && ix.cfg.Recorder != nil && len(ix.lagPending) > 0 {
 		now := ix.cfg.Clock()
@@ -244,6 +250,7 @@ func (ix *Indexer) publish(ts *upr.TsVbuuid, renew bool) error {
 	ix.mu.Lock()
 	prev := ix.snap
 	ix.snap = next
+	ix.recovering, ix.holdUntil = false, nil
 	close(ix.snapCh)
 	ix.snapCh = make(chan struct{})
 	ix.mu.Unlock()

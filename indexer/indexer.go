@@ -27,6 +27,10 @@ var (
 	ErrNoSuchIndex = errors.New("indexer: no such index")
 	// ErrClosed: the indexer was closed.
 	ErrClosed = errors.New("indexer: closed")
+	// ErrRecovering: the indexer is rolling back or restarting; index
+	// changes are refused and latest-snapshot scans fail until the first
+	// snapshot after it.
+	ErrRecovering = errors.New("indexer: in recovery")
 )
 
 // Source delivers the projector's batches for this indexer. Recv blocks
@@ -111,6 +115,11 @@ type Indexer struct {
 	rollbackGen uint64
 	lagSeq      int
 	closed      bool
+	// recovering is set from a rollback or restart until the first
+	// snapshot after it; holdUntil is the vector that snapshot must
+	// cover (slices may have been restored to different vectors).
+	recovering bool
+	holdUntil  *upr.TsVbuuid
 
 	st stats
 }
@@ -161,8 +170,8 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 	}
 	ix.flushMu.Lock()
 	defer ix.flushMu.Unlock()
-	if ix.isClosed() {
-		return ErrClosed
+	if err := ix.ddlAllowed(); err != nil {
+		return fmt.Errorf("create index %q: %w", name, err)
 	}
 	if _, dup := ix.insts[d.ID]; dup {
 		return fmt.Errorf("create index %q: instance %d exists", name, d.ID)
@@ -201,6 +210,10 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 // no scan reads it, and destroys its slices' stores.
 func (ix *Indexer) DropInstance(id uint64) error {
 	ix.flushMu.Lock()
+	if err := ix.ddlAllowed(); err != nil {
+		ix.flushMu.Unlock()
+		return fmt.Errorf("drop instance %d: %w", id, err)
+	}
 	inst := ix.insts[id]
 	if inst == nil {
 		ix.flushMu.Unlock()
@@ -215,7 +228,7 @@ func (ix *Indexer) DropInstance(id uint64) error {
 	}
 	var errs []error
 	for _, s := range inst.slices {
-		<-s.startDrop()
+		<-s.noViews()
 		if err := s.store.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("drop index %q: destroy slice %q: %w", inst.defn.Name, s.name, err))
 		}
@@ -233,6 +246,18 @@ func (ix *Indexer) Instances() map[uint64]InstanceState {
 		m[id] = in.state
 	}
 	return m
+}
+
+func (ix *Indexer) ddlAllowed() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	if ix.recovering {
+		return ErrRecovering
+	}
+	return nil
 }
 
 func (ix *Indexer) isClosed() bool {

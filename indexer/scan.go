@@ -329,6 +329,9 @@ func (ix *Indexer) acquire() (*snapshot, error) {
 	if ix.closed {
 		return nil, ErrClosed
 	}
+	if ix.recovering {
+		return nil, ErrRecovering
+	}
 	ix.snap.refs.Add(1)
 	return ix.snap, nil
 }
@@ -377,7 +380,7 @@ func (ix *Indexer) waitFor(ctx context.Context, want *upr.TsVbuuid, timeout time
 		case ix.rollbackGen != gen:
 			ix.mu.Unlock()
 			return nil, ErrIndexRollback
-		case covers(ix.snap.ts, want):
+		case !ix.recovering && covers(ix.snap.ts, want):
 			s := ix.snap
 			s.refs.Add(1)
 			ix.mu.Unlock()

@@ -64,11 +64,11 @@ type slice struct {
 	rps     []uint64 // retained recovery points, oldest first
 	nextRP  uint64
 
-	// Open views, so a dropped slice is destroyed only after the last one.
-	mu       sync.Mutex
-	views    int
-	drained  chan struct{} // closed when views drops to 0 while dropping
-	dropping bool
+	// Open views: a slice is destroyed or rolled back only after the
+	// last one closes.
+	mu      sync.Mutex
+	views   int
+	drained chan struct{} // closed when views drops to 0, if someone waits
 }
 
 func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
@@ -119,20 +119,23 @@ func (s *slice) viewClosed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.views--
-	if s.views == 0 && s.dropping {
+	if s.views == 0 && s.drained != nil {
 		close(s.drained)
+		s.drained = nil
 	}
 }
 
-// startDrop marks the slice as dropping and returns a channel closed once no
-// view of it is open.
-func (s *slice) startDrop() <-chan struct{} {
+// noViews returns a channel closed once no view of the slice is open.
+func (s *slice) noViews() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dropping = true
-	s.drained = make(chan struct{})
+	ch := make(chan struct{})
 	if s.views == 0 {
-		close(s.drained)
+		close(ch)
+		return ch
+	}
+	if s.drained == nil {
+		s.drained = ch
 	}
 	return s.drained
 }

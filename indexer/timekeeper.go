@@ -185,3 +185,13 @@ func (tk *timekeeper) promote(ts *upr.TsVbuuid) (*upr.TsVbuuid, error) {
 	tk.st = next
 	return next.Clone(), nil
 }
+
+// reset restarts every vbucket at ts (a rollback or a restart): received,
+// aligned and stable are all ts, which must be snapshot-aligned.
+func (tk *timekeeper) reset(ts *upr.TsVbuuid) {
+	for vb := range tk.cur {
+		p := pointOf(ts, vb)
+		tk.cur[vb], tk.aligned[vb] = p, p
+	}
+	tk.st = ts.Clone()
+}

@@ -1,0 +1,183 @@
+package indexer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// Recovery: both flows restore every slice to a recovery point, then
+// restart the stream from the oldest vector any slice was restored to.
+// Slices restored to later vectors replay mutations they already hold;
+// replay converges (an upsert of the key a document has is a no-op, and
+// the last version of each document wins), and no snapshot is published
+// until the flushed vector covers the latest restored one, so scans never
+// see a slice ahead of another.
+//
+// Both need Run to be stopped (the stream stopped): the caller cancels
+// Run, calls Rollback or Recover, requests the streams from the returned
+// vector, and runs again.
+
+// Recover is the restart flow, called after the instances were created
+// again (CreateInstance reopens their stores) and before Run: each slice
+// is rolled back to its newest recovery point (its live contents may be
+// ahead of it, or torn by a crash), a slice without one is emptied, and the
+// returned vector is where the streams must restart.
+func (ix *Indexer) Recover() (*upr.TsVbuuid, error) {
+	return ix.restore("recover", func(rps []engines.RecoveryPoint) int { return len(rps) - 1 })
+}
+
+// Rollback is the KV-rollback flow. points holds, per vbucket the producer
+// asked to roll back, the seqno it rolls back to. Queued key versions are
+// dropped, waiting scans fail with ErrIndexRollback, and each slice is
+// rolled back to its newest recovery point whose vector is at or below
+// every point (or emptied when none is). It returns the vector the streams
+// must restart from.
+func (ix *Indexer) Rollback(points map[upr.Vbno]upr.Seqno) (*upr.TsVbuuid, error) {
+	for vb := range points {
+		if int(vb) >= ix.cfg.NumVbuckets {
+			return nil, fmt.Errorf("rollback: vb %d out of range [0,%d)", vb, ix.cfg.NumVbuckets)
+		}
+	}
+	return ix.restore("rollback", func(rps []engines.RecoveryPoint) int {
+		for i := len(rps) - 1; i >= 0; i-- {
+			var ts upr.TsVbuuid
+			if ts.UnmarshalBinary(rps[i].Meta) != nil || ts.Len() != ix.cfg.NumVbuckets {
+				continue
+			}
+			ok := true
+			for vb, s := range points {
+				if ts.Seqnos[vb] > s {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return i
+			}
+		}
+		return -1
+	})
+}
+
+// restore is the common core: choose picks the recovery point (index into
+// rps, -1 for none) of each slice.
+func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint) int) (*upr.TsVbuuid, error) {
+	if ix.running.Load() {
+		return nil, fmt.Errorf("%s: stop Run first", what)
+	}
+	start := time.Now()
+	ix.flushMu.Lock()
+	defer ix.flushMu.Unlock()
+
+	// Stop serving the old snapshot, fail waiters, drop the queues.
+	ix.mu.Lock()
+	if ix.closed {
+		ix.mu.Unlock()
+		return nil, ErrClosed
+	}
+	ix.recovering = true
+	ix.q = newMutationQueue(ix.cfg.NumVbuckets)
+	ix.pendingST = nil
+	ix.rollbackGen++
+	close(ix.snapCh)
+	ix.snapCh = make(chan struct{})
+	old := ix.snap
+	ix.snap = &snapshot{seq: old.seq, ts: old.ts, taken: old.taken, insts: map[uint64]*snapInstance{}}
+	ix.snap.refs.Store(1)
+	ix.mu.Unlock()
+	ix.lagPending = ix.lagPending[:0]
+	if err := old.release(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+
+	var all []*slice
+	for _, inst := range ix.insts {
+		all = append(all, inst.slices...)
+	}
+	for _, s := range all {
+		<-s.noViews() // scans still reading finish first
+	}
+	errs := make([]error, len(all))
+	ix.parallel(len(all), func(i int) {
+		errs[i] = ix.restoreSlice(all[i], choose)
+	})
+	if err := errors.Join(errs...); err != nil {
+		ix.broken = err
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+
+	restart, hold := upr.NewTsVbuuid(ix.cfg.NumVbuckets), upr.NewTsVbuuid(ix.cfg.NumVbuckets)
+	for i, s := range all {
+		for vb := range ix.cfg.NumVbuckets {
+			p := pointOf(s.ts, vb)
+			if i == 0 || p.seqno < restart.Seqnos[vb] {
+				setPoint(restart, vb, p)
+			}
+			if i == 0 || p.seqno > hold.Seqnos[vb] {
+				setPoint(hold, vb, p)
+			}
+		}
+	}
+	ix.flushed = restart.Clone()
+	ix.lastPersist = time.Now()
+	ix.stalls = 0
+	ix.broken = nil
+	ix.mu.Lock()
+	ix.tk.reset(restart)
+	ix.holdUntil = hold
+	ix.mu.Unlock()
+	if restart.Equal(hold) {
+		if err := ix.publish(restart, true); err != nil {
+			ix.broken = err
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	ix.record(what, time.Since(start))
+	ix.cfg.Logger.Info("slices restored", "flow", what, "slices", len(all), "restart_seqnos", restart.Sum(),
+		"hold_seqnos", hold.Sum(), "took", time.Since(start))
+	return restart, nil
+}
+
+// restoreSlice rolls s back to the recovery point choose picks, or empties
+// it.
+func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) int) error {
+	rps, err := s.store.RecoveryPoints()
+	if err != nil {
+		return fmt.Errorf("slice %q: list recovery points: %w", s.name, err)
+	}
+	s.dirty, s.unsaved = true, false
+	if i := choose(rps); i >= 0 {
+		var ts upr.TsVbuuid
+		if err := ts.UnmarshalBinary(rps[i].Meta); err != nil {
+			return fmt.Errorf("slice %q: recovery point %d: %w", s.name, rps[i].ID, err)
+		}
+		if ts.Len() != ix.cfg.NumVbuckets {
+			return fmt.Errorf("slice %q: recovery point %d is over %d vbuckets, the indexer over %d", s.name, rps[i].ID, ts.Len(), ix.cfg.NumVbuckets)
+		}
+		if err := s.store.RollbackTo(rps[i].ID); err != nil {
+			return fmt.Errorf("slice %q: roll back to recovery point %d: %w", s.name, rps[i].ID, err)
+		}
+		s.ts = &ts
+		s.rps = s.rps[:0]
+		for _, rp := range rps[:i+1] {
+			s.rps = append(s.rps, rp.ID)
+		}
+		return nil
+	}
+	// No usable recovery point: start the slice over, empty.
+	if err := s.store.Destroy(); err != nil {
+		return fmt.Errorf("slice %q: destroy to start over: %w", s.name, err)
+	}
+	st, err := ix.cfg.Engine.Open(s.dir, ix.cfg.EngineOptions)
+	if err != nil {
+		return fmt.Errorf("slice %q: reopen empty: %w", s.name, err)
+	}
+	s.store = st
+	s.ts = upr.NewTsVbuuid(ix.cfg.NumVbuckets)
+	s.rps = nil
+	return nil
+}
