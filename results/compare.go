@@ -164,7 +164,7 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 			keys = append(keys, k)
 		}
 	}
-	sortKeys(keys)
+	sortKeys(keys, phaseRanks(append(append([]*Run(nil), old...), new...)))
 
 	thr := &benchmath.Thresholds{CompareAlpha: opts.Alpha}
 	common := 0
@@ -172,14 +172,14 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 		row := Row{GroupKey: k, Better: Better(k.Metric), Change: math.NaN(), P: 1}
 		ov, hasOld := oldS[k]
 		nv, hasNew := newS[k]
-		var os, ns *benchmath.Sample
+		var oldSample, newSample *benchmath.Sample
 		if hasOld {
-			os = benchmath.NewSample(append([]float64(nil), ov...), thr)
-			row.Old = summarize(os, opts.Confidence)
+			oldSample = benchmath.NewSample(append([]float64(nil), ov...), thr)
+			row.Old = summarize(oldSample, opts.Confidence)
 		}
 		if hasNew {
-			ns = benchmath.NewSample(append([]float64(nil), nv...), thr)
-			row.New = summarize(ns, opts.Confidence)
+			newSample = benchmath.NewSample(append([]float64(nil), nv...), thr)
+			row.New = summarize(newSample, opts.Confidence)
 		}
 		switch {
 		case !hasNew:
@@ -188,7 +188,7 @@ func Compare(old, new []*Run, opts CompareOptions) (*Comparison, error) {
 			row.Verdict = OnlyNew
 		default:
 			common++
-			c := benchmath.AssumeNothing.Compare(os, ns)
+			c := benchmath.AssumeNothing.Compare(oldSample, newSample)
 			row.P = c.P
 			for _, w := range c.Warnings {
 				row.Notes = append(row.Notes, w.Error())
@@ -264,7 +264,26 @@ func pool(runs []*Run, side string, warn func(string)) map[GroupKey][]float64 {
 	return m
 }
 
-func sortKeys(keys []GroupKey) {
+// phaseRanks numbers phases in the order the runs ran them, so the table
+// follows the scenario rather than the alphabet.
+func phaseRanks(runs []*Run) map[string]int {
+	rank := map[string]int{}
+	for _, r := range runs {
+		if r == nil {
+			continue
+		}
+		for _, c := range r.Cells {
+			for _, p := range c.Phases {
+				if _, ok := rank[p.Name]; !ok {
+					rank[p.Name] = len(rank)
+				}
+			}
+		}
+	}
+	return rank
+}
+
+func sortKeys(keys []GroupKey, phaseRank map[string]int) {
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
 		if a.Engine != b.Engine {
@@ -277,6 +296,9 @@ func sortKeys(keys []GroupKey) {
 			return a.Dir < b.Dir
 		}
 		if a.Phase != b.Phase {
+			if ra, rb := phaseRank[a.Phase], phaseRank[b.Phase]; ra != rb {
+				return ra < rb
+			}
 			return a.Phase < b.Phase
 		}
 		return a.Metric < b.Metric
