@@ -28,6 +28,9 @@ type BucketOptions struct {
 	// Clock returns monotonic nanoseconds; Bucket.Now and every event's
 	// EmitNanos come from it. Default: nanoseconds since NewBucket, from the
 	// runtime's monotonic clock. Tests inject a fake clock for determinism.
+	// The bucket calls it under its lock for every mutation; Now calls it
+	// directly, so a clock used from several goroutines must be safe for
+	// that.
 	Clock func() int64
 	// SnapshotItems closes a vbucket's open snapshot after that many
 	// mutations. Default DefaultSnapshotItems.
@@ -44,6 +47,7 @@ type BucketOptions struct {
 // Every vbucket keeps its full mutation history on the current branch, so a
 // stream may start at any seqno and the oracle can answer for any vector.
 // Compact deduplicates history below a vector to bound memory, as KV does.
+// Until then a mutation costs about len(docid)+len(value)+48 bytes.
 //
 // Snapshots: the bucket closes a vbucket's open snapshot after
 // SnapshotItems mutations; a stream sends such closed snapshots as they
