@@ -278,3 +278,16 @@ func TestCollectMachine(t *testing.T) {
 	}
 	t.Logf("%+v", m)
 }
+
+func TestWriteDirUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	run := &Run{Schema: SchemaVersion}
+	err := WriteDir(filepath.Join(file, "out"), run)
+	if err == nil || !strings.Contains(err.Error(), file) {
+		t.Errorf("WriteDir under a file: %v, want an error naming %s", err, file)
+	}
+	if err := WriteDir(t.TempDir(), nil); err == nil {
+		t.Error("nil run accepted")
+	}
+}
