@@ -180,7 +180,7 @@ func (s *Store) loadRecoveryPoints() ([]engines.RecoveryPoint, error) {
 		switch {
 		case perr != nil || (ext != "db" && ext != "meta"):
 			// Temporary files of an interrupted create, or not ours.
-			if strings.HasSuffix(name, ".tmp") || strings.Contains(name, ".tmp") {
+			if strings.Contains(name, ".tmp") {
 				orphans = append(orphans, name)
 				continue
 			}

@@ -31,6 +31,20 @@ func loadEntries(b *testing.B) int {
 	return n
 }
 
+// freelist is the freelist type both sides of BenchmarkLoad use
+// (IDXBENCH_BBOLT_FREELIST: array, the default, or hashmap).
+func freelist(b *testing.B) string {
+	switch f := os.Getenv("IDXBENCH_BBOLT_FREELIST"); f {
+	case "", "array":
+		return "array"
+	case "hashmap":
+		return "hashmap"
+	default:
+		b.Fatalf("IDXBENCH_BBOLT_FREELIST=%q: want array or hashmap", f)
+		return ""
+	}
+}
+
 // entryKeys returns n index keys: 16-40 random bytes ++ 8-byte docid.
 func entryKeys(n int) [][]byte {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -58,7 +72,7 @@ func BenchmarkLoad(b *testing.B) {
 		var cpu int64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			s, err := bbolt.Open(filepath.Join(b.TempDir(), "s"), engines.Options{})
+			s, err := bbolt.Open(filepath.Join(b.TempDir(), "s"), engines.Options{Extra: map[string]string{"freelist": freelist(b)}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -85,7 +99,11 @@ func BenchmarkLoad(b *testing.B) {
 		var cpu int64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o644, &bolt.Options{NoSync: true, NoGrowSync: true, InitialMmapSize: 8 << 30})
+			ft := bolt.FreelistArrayType
+			if freelist(b) == "hashmap" {
+				ft = bolt.FreelistMapType
+			}
+			db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o644, &bolt.Options{NoSync: true, NoGrowSync: true, InitialMmapSize: 8 << 30, FreelistType: ft})
 			if err != nil {
 				b.Fatal(err)
 			}
