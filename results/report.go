@@ -461,9 +461,13 @@ func trend(history []*Run, colors map[string]string) chartSection {
 	// Label by what varies anywhere in the history, so one configuration
 	// keeps one label (and one line) across runs.
 	var all variant
+	maxCores := 0
 	for _, r := range history {
 		v := variants(r)
 		all.cores, all.dirs = all.cores || v.cores, all.dirs || v.dirs
+		for _, c := range r.Cells {
+			maxCores = max(maxCores, c.Cores)
+		}
 	}
 	for _, k := range keys {
 		series := map[coord]*xySeries{}
@@ -474,7 +478,8 @@ func trend(history []*Run, colors map[string]string) chartSection {
 			for _, c := range cs {
 				s := series[c]
 				if s == nil {
-					s = &xySeries{Label: v.label(c.engine, c.cores, c.dir), Color: colors[c.engine]}
+					// One colour per engine; fewer cores draw dashed.
+					s = &xySeries{Label: v.label(c.engine, c.cores, c.dir), Color: colors[c.engine], Dashed: c.cores < maxCores}
 					series[c] = s
 					order = append(order, c)
 				}

@@ -143,6 +143,11 @@ func TestReportInBrowser(t *testing.T) {
 		if top, err := chromedp.Run(runCtx, chromedp.CaptureScreenshot()); err == nil {
 			os.WriteFile(strings.TrimSuffix(shot, ".png")+"-top.png", top, 0o644)
 		}
+		for _, id := range []string{"over-time", "engines", "scaling", "trend"} {
+			if png, err := chromedp.Run(runCtx, chromedp.Screenshot(chromedp.CSS("#"+id+" + p + .charts"))); err == nil {
+				os.WriteFile(strings.TrimSuffix(shot, ".png")+"-"+id+".png", png, 0o644)
+			}
+		}
 		png, err := chromedp.Run(runCtx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Errorf("screenshot: %v", err)
