@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -13,6 +14,15 @@ import (
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
 )
+
+// randomRounds is n, or ten times n with IDXBENCH_LONG=1 set (for soak runs
+// beyond the package's one-minute budget).
+func randomRounds(n int) int {
+	if os.Getenv("IDXBENCH_LONG") != "" {
+		return 10 * n
+	}
+	return n
+}
 
 func testSeed(t *testing.T) uint64 {
 	seed := *flagSeed
@@ -105,7 +115,7 @@ func TestRandomized(t *testing.T) {
 				}
 				g := newGen(nvb)
 				docs := 20 + r.IntN(200)
-				for round := range 40 {
+				for round := range randomRounds(20) {
 					for range r.IntN(200) {
 						vb := upr.Vbno(r.IntN(nvb))
 						if g.seq[vb] == g.snapEnd[vb] && r.IntN(3) == 0 {
@@ -164,7 +174,7 @@ func TestRandomizedRunning(t *testing.T) {
 		gr := rand.New(rand.NewPCG(r.Uint64(), 1))
 		go func() {
 			r := gr
-			for range 30 {
+			for range randomRounds(30) {
 				for range r.IntN(100) {
 					vb := upr.Vbno(r.IntN(nvb))
 					if g.seq[vb] == g.snapEnd[vb] && r.IntN(3) == 0 {
