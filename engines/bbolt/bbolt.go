@@ -63,6 +63,10 @@ type Store struct {
 	written  int64
 	commits  int64
 	baseline bolt.Stats // db.Stats() right after the current db opened
+	// mapped is a lower bound of the size bbolt has mapped; Apply refuses
+	// a batch that could make bbolt remap while views are open (see
+	// errRemapWithViews).
+	mapped int64
 }
 
 var _ engines.Store = (*Store)(nil)
@@ -132,10 +136,34 @@ func (s *Store) openDB() (err error) {
 		db.Close()
 		return fmt.Errorf("bbolt: open %q: %w", path, err)
 	}
+	var size int64
+	_ = db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
 	s.db = db
 	s.baseline = db.Stats()
+	s.mapped = mappedSize(max(size, int64(s.cfg.initialMmapSize)))
 	return nil
 }
+
+// mappedSize is the size bbolt maps for a file of size bytes: powers of
+// two from 32 KiB to 1 GiB, then whole GiBs (bbolt's DB.mmapSize).
+func mappedSize(size int64) int64 {
+	for i := 15; i <= 30; i++ {
+		if size <= 1<<i {
+			return 1 << i
+		}
+	}
+	const step = 1 << 30
+	if r := size % step; r > 0 {
+		size += step - r
+	}
+	return size
+}
+
+// errRemapWithViews refuses a batch that may grow the file past what bbolt
+// has mapped while views are open: bbolt would then wait, inside Commit, for
+// every read transaction to end, which never happens if the goroutine
+// holding a view is waiting for this Apply.
+var errRemapWithViews = errors.New("the file may outgrow its memory mapping while views are open (bbolt would block until they close); close views or raise initial_mmap_size")
 
 // openBolt calls bolt.Open, recovering a panic bbolt raises on a garbage
 // file. The recovery is confined to opening (meta pages, freelist); a file
@@ -254,6 +282,14 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 	// NoSync, so setting it here is race-free.
 	db.NoSync = d == engines.NoSync
 	err := db.Update(func(tx *bolt.Tx) error {
+		// A file larger than the last known mapping means bbolt remapped.
+		size := tx.Size()
+		s.mapped = max(s.mapped, mappedSize(size))
+		// Worst case every operation dirties its own leaf and branch page
+		// and the freelist has none to reuse.
+		if grow := int64(2*len(ops)+64) * int64(s.cfg.pageSize); s.views.Load() > 0 && size+grow >= s.mapped {
+			return errRemapWithViews
+		}
 		var bk [engines.NumKeyspaces]*bolt.Bucket
 		for i := range bk {
 			bk[i] = tx.Bucket(bucketNames[i])

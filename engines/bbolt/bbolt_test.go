@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -149,5 +150,32 @@ func TestRollbackWithOpenView(t *testing.T) {
 	}
 	if err := s.RollbackTo(1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestApplyNearMappingWithOpenView checks that a batch which could make
+// bbolt remap the file while a view is open is refused, not left to block.
+func TestApplyNearMappingWithOpenView(t *testing.T) {
+	s, err := bbolt.Open(filepath.Join(t.TempDir(), "s"), engines.Options{Extra: map[string]string{"initial_mmap_size": "64KiB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var b engines.Batch
+	for i := range 100 {
+		b.Set(engines.Main, []byte(strings.Repeat("k", 100)+strconv.Itoa(i)), []byte(strings.Repeat("v", 1000)))
+	}
+	v, err := s.NewView()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&b, engines.NoSync); err == nil || !strings.Contains(err.Error(), "initial_mmap_size") {
+		t.Fatalf("Apply with an open view near the mapping's end: err = %v", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&b, engines.NoSync); err != nil {
+		t.Fatalf("Apply without views: %v", err)
 	}
 }

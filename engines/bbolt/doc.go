@@ -27,8 +27,9 @@
 // the writer waits until the view closes. The mapping is therefore reserved
 // large up front (initial_mmap_size, default 8 GiB of address space, not
 // memory), which makes that wait practically unreachable for benchmark-sized
-// stores; a caller that holds a view on the writing goroutine across an
-// Apply that outgrows it would deadlock.
+// stores. Near the end of the mapping, Apply refuses (with an error saying
+// so) a batch that could trigger a remap while views are open, rather than
+// risk a deadlock when the view's holder waits for that Apply.
 //
 // Recovery points cost O(file size): from a read transaction, tx.WriteTo
 // streams a consistent image of the file to rp/<id>.db.tmp, which is fsynced
