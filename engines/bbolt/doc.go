@@ -14,7 +14,12 @@
 // one writer, so the per-batch durability flag is honoured by setting
 // db.NoSync before each Update while holding the adapter's writer lock; only
 // the writing goroutine reads that field, inside Commit. A synced commit costs
-// two fdatasyncs (pages, then meta page). NoGrowSync is always on: on Linux
+// two fdatasyncs (pages, then meta page). A NoSync commit survives a process
+// crash (kill -9: the page cache keeps its writes), but after a power loss
+// its meta page may have reached the disk before its data pages, which bbolt
+// cannot detect: NoSync is a benchmark setting, not a durability level for
+// machines that lose power. A later synced commit makes every earlier one
+// durable too (fdatasync covers the whole file). NoGrowSync is always on: on Linux
 // fdatasync also persists the file size a commit grew, so the extra fsync
 // bbolt would issue when growing the file buys nothing.
 //
