@@ -46,6 +46,16 @@
 // waits), the flusher applies everything queued without a snapshot; scans
 // see it at the next aligned one.
 //
+// Recovery (Recover after a restart, Rollback when the producer answers a
+// stream request with a rollback): with Run stopped, the queues are
+// dropped, waiting scans fail with ErrIndexRollback, and every slice is
+// rolled back to a recovery point (the newest one; for a rollback the
+// newest at or below the rollback seqnos) or emptied when it has none.
+// The streams restart from the oldest vector a slice was restored to;
+// slices restored further ahead replay what they hold, which converges, and
+// no snapshot is published (scans wait, DDL is refused with ErrRecovering)
+// until the flushed vector covers the newest restored one.
+//
 // Slice layout (one engines.Store per partition, Dir/<index>/p<N>): main
 // keyspace encodedKey ++ docid ++ uint16 big-endian len(docid) → empty;
 // back keyspace docid → encodedKey; meta keyspace "ts" → the vector the
