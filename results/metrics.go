@@ -40,8 +40,15 @@ var betterBySuffix = []struct {
 	suffix string
 	better int
 }{
+	// A cost per unit of work (bytes, CPU seconds per mutation or entry).
 	{"_per_mutation", LowerIsBetter},
 	{"_per_million_mutations", LowerIsBetter},
+	{"_per_entry", LowerIsBetter},
+	{"_per_million_entries", LowerIsBetter},
+	{"_per_doc", LowerIsBetter},
+	{"_per_op", LowerIsBetter},
+	{"_per_key", LowerIsBetter},
+	{"_per_scan", LowerIsBetter},
 	{"_per_sec", HigherIsBetter},
 	{"_per_second", HigherIsBetter},
 	{"_speedup", HigherIsBetter},
