@@ -77,7 +77,7 @@ type vbucket struct {
 	gen uint64
 	// compacted: history at or below it is deduplicated.
 	compacted upr.Seqno
-	docs      map[string]*docMeta
+	docs      map[string]docMeta
 	// everUUIDs lists every vbuuid the vbucket ever had, oldest first,
 	// including branches a failover dropped from the log (for tests and
 	// debugging output).
@@ -176,7 +176,7 @@ func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket
 	for i := range b.vbs {
 		b.vbs[i].log = upr.FailoverLog{{Vbuuid: b.newVbuuid(nil), Seqno: 0}}
 		b.vbs[i].everUUIDs = []upr.Vbuuid{b.vbs[i].log[0].Vbuuid}
-		b.vbs[i].docs = make(map[string]*docMeta)
+		b.vbs[i].docs = make(map[string]docMeta)
 	}
 	return b
 }
@@ -216,13 +216,12 @@ func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
 	vb := b.VbOf(docid)
 	b.mu.Lock()
 	v := &b.vbs[vb]
+	// A value map: the second access hits the cache, where a pointer to
+	// a docMeta would be one more miss.
 	m := v.docs[docid]
-	if m == nil {
-		m = &docMeta{}
-		v.docs[docid] = m
-	}
 	m.rev++
 	m.live = true
+	v.docs[docid] = m
 	s := b.appendLocked(v, item{op: upr.OpMutation, rev: m.rev}, docid, value)
 	b.mu.Unlock()
 	return vb, s
@@ -244,12 +243,13 @@ func (b *Bucket) remove(docid string, op upr.Opcode) (upr.Vbno, upr.Seqno, bool)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v := &b.vbs[vb]
-	m := v.docs[docid]
-	if m == nil || !m.live {
+	m, ok := v.docs[docid]
+	if !ok || !m.live {
 		return vb, 0, false
 	}
 	m.rev++
 	m.live = false
+	v.docs[docid] = m
 	return vb, b.appendLocked(v, item{op: op, rev: m.rev}, docid, nil), true
 }
 
@@ -355,10 +355,10 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
 	v.everUUIDs = append(v.everUUIDs, u)
 	v.gen++
-	v.docs = make(map[string]*docMeta, len(v.docs))
+	v.docs = make(map[string]docMeta, len(v.docs))
 	for i := range v.items {
 		it := &v.items[i]
-		v.docs[string(v.arena.key(it))] = &docMeta{rev: it.rev, live: it.op == upr.OpMutation}
+		v.docs[string(v.arena.key(it))] = docMeta{rev: it.rev, live: it.op == upr.OpMutation}
 	}
 	b.signalLocked()
 	return nil
