@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode"
 )
 
 // MarkerFile is the name of the file that marks a directory as an idxbench
@@ -33,7 +34,7 @@ const markerPrefix = "idxbench store engine="
 //
 // ClaimDir never deletes or overwrites anything.
 func ClaimDir(dir, engine string) (created bool, err error) {
-	if engine == "" || strings.ContainsAny(engine, "\n\r") {
+	if !validEngineName(engine) {
 		return false, fmt.Errorf("claim %q: invalid engine name %q", dir, engine)
 	}
 	fi, err := os.Stat(dir)
@@ -102,10 +103,24 @@ func ReadMarker(dir string) (engine string, err error) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	name, ok := strings.CutPrefix(line, markerPrefix)
-	if !ok || name == "" {
+	if !ok || !validEngineName(name) {
 		return "", fmt.Errorf("store marker %q is not an idxbench marker (%q): %w", path, line, ErrForeignDir)
 	}
 	return name, nil
+}
+
+// validEngineName accepts non-empty names of printable characters without
+// spaces, the names a marker line can carry unambiguously.
+func validEngineName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func writeMarker(dir, engine string) error {

@@ -232,3 +232,31 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzReadMarker checks that any marker content either names an engine that
+// round-trips through ClaimDir, or is refused as foreign; never a panic.
+func FuzzReadMarker(f *testing.F) {
+	f.Add([]byte("idxbench store engine=pebble\n"))
+	f.Add([]byte("idxbench store engine=\n"))
+	f.Add([]byte("idxbench store engine=a\r\nmore"))
+	f.Add([]byte{0xff, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, MarkerFile), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		name, err := ReadMarker(dir)
+		if err != nil {
+			if !errors.Is(err, ErrForeignDir) {
+				t.Fatalf("err = %v, want ErrForeignDir", err)
+			}
+			return
+		}
+		if name == "" || strings.ContainsAny(name, "\r\n") {
+			t.Fatalf("ReadMarker = %q", name)
+		}
+		if _, err := ClaimDir(dir, name); err != nil {
+			t.Fatalf("ClaimDir(%q) on its own marker: %v", name, err)
+		}
+	})
+}
