@@ -132,11 +132,12 @@ func (s *Store) Apply(b *engines.Batch, _ engines.Durability) error {
 		t := s.trees[op.Keyspace]
 		switch op.Kind {
 		case engines.OpSet:
-			// The batch's buffer is reused by the caller: copy.
-			it := item{key: slices.Clone(op.Key), value: slices.Clone(op.Value)}
-			if it.value == nil {
-				it.value = []byte{}
-			}
+			// The batch's buffer is reused by the caller: copy key and
+			// value into one allocation.
+			buf := make([]byte, len(op.Key)+len(op.Value))
+			n := copy(buf, op.Key)
+			copy(buf[n:], op.Value)
+			it := item{key: buf[:n:n], value: buf[n:]}
 			if old, ok := t.ReplaceOrInsert(it); ok {
 				s.liveBytes -= int64(len(old.key) + len(old.value))
 			}
@@ -360,7 +361,7 @@ func (v *view) Close() error {
 // chunk is how many items an iterator copies out of the tree per descent:
 // btree has callbacks, not cursors, so the iterator refills a small buffer
 // from the last key it returned.
-const chunk = 64
+const chunk = 128
 
 type iter struct {
 	t            *btree.BTreeG[item]
