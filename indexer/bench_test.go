@@ -21,14 +21,16 @@ import (
 func BenchmarkFlush(b *testing.B) {
 	for _, e := range testEngines(b) {
 		for _, mode := range []string{"insert", "update"} {
-			b.Run(fmt.Sprintf("engine=%s/%s", e.Name, mode), func(b *testing.B) {
-				benchmarkFlush(b, e, mode == "update")
-			})
+			for _, cache := range []int64{0, 256 << 20} {
+				b.Run(fmt.Sprintf("engine=%s/%s/backcache=%dMiB", e.Name, mode, cache>>20), func(b *testing.B) {
+					benchmarkFlush(b, e, mode == "update", cache)
+				})
+			}
 		}
 	}
 }
 
-func benchmarkFlush(b *testing.B, e engines.Engine, update bool) {
+func benchmarkFlush(b *testing.B, e engines.Engine, update bool, cache int64) {
 	const (
 		nvb      = 1024
 		docs     = 100000
@@ -36,7 +38,7 @@ func benchmarkFlush(b *testing.B, e engines.Engine, update bool) {
 		perST    = 20000
 		parts    = 4
 	)
-	ix := newTestIndexer(b, e, Config{NumVbuckets: nvb, QueueSize: 1 << 30})
+	ix := newTestIndexer(b, e, Config{NumVbuckets: nvb, QueueSize: 1 << 30, BackIndexCacheBytes: cache})
 	mustCreate(b, ix, 1, defn.IndexDefn{Name: "bench", SecExprs: []string{"k"}, Partitions: parts})
 	r := rand.New(rand.NewPCG(1, 2))
 	g := newGen(nvb)

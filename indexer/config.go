@@ -67,6 +67,12 @@ type Config struct {
 	// writes) one engine batch carries; a flush larger than that is applied
 	// as several batches. Default 10000.
 	FlushBatchSize int
+	// BackIndexCacheBytes bounds a write-through cache of each secondary
+	// slice's back index, so upserts and deletions need not read the store
+	// (a slice created empty whose cache stays within the bound never
+	// reads it). Past the bound the cache empties and fills again from
+	// later flushes. Default 0: no cache.
+	BackIndexCacheBytes int64
 	// Durability is passed to every Apply.
 	Durability engines.Durability
 	// STMode is ModeLocal or ModeCoordinator. Default ModeLocal.
@@ -147,6 +153,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("indexer: ST mode %q is not %q or %q", c.STMode, ModeLocal, ModeCoordinator)
 	case c.LagSampleEvery < 1:
 		return fmt.Errorf("indexer: lag sample rate %d must be at least 1", c.LagSampleEvery)
+	case c.BackIndexCacheBytes < 0:
+		return fmt.Errorf("indexer: back-index cache size %d is negative", c.BackIndexCacheBytes)
 	case c.ScanTimeout < 0:
 		return fmt.Errorf("indexer: scan timeout %v is negative", c.ScanTimeout)
 	}
@@ -162,8 +170,8 @@ func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "engine=%s vbuckets=%d snapshot_interval=%v persist_interval=%v max_rollbacks=%d",
 		c.Engine.Name, c.NumVbuckets, c.SnapshotInterval, c.PersistInterval, c.MaxRollbacks)
-	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v",
-		c.QueueSize, c.FlushBatchSize, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout)
+	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v",
+		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout)
 	fmt.Fprintf(&b, " engine_options={%s}", c.EngineOptions)
 	return b.String()
 }

@@ -208,3 +208,36 @@ func TestConfig(t *testing.T) {
 }
 
 var _ = projector.Upsert
+
+func TestBackCache(t *testing.T) {
+	c := newBackCache(2*(1+3+backCacheEntryOverhead), true)
+	if k, known := c.get([]byte("a")); !known || k != nil {
+		t.Fatalf("complete cache miss = %q, %v; want known absent", k, known)
+	}
+	c.put([]byte("a"), []byte("k01"))
+	c.put([]byte("b"), []byte("k02"))
+	if k, known := c.get([]byte("a")); !known || string(k) != "k01" {
+		t.Fatalf("get a = %q, %v", k, known)
+	}
+	c.put([]byte("a"), nil)
+	if k, known := c.get([]byte("a")); !known || k != nil {
+		t.Fatalf("deleted a = %q, %v", k, known)
+	}
+	c.put([]byte("a"), []byte("k03"))
+	c.put([]byte("c"), []byte("k04")) // over the bound: empties, incomplete
+	if _, known := c.get([]byte("b")); known {
+		t.Fatal("overflowed cache still claims to know")
+	}
+	c.put([]byte("d"), []byte("k05"))
+	if k, known := c.get([]byte("d")); !known || string(k) != "k05" {
+		t.Fatalf("refilled d = %q, %v", k, known)
+	}
+	var off *backCache
+	off.put([]byte("x"), []byte("y"))
+	if _, known := off.get([]byte("x")); known {
+		t.Fatal("nil cache knows something")
+	}
+	if newBackCache(0, true) != nil {
+		t.Fatal("zero bound made a cache")
+	}
+}

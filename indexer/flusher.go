@@ -271,6 +271,9 @@ func (ix *Indexer) persist(ts *upr.TsVbuuid) error {
 	}
 	ix.lastPersist = start
 	if len(unsaved) == 0 {
+		// Nothing changed since the slices' newest recovery points: the
+		// state at ts is already recoverable.
+		ix.setPersistedTS(ts)
 		return nil
 	}
 	errs := make([]error, len(unsaved))
@@ -281,8 +284,28 @@ func (ix *Indexer) persist(ts *upr.TsVbuuid) error {
 		return err
 	}
 	ix.st.persisted.Add(1)
+	ix.setPersistedTS(ts)
 	ix.record("persist", time.Since(start))
 	return nil
+}
+
+func (ix *Indexer) setPersistedTS(ts *upr.TsVbuuid) {
+	ix.mu.Lock()
+	ix.persistedTS = ts.Clone()
+	ix.mu.Unlock()
+}
+
+// PersistedTS is the vector of the latest persistent snapshot round: what a
+// restart would recover at least (nil before the first). A round that found
+// no slice changed since its recovery points still counts, since the state
+// at its vector is then already recoverable.
+func (ix *Indexer) PersistedTS() *upr.TsVbuuid {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.persistedTS == nil {
+		return nil
+	}
+	return ix.persistedTS.Clone()
 }
 
 func (ix *Indexer) record(op string, d time.Duration) {

@@ -98,6 +98,7 @@ type Indexer struct {
 	insts       map[uint64]*instance
 	flushed     *upr.TsVbuuid // what every slice's contents correspond to
 	lastPersist time.Time
+	persistedTS *upr.TsVbuuid // guarded by mu; see PersistedTS
 	lagPending  []int64 // sampled EmitNanos flushed but not yet visible
 	stalls      int     // flush-loop wakes that found the queue full and no ST
 	broken      error   // a failed apply leaves slices behind the vector

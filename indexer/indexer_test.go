@@ -36,6 +36,8 @@ func TestBackIndex(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engines.Engine) {
 		ix := newTestIndexer(t, e, Config{NumVbuckets: 4})
 		mustCreate(t, ix, 1, defn.IndexDefn{Name: "by_city", SecExprs: []string{"city"}})
+		cached := newTestIndexer(t, e, Config{NumVbuckets: 4, BackIndexCacheBytes: 1 << 20})
+		mustCreate(t, cached, 1, defn.IndexDefn{Name: "by_city", SecExprs: []string{"city"}})
 		g := newGen(4)
 		city := func(c string) target { return target{inst: 1, key: enc(t, c)} }
 		gone := target{inst: 1}
@@ -74,8 +76,12 @@ func TestBackIndex(t *testing.T) {
 		}
 		for _, s := range steps {
 			s.do()
-			feed(t, ix, g.batch())
+			b := g.batch()
+			feed(t, ix, b)
 			step(t, ix)
+			feed(t, cached, b)
+			step(t, cached)
+			wantEntries(t, scanAll(t, cached, "by_city"), s.want)
 			r := scanAll(t, ix, "by_city")
 			wantEntries(t, r, s.want)
 			if !r.TS.Equal(g.kvSeqnosAligned()) {

@@ -109,7 +109,9 @@ func TestRandomized(t *testing.T) {
 		t.Run(fmt.Sprintf("vbuckets=%d", nvb), func(t *testing.T) {
 			forEachEngine(t, func(t *testing.T, e engines.Engine) {
 				r := rand.New(rand.NewPCG(testSeed(t), 0))
-				ix := newTestIndexer(t, e, Config{NumVbuckets: nvb, FlushBatchSize: 1 + r.IntN(64), PersistInterval: time.Duration(r.IntN(2))})
+				cache := []int64{0, 2000, 1 << 20}[r.IntN(3)]
+				t.Logf("back-index cache %d bytes", cache)
+				ix := newTestIndexer(t, e, Config{NumVbuckets: nvb, FlushBatchSize: 1 + r.IntN(64), PersistInterval: time.Duration(r.IntN(2)), BackIndexCacheBytes: cache})
 				for _, in := range randomIndexes {
 					mustCreate(t, ix, in.id, in.defn)
 				}
@@ -163,6 +165,7 @@ func TestRandomizedRunning(t *testing.T) {
 		ix := newTestIndexer(t, e, Config{
 			NumVbuckets: nvb, SnapshotInterval: 10 * time.Millisecond, QueueSize: 50 + r.IntN(500),
 			FlushBatchSize: 1 + r.IntN(100), PersistInterval: 20 * time.Millisecond, MaxRollbacks: 2,
+			BackIndexCacheBytes: []int64{0, 2000, 1 << 20}[r.IntN(3)],
 			KVSeqnos: func() *upr.TsVbuuid { ts := <-kv; kv <- ts; return ts.Clone() },
 		})
 		for _, in := range randomIndexes {

@@ -80,6 +80,7 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 		return nil, ErrClosed
 	}
 	ix.recovering = true
+	ix.persistedTS = nil
 	ix.q = newMutationQueue(ix.cfg.NumVbuckets)
 	ix.pendingST = nil
 	ix.rollbackGen++
@@ -162,6 +163,7 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 			return fmt.Errorf("slice %q: roll back to recovery point %d: %w", s.name, rps[i].ID, err)
 		}
 		s.ts = &ts
+		s.cache.reset(false)
 		s.rps = s.rps[:0]
 		for _, rp := range rps[:i+1] {
 			s.rps = append(s.rps, rp.ID)
@@ -177,6 +179,7 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 		return fmt.Errorf("slice %q: reopen empty: %w", s.name, err)
 	}
 	s.store = st
+	s.cache.reset(true)
 	s.ts = upr.NewTsVbuuid(ix.cfg.NumVbuckets)
 	s.rps = nil
 	return nil

@@ -57,7 +57,7 @@ func rounds(t *testing.T, ix *Indexer, g *gen, n, from int) (snaps []*upr.TsVbuu
 func TestRollback(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engines.Engine) {
 		rec := &recorder{}
-		ix := newTestIndexer(t, e, Config{NumVbuckets: 4, PersistInterval: 1, MaxRollbacks: 3, Recorder: rec})
+		ix := newTestIndexer(t, e, Config{NumVbuckets: 4, PersistInterval: 1, MaxRollbacks: 3, Recorder: rec, BackIndexCacheBytes: 1 << 20})
 		mustCreate(t, ix, 1, defn.IndexDefn{Name: "i", SecExprs: []string{"a", "b"}, Partitions: 2})
 		g := newGen(4)
 		snaps, _ := rounds(t, ix, g, 5, 0)
@@ -145,7 +145,7 @@ func (g *gen) rewind(ts *upr.TsVbuuid) {
 func TestRestart(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engines.Engine) {
 		dir := t.TempDir()
-		cfg := Config{Engine: e, Dir: dir, NumVbuckets: 4, PersistInterval: 1, MaxRollbacks: 2}
+		cfg := Config{Engine: e, Dir: dir, NumVbuckets: 4, PersistInterval: 1, MaxRollbacks: 2, BackIndexCacheBytes: 1 << 20}
 		ix, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

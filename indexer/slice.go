@@ -59,9 +59,10 @@ type slice struct {
 	pending map[string][]byte // this flush's back-index values; nil = absent
 	keyBuf  []byte
 	mainBuf []byte
-	dirty   bool     // changed since the last in-memory snapshot
-	unsaved bool     // changed since the last recovery point
-	rps     []uint64 // retained recovery points, oldest first
+	cache   *backCache // nil when Config.BackIndexCacheBytes is 0
+	dirty   bool       // changed since the last in-memory snapshot
+	unsaved bool       // changed since the last recovery point
+	rps     []uint64   // retained recovery points, oldest first
 	nextRP  uint64
 
 	// Open views: a slice is destroyed or rolled back only after the
@@ -80,9 +81,15 @@ func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
 	fail := func(err error) (*slice, error) {
 		return nil, errors.Join(fmt.Errorf("open slice %q: %w", name, err), st.Close())
 	}
-	if b, ok, err := st.Get(engines.Meta, metaTS); err != nil {
+	b, ok, err := st.Get(engines.Meta, metaTS)
+	if err != nil {
 		return fail(err)
-	} else if ok {
+	}
+	// A store that never applied a batch is empty: its cache is complete.
+	if !primary {
+		s.cache = newBackCache(cfg.BackIndexCacheBytes, !ok)
+	}
+	if ok {
 		if err := s.ts.UnmarshalBinary(b); err != nil {
 			return fail(fmt.Errorf("meta %q: %w", metaTS, err))
 		}
@@ -230,12 +237,16 @@ func (s *slice) applyOne(it *item) (bool, error) {
 
 	old, ok := s.pending[string(it.docid)]
 	if !ok {
+		old, ok = s.cache.get(it.docid)
+	}
+	if !ok {
 		v, found, err := s.store.Get(engines.Back, it.docid)
 		if err != nil {
 			return false, fmt.Errorf("slice %q: back index of %q: %w", s.name, it.docid, err)
 		}
 		if found {
 			old = v
+			s.cache.put(it.docid, v)
 		}
 	}
 	exists := old != nil
@@ -255,6 +266,7 @@ func (s *slice) applyOne(it *item) (bool, error) {
 		s.batch.Set(engines.Main, s.keyBuf, nil)
 		s.batch.Set(engines.Back, it.docid, it.key)
 		s.pending[string(it.docid)] = it.key
+		s.cache.put(it.docid, it.key)
 		return true, nil
 	case projector.Deletion, projector.UpsertDeletion:
 		if !exists {
@@ -264,6 +276,7 @@ func (s *slice) applyOne(it *item) (bool, error) {
 		s.batch.Delete(engines.Main, s.keyBuf)
 		s.batch.Delete(engines.Back, it.docid)
 		s.pending[string(it.docid)] = nil
+		s.cache.put(it.docid, nil)
 		return true, nil
 	}
 	return false, fmt.Errorf("slice %q: unexpected command %v", s.name, it.cmd)
