@@ -99,9 +99,9 @@ type Indexer struct {
 	flushed     *upr.TsVbuuid // what every slice's contents correspond to
 	lastPersist time.Time
 	persistedTS *upr.TsVbuuid // guarded by mu; see PersistedTS
-	lagPending  []int64 // sampled EmitNanos flushed but not yet visible
-	stalls      int     // flush-loop wakes that found the queue full and no ST
-	broken      error   // a failed apply leaves slices behind the vector
+	lagPending  []int64       // sampled EmitNanos flushed but not yet visible
+	stalls      int           // flush-loop wakes that found the queue full and no ST
+	broken      error         // a failed apply leaves slices behind the vector
 
 	// mu guards the stream-side state and the published snapshot; it is
 	// held briefly and never across engine calls.

@@ -166,7 +166,7 @@ func TestRandomizedRunning(t *testing.T) {
 			NumVbuckets: nvb, SnapshotInterval: 10 * time.Millisecond, QueueSize: 50 + r.IntN(500),
 			FlushBatchSize: 1 + r.IntN(100), PersistInterval: 20 * time.Millisecond, MaxRollbacks: 2,
 			BackIndexCacheBytes: []int64{0, 2000, 1 << 20}[r.IntN(3)],
-			KVSeqnos: func() *upr.TsVbuuid { ts := <-kv; kv <- ts; return ts.Clone() },
+			KVSeqnos:            func() *upr.TsVbuuid { ts := <-kv; kv <- ts; return ts.Clone() },
 		})
 		for _, in := range randomIndexes {
 			mustCreate(t, ix, in.id, in.defn)
