@@ -209,7 +209,8 @@ func ReadHistory(path string) ([]*Run, error) {
 	}
 	var runs []*Run
 	for _, e := range ents {
-		if !e.IsDir() || !fileExists(filepath.Join(path, e.Name(), ResultsFile)) {
+		// Stat, not e.IsDir: a history may be a directory of symlinks.
+		if !fileExists(filepath.Join(path, e.Name(), ResultsFile)) {
 			continue
 		}
 		run, err := ReadRun(filepath.Join(path, e.Name()))

@@ -194,6 +194,16 @@ func TestReadHistory(t *testing.T) {
 		}
 	}
 	os.MkdirAll(filepath.Join(tmp, "not-a-run"), 0o755)
+	// A history of symlinks to results directories reads the same.
+	links := t.TempDir()
+	for _, n := range []string{"runa", "runb", "runc"} {
+		if err := os.Symlink(filepath.Join(tmp, n), filepath.Join(links, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := ReadHistory(links); err != nil || len(got) != 3 {
+		t.Errorf("history of symlinks: %d runs, %v", len(got), err)
+	}
 	runs, err := ReadHistory(tmp)
 	if err != nil {
 		t.Fatal(err)
