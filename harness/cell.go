@@ -178,6 +178,10 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = c.persist(ctx, out.Metrics)
 	case PhaseRawIngest:
 		err = c.rawIngest(ctx, ph, out.Metrics)
+	case PhaseRollback:
+		err = c.rollback(ctx, ph, &out)
+	case PhaseRestart:
+		err = c.restart(ctx, ph, out.Metrics)
 	default:
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}
@@ -194,9 +198,11 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		if verr != nil {
 			return out, verr
 		}
-		out.Verify, out.VerifyDetail = results.VerifyPass, detail
-		if !strings.HasPrefix(detail, "ok") {
-			out.Verify = results.VerifyFail
+		switch {
+		case !strings.HasPrefix(detail, "ok"):
+			out.Verify, out.VerifyDetail = results.VerifyFail, detail
+		case out.Verify != results.VerifyFail:
+			out.Verify, out.VerifyDetail = results.VerifyPass, detail
 		}
 	}
 	if out.Verify == results.VerifyFail {
@@ -226,11 +232,13 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 				return
 			case now := <-t.C:
 				tick := reg.Tick(now)
-				st := c.p.ix.Stats()
-				gv := []measure.Gauge{
-					{Name: "queue", Value: float64(st.MutationQueueSize)},
-					{Name: "pending", Value: float64(st.DocsPending)},
-					{Name: "st_age_ms", Value: float64(st.SinceLastSnapshot.Milliseconds())},
+				var gv []measure.Gauge
+				if st, ok := c.p.stats(); ok {
+					gv = []measure.Gauge{
+						{Name: "queue", Value: float64(st.MutationQueueSize)},
+						{Name: "pending", Value: float64(st.DocsPending)},
+						{Name: "st_age_ms", Value: float64(st.SinceLastSnapshot.Milliseconds())},
+					}
 				}
 				if !c.job.Quiet {
 					printer.Print(tick, gv)
@@ -281,6 +289,10 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 			m["persist_ms"] = ms(op.CumP50)
 			m["persist_max_ms"] = ms(op.CumMax)
 			m["persists"] = float64(op.CumCount)
+		case op.Op == "rollback":
+			m["rollback_ms"] = ms(op.CumMax)
+		case op.Op == "recover":
+			m["restore_ms"] = ms(op.CumMax)
 		case op.Op == "snapshot":
 			m["snapshot_p99_ms"] = ms(op.CumP99)
 			m["snapshots"] = float64(op.CumCount)

@@ -15,8 +15,11 @@ type cellSource struct{ c *cellRun }
 
 func (s cellSource) Collect() metricsexport.Snapshot {
 	c := s.c
-	st := c.p.ix.Stats()
 	l := metricsexport.Labels{Engine: c.job.Engine}
+	st, ok := c.p.stats()
+	if !ok {
+		return metricsexport.Snapshot{}
+	}
 	snap := metricsexport.Snapshot{
 		Gauges: []metricsexport.Sample{
 			{Name: metricsexport.DocsPending, Labels: l, Value: float64(st.DocsPending)},

@@ -31,6 +31,14 @@ type pipeline struct {
 	tr     *projector.ChanTransport
 	feed   *workload.Feed
 	insts  []coordinator.Instance
+	// compiled are the projector's instances, given to every projector a
+	// (re)start creates.
+	compiled []*projector.Instance
+	cfg      pipelineConfig
+
+	// ixMu guards swapping ix (a restart) against goroutines that read
+	// stats while a phase runs; see current.
+	ixMu sync.Mutex
 
 	started bool
 	cancel  context.CancelFunc
@@ -54,39 +62,13 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{spec: gen.Spec(), gen: gen}
+	p := &pipeline{spec: gen.Spec(), gen: gen, cfg: cfg}
 	p.bucket = gen.NewBucket(workload.BucketOptions{})
 	p.oracle = workload.NewOracle(p.bucket)
 	if p.coord, err = coordinator.Open(cfg.dir); err != nil {
 		return nil, err
 	}
-	s := cfg.settings
-	dur := engines.NoSync
-	if s.Durability == "sync" {
-		dur = engines.Sync
-	}
-	p.ix, err = indexer.New(indexer.Config{
-		Engine:           cfg.engine,
-		EngineOptions:    cfg.opts,
-		Dir:              filepath.Join(cfg.dir, "slices"),
-		NumVbuckets:      p.spec.Vbuckets,
-		SnapshotInterval: s.SnapshotInterval.D(),
-		PersistInterval:  s.PersistInterval.D(),
-		MaxRollbacks:     s.MaxRollbacks,
-		QueueSize:        s.QueueSize,
-		FlushBatchSize:   s.FlushBatchSize,
-		Durability:       dur,
-		STMode:           s.STMode,
-		KVSeqnos:         p.bucket.CurrentSeqnos,
-		Clock:            p.bucket.Now,
-		Recorder:         cfg.recorder,
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.tr = projector.NewChanTransport(16)
-	if p.proj, err = projector.New([]projector.Transport{p.tr}, projector.Options{}); err != nil {
-		p.ix.Close()
+	if p.ix, err = p.openIndexer(); err != nil {
 		return nil, err
 	}
 	for _, d := range p.spec.Indexes {
@@ -107,6 +89,115 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	return p, nil
 }
 
+// openIndexer opens an indexer over the pipeline's directory: empty at
+// first, the slices of an earlier one after a restart.
+func (p *pipeline) openIndexer() (*indexer.Indexer, error) {
+	s := p.cfg.settings
+	dur := engines.NoSync
+	if s.Durability == "sync" {
+		dur = engines.Sync
+	}
+	return indexer.New(indexer.Config{
+		Engine:           p.cfg.engine,
+		EngineOptions:    p.cfg.opts,
+		Dir:              filepath.Join(p.cfg.dir, "slices"),
+		NumVbuckets:      p.spec.Vbuckets,
+		SnapshotInterval: s.SnapshotInterval.D(),
+		PersistInterval:  s.PersistInterval.D(),
+		MaxRollbacks:     s.MaxRollbacks,
+		QueueSize:        s.QueueSize,
+		FlushBatchSize:   s.FlushBatchSize,
+		Durability:       dur,
+		STMode:           s.STMode,
+		KVSeqnos:         p.bucket.CurrentSeqnos,
+		Clock:            p.bucket.Now,
+		Recorder:         p.cfg.recorder,
+	})
+}
+
+// resume starts the streams from ts, and while the bucket answers some
+// vbuckets with Rollback, rolls the indexer back to those points and tries
+// again from the vector the rollback restored. It returns how many
+// rollbacks that took.
+func (p *pipeline) resume(ctx context.Context, ts *upr.TsVbuuid) (rollbacks int, err error) {
+	for {
+		err := p.startFrom(ctx, ts)
+		var rb *rollbackNeeded
+		if !errors.As(err, &rb) {
+			return rollbacks, err
+		}
+		if rollbacks++; rollbacks > 3 {
+			return rollbacks, fmt.Errorf("still asked to roll back after %d rollbacks: %w", rollbacks-1, err)
+		}
+		if ts, err = p.ix.Rollback(rb.points); err != nil {
+			return rollbacks, err
+		}
+	}
+}
+
+// restart is a clean indexer restart: stop the streams, close the indexer,
+// reopen the coordinator's metadata and the slices, recover each slice to
+// its newest persistent snapshot and resume the streams from the oldest.
+// It returns when the streams run again, with the time the reopen took and
+// the vector the streams restarted from.
+func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.TsVbuuid, err error) {
+	if err := p.stop(); err != nil {
+		return 0, nil, err
+	}
+	p.ixMu.Lock()
+	err = p.ix.Close()
+	p.ix = nil // stats readers see no indexer until the new one is open
+	p.ixMu.Unlock()
+	if err != nil {
+		return 0, nil, fmt.Errorf("close indexer: %w", err)
+	}
+	start := time.Now()
+	if p.coord, err = coordinator.Open(p.cfg.dir); err != nil {
+		return 0, nil, err
+	}
+	ix, err := p.openIndexer()
+	if err != nil {
+		return 0, nil, err
+	}
+	p.ixMu.Lock()
+	p.ix = ix
+	p.ixMu.Unlock()
+	p.insts, p.compiled = nil, nil
+	for _, inst := range p.coord.Instances() {
+		if inst.State != coordinator.Active {
+			continue
+		}
+		compiled, err := projector.Compile(inst.ID, inst.Defn)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := p.ix.CreateInstance(indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn}); err != nil {
+			return 0, nil, fmt.Errorf("reopen index %q: %w", inst.Defn.Name, err)
+		}
+		p.insts = append(p.insts, inst)
+		p.compiled = append(p.compiled, compiled)
+	}
+	ts, err := p.ix.Recover()
+	if err != nil {
+		return 0, nil, err
+	}
+	open = time.Since(start)
+	_, err = p.resume(ctx, ts)
+	return open, ts, err
+}
+
+// stats reads the serving indexer's stats, for goroutines other than the
+// one running phases (tickers, the metrics exporter). ok is false while a
+// restart has closed one indexer and not yet opened the next.
+func (p *pipeline) stats() (st indexer.Stats, ok bool) {
+	p.ixMu.Lock()
+	defer p.ixMu.Unlock()
+	if p.ix == nil {
+		return st, false
+	}
+	return p.ix.Stats(), true
+}
+
 // addInstance makes an instance live in the indexer and the projector and
 // marks it ACTIVE.
 func (p *pipeline) addInstance(inst coordinator.Instance) error {
@@ -117,8 +208,11 @@ func (p *pipeline) addInstance(inst coordinator.Instance) error {
 	if err := p.ix.CreateInstance(indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn}); err != nil {
 		return fmt.Errorf("create index %q: %w", inst.Defn.Name, err)
 	}
-	if err := p.proj.AddInstance(compiled); err != nil {
-		return err
+	p.compiled = append(p.compiled, compiled)
+	if p.proj != nil {
+		if err := p.proj.AddInstance(compiled); err != nil {
+			return err
+		}
 	}
 	if err := p.coord.SetState(inst.Defn.Name, coordinator.Active); err != nil {
 		return err
@@ -135,13 +229,31 @@ func (p *pipeline) start(ctx context.Context) error {
 	if p.started {
 		return nil
 	}
-	p.feed = p.bucket.NewFeed()
-	for vb := 0; vb < p.spec.Vbuckets; vb++ {
-		req := upr.StreamRequest{Vb: upr.Vbno(vb), End: workload.EndlessSeqno}
-		if err := p.feed.Request(req); err != nil {
-			return err
-		}
+	return p.startFrom(ctx, upr.NewTsVbuuid(p.spec.Vbuckets))
+}
+
+// startFrom requests every vbucket's stream from ts (the vector a restart or
+// rollback restored) and starts the projector and the indexer on it. A
+// vbucket the bucket answers with Rollback is collected and returned as
+// *rollbackNeeded before anything starts.
+func (p *pipeline) startFrom(ctx context.Context, ts *upr.TsVbuuid) error {
+	feed, rollbacks, err := p.requestStreams(ctx, ts)
+	if err != nil {
+		return err
 	}
+	if len(rollbacks) > 0 {
+		return &rollbackNeeded{points: rollbacks}
+	}
+	p.feed = feed
+	p.tr = projector.NewChanTransport(16)
+	proj, err := projector.New([]projector.Transport{p.tr}, projector.Options{})
+	if err != nil {
+		return err
+	}
+	if err := proj.AddInstance(p.compiled...); err != nil {
+		return err
+	}
+	p.proj = proj
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.started = true
 	p.goRun(func() error { return p.proj.Run(ctx, p.feed) })
@@ -153,6 +265,89 @@ func (p *pipeline) start(ctx context.Context) error {
 		})
 	}
 	return nil
+}
+
+// rollbackNeeded says the bucket answered some stream requests with
+// Rollback: the seqno each vbucket must roll back to.
+type rollbackNeeded struct {
+	points map[upr.Vbno]upr.Seqno
+}
+
+func (r *rollbackNeeded) Error() string {
+	return fmt.Sprintf("the bucket asked %d vbucket(s) to roll back", len(r.points))
+}
+
+// requestStreams asks for every vbucket's stream from ts. The bucket
+// decides each answer when a stream is requested, so a probe feed first
+// reads every vbucket's answer; when some are Rollback it returns their
+// points and no feed, else it opens the feed the projector will read, whose
+// answers (StreamBegin) the projector then sees first.
+func (p *pipeline) requestStreams(ctx context.Context, ts *upr.TsVbuuid) (*workload.Feed, map[upr.Vbno]upr.Seqno, error) {
+	probe, err := p.openFeed(ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rollbacks := map[upr.Vbno]upr.Seqno{}
+	answered := make([]bool, p.spec.Vbuckets)
+	left := p.spec.Vbuckets
+	buf := make([]upr.Event, 1024)
+	for left > 0 {
+		n, err := probe.Next(ctx, buf)
+		if err != nil {
+			probe.Close()
+			return nil, nil, err
+		}
+		for _, ev := range buf[:n] {
+			if answered[ev.Vb] {
+				continue
+			}
+			answered[ev.Vb] = true
+			left--
+			if ev.Op == upr.OpRollback {
+				rollbacks[ev.Vb] = ev.RollbackSeqno
+			}
+			// Nothing more of this vbucket is needed.
+			if ev.Op == upr.OpStreamBegin {
+				probe.CloseStream(ev.Vb)
+			}
+		}
+	}
+	probe.Close()
+	if len(rollbacks) > 0 {
+		return nil, rollbacks, nil
+	}
+	feed, err := p.openFeed(ts)
+	return feed, nil, err
+}
+
+// openFeed opens a feed with one endless stream per vbucket from ts.
+func (p *pipeline) openFeed(ts *upr.TsVbuuid) (*workload.Feed, error) {
+	feed := p.bucket.NewFeed()
+	for vb := 0; vb < p.spec.Vbuckets; vb++ {
+		req := upr.StreamRequest{
+			Vb: upr.Vbno(vb), Start: ts.Seqnos[vb], End: workload.EndlessSeqno, Vbuuid: ts.Vbuuids[vb],
+			SnapStart: ts.Snapshots[vb][0], SnapEnd: ts.Snapshots[vb][1],
+		}
+		if err := feed.Request(req); err != nil {
+			feed.Close()
+			return nil, fmt.Errorf("stream request %+v: %w", req, err)
+		}
+	}
+	return feed, nil
+}
+
+// stop stops the projector, the indexer's Run and the feed, leaving the
+// indexer open with whatever it flushed.
+func (p *pipeline) stop() error {
+	if !p.started {
+		return nil
+	}
+	p.cancel()
+	p.feed.Close()
+	p.tr.Close()
+	p.wg.Wait()
+	p.started = false
+	return p.failure()
 }
 
 func (p *pipeline) goRun(f func() error) {
@@ -217,7 +412,12 @@ func (p *pipeline) close() error {
 	if p.feed != nil {
 		p.feed.Close()
 	}
-	p.tr.Close()
+	if p.tr != nil {
+		p.tr.Close()
+	}
 	p.wg.Wait()
+	if p.ix == nil {
+		return p.failure()
+	}
 	return errors.Join(p.failure(), p.ix.Close())
 }

@@ -53,9 +53,23 @@ const (
 	PhaseScan      = "scan"       // scan clients for a duration, optionally under ingest
 	PhasePersist   = "persist"    // take a persistent snapshot now and time it
 	PhaseRawIngest = "raw-ingest" // write the slice entry stream straight into the engine (baseline)
+	PhaseRollback  = "rollback"   // KV failover → indexer rolls back to a persistent snapshot and catches up
+	PhaseRestart   = "restart"    // clean indexer restart: reopen, recover, catch up
 )
 
-var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest}
+var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart}
+
+// Rollback points: where the failed-over vbuckets' new branch starts.
+const (
+	// PointRecent branches halfway between the newest persistent snapshot
+	// and the vbucket's high seqno: the indexer rolls back to that snapshot.
+	PointRecent = "recent"
+	// PointBoundary branches exactly at the newest persistent snapshot.
+	PointBoundary = "boundary"
+	// PointUnknownVbuuid loses no data but asks for the streams with a
+	// vbuuid the bucket does not know: the indexer rolls back to zero.
+	PointUnknownVbuuid = "unknown-vbuuid"
+)
 
 // Phase is one step of a scenario. Which fields apply depends on Type;
 // Validate rejects the ones that do not.
@@ -79,6 +93,10 @@ type Phase struct {
 	UnderIngest bool   `yaml:"under_ingest,omitempty"`
 	// Raw-ingest settings.
 	Entries int `yaml:"entries,omitempty"`
+	// Rollback settings: how many vbuckets fail over (0: all) and where
+	// their new branch starts (recent, boundary, unknown-vbuuid).
+	Vbuckets int    `yaml:"vbuckets,omitempty"`
+	Point    string `yaml:"point,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`
@@ -97,7 +115,11 @@ func (p Phase) Verifies() bool {
 	if p.Verify != nil {
 		return *p.Verify
 	}
-	return p.Type == PhaseLoad || p.Type == PhaseIngest
+	switch p.Type {
+	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart:
+		return true
+	}
+	return false
 }
 
 // Duration is a time.Duration written as "200ms", "5s", "2m" in YAML.
@@ -206,7 +228,9 @@ func (p *Phase) validate(at string) error {
 		return fmt.Errorf("%s.%s: not a setting of a %s phase", at, field, p.Type)
 	}
 	for _, err := range []error{
-		only("mutations", p.Mutations != 0, PhaseIngest),
+		only("mutations", p.Mutations != 0, PhaseIngest, PhaseRollback, PhaseRestart),
+		only("vbuckets", p.Vbuckets != 0, PhaseRollback),
+		only("point", p.Point != "", PhaseRollback),
 		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
 		only("rate", p.Rate != 0, PhaseIngest, PhaseScan),
 		only("kind", p.Kind != "", PhaseScan),
@@ -249,6 +273,16 @@ func (p *Phase) validate(at string) error {
 		}
 		if p.Limit < 0 {
 			return fmt.Errorf("%s.limit: %d is negative", at, p.Limit)
+		}
+	}
+	if p.Type == PhaseRollback {
+		switch p.Point {
+		case "", PointRecent, PointBoundary, PointUnknownVbuuid:
+		default:
+			return fmt.Errorf("%s.point: %q is not recent, boundary or unknown-vbuuid", at, p.Point)
+		}
+		if p.Vbuckets < 0 || p.Vbuckets > 1024 {
+			return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
 		}
 	}
 	if p.Entries < 0 {

@@ -1,0 +1,224 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/idxbench/idxbench/indexer"
+	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// defaultRecoveryMutations is how many mutations a rollback or restart phase
+// applies after the persistent snapshot, for the flow to discard and replay.
+const defaultRecoveryMutations = 10_000
+
+// waitPersisted waits, with the source quiet, until the indexer has taken a
+// round of persistent snapshots of what the bucket holds now, and returns
+// that vector.
+func (c *cellRun) waitPersisted(ctx context.Context) (*upr.TsVbuuid, error) {
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return nil, err
+	}
+	iv := c.p.ix.Config().PersistInterval
+	if iv < 0 {
+		return nil, errors.New("persistent snapshots are disabled (indexer.persist_interval < 0)")
+	}
+	want := c.p.ix.SnapshotTS()
+	limit := 2*iv + 30*time.Second
+	deadline := time.Now().Add(limit)
+	for {
+		if got := c.p.ix.PersistedTS(); got != nil && got.SeqnosLE(want) && want.SeqnosLE(got) {
+			return got, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no persistent snapshot of the caught-up index within %s", limit)
+		}
+		if err := c.p.failure(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// rollback is the KV-rollback flow: a persistent snapshot, more mutations,
+// then some vbuckets fail over (or are asked for with an unknown vbuuid);
+// the indexer's next stream request is answered with Rollback, it rolls its
+// slices back to persistent snapshots and catches up from there.
+func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) error {
+	m := out.Metrics
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	persisted, err := c.waitPersisted(ctx)
+	if err != nil {
+		return err
+	}
+	n := ph.Mutations
+	if n == 0 {
+		n = defaultRecoveryMutations
+	}
+	d := &driver{c: c}
+	if err := d.run(ctx, n); err != nil {
+		return err
+	}
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return err
+	}
+	vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
+	if err != nil {
+		return err
+	}
+	point := ph.Point
+	if point == "" {
+		point = PointRecent
+	}
+
+	// A scan waiting for a vector the bucket never reaches must fail with
+	// ErrIndexRollback when the rollback intervenes.
+	far := c.p.bucket.CurrentSeqnos()
+	far.Seqnos[vbs[0]] += 1 << 40
+	waiter := make(chan error, 1)
+	go func() {
+		_, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: c.p.insts[0].ID, Kind: indexer.ScanCount,
+			Consistency: indexer.AtPlus, TS: far, Timeout: catchUpTimeout})
+		waiter <- err
+	}()
+	// Give the waiter time to register before the flow starts; it is
+	// not part of what is measured.
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	if err := c.p.stop(); err != nil {
+		return err
+	}
+	from := c.p.ix.HWT()
+	for _, vb := range vbs {
+		switch point {
+		case PointUnknownVbuuid:
+			from.Vbuuids[vb] ^= 0x5bd1e995
+		case PointBoundary, PointRecent:
+			branch := persisted.Seqnos[vb]
+			if point == PointRecent {
+				branch += (c.p.bucket.HighSeqno(vb) - branch) / 2
+			}
+			if err := c.p.bucket.Failover(vb, branch); err != nil {
+				return err
+			}
+		}
+	}
+	kv := c.p.bucket.CurrentSeqnos()
+	rollbacks, err := c.p.resume(ctx, from)
+	if err != nil {
+		return err
+	}
+	m["resume_ms"] = ms(time.Since(start))
+	m["rollbacks"] = float64(rollbacks)
+	m["vbuckets_failed_over"] = float64(len(vbs))
+	restored := c.p.ix.SnapshotTS() // the restart vector until a new snapshot
+	if err := c.waitScannable(ctx); err != nil {
+		return err
+	}
+	m["scans_resume_ms"] = ms(time.Since(start))
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return err
+	}
+	m["recovery_ms"] = ms(time.Since(start))
+	if kv.Sum() >= restored.Sum() {
+		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
+	}
+	select {
+	case err := <-waiter:
+		if !errors.Is(err, indexer.ErrIndexRollback) {
+			out.Verify, out.VerifyDetail = results.VerifyFail,
+				fmt.Sprintf("a scan waiting across the rollback ended with %v, want ErrIndexRollback", err)
+		}
+	case <-time.After(10 * time.Second):
+		out.Verify, out.VerifyDetail = results.VerifyFail, "a scan waiting across the rollback was never failed"
+	}
+	return nil
+}
+
+// restart stops the indexer cleanly after some mutations, reopens it and
+// measures the reopen, the first consistent scan and the catch-up.
+func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) error {
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	if _, err := c.waitPersisted(ctx); err != nil {
+		return err
+	}
+	n := ph.Mutations
+	if n == 0 {
+		n = defaultRecoveryMutations
+	}
+	d := &driver{c: c}
+	if err := d.run(ctx, n); err != nil {
+		return err
+	}
+	kv := c.p.bucket.CurrentSeqnos()
+	start := time.Now()
+	open, from, err := c.p.restart(ctx)
+	if err != nil {
+		return err
+	}
+	m["open_ms"] = ms(open)
+	if err := c.waitScannable(ctx); err != nil {
+		return err
+	}
+	m["first_scan_ms"] = ms(time.Since(start))
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return err
+	}
+	m["recovery_ms"] = ms(time.Since(start))
+	if kv.Sum() >= from.Sum() {
+		m["mutations_replayed"] = float64(kv.Sum() - from.Sum())
+	}
+	return nil
+}
+
+// waitScannable polls until every index answers a scan again.
+func (c *cellRun) waitScannable(ctx context.Context) error {
+	for _, inst := range c.p.insts {
+		for {
+			_, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanCount, Limit: 1, Timeout: time.Second})
+			if err == nil {
+				break
+			}
+			if ferr := c.p.failure(); ferr != nil {
+				return ferr
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// chooseVbuckets picks n of total vbuckets at random (all when n is 0),
+// sorted.
+func chooseVbuckets(rng *rand.Rand, total, n int) ([]upr.Vbno, error) {
+	if n > total {
+		return nil, fmt.Errorf("rollback of %d vbuckets asked for, the bucket has %d", n, total)
+	}
+	if n == 0 {
+		n = total
+	}
+	perm := rng.Perm(total)[:n]
+	sort.Ints(perm)
+	vbs := make([]upr.Vbno, n)
+	for i, v := range perm {
+		vbs[i] = upr.Vbno(v)
+	}
+	return vbs, nil
+}
