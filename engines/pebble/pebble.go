@@ -259,15 +259,20 @@ func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterat
 	if v.closed {
 		return nil, engines.ErrClosed
 	}
-	io := &pebbledb.IterOptions{
+	opts := &pebbledb.IterOptions{
 		LowerBound: append([]byte{byte(ks)}, lower...),
 	}
 	if upper != nil {
-		io.UpperBound = append([]byte{byte(ks)}, upper...)
+		opts.UpperBound = append([]byte{byte(ks)}, upper...)
 	} else {
-		io.UpperBound = []byte{byte(ks) + 1}
+		opts.UpperBound = []byte{byte(ks) + 1}
 	}
-	it, err := v.snap.NewIter(io)
+	if bytes.Compare(opts.UpperBound, opts.LowerBound) < 0 {
+		// An empty range. Pebble wants lower ≤ upper: clamping a seek key
+		// to inverted bounds would leave it below the lower one.
+		opts.UpperBound = opts.LowerBound
+	}
+	it, err := v.snap.NewIter(opts)
 	if err != nil {
 		return nil, fmt.Errorf("pebble iterator over %s: %w", ks, err)
 	}
@@ -283,6 +288,7 @@ func (v *view) Close() error {
 }
 
 // iter strips the keyspace prefix from pebble's keys and adds it to seeks.
+// Pebble clamps seek keys to the bounds itself.
 type iter struct {
 	it  *pebbledb.Iterator
 	ks  engines.Keyspace
@@ -290,6 +296,7 @@ type iter struct {
 }
 
 func (i *iter) First() bool { return i.it.First() }
+
 func (i *iter) SeekGE(key []byte) bool {
 	i.buf = append(append(i.buf[:0], byte(i.ks)), key...)
 	return i.it.SeekGE(i.buf)
