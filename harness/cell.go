@@ -182,6 +182,8 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = c.rollback(ctx, ph, &out)
 	case PhaseRestart:
 		err = c.restart(ctx, ph, out.Metrics)
+	case PhaseDropIndex:
+		err = c.dropIndex(ctx, ph, &out)
 	default:
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}

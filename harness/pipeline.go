@@ -198,6 +198,32 @@ func (p *pipeline) stats() (st indexer.Stats, ok bool) {
 	return p.ix.Stats(), true
 }
 
+// dropIndex drops an index while the streams run: the coordinator marks it
+// DELETED (refused during recovery), the projector stops sending for it,
+// and the indexer removes it from scans and destroys its slices.
+func (p *pipeline) dropIndex(name string) error {
+	inst, err := p.coord.Drop(name)
+	if err != nil {
+		return err
+	}
+	if p.proj != nil {
+		p.proj.DropInstance(inst.ID)
+	}
+	for i := range p.compiled {
+		if p.compiled[i].ID == inst.ID {
+			p.compiled = append(p.compiled[:i], p.compiled[i+1:]...)
+			break
+		}
+	}
+	for i := range p.insts {
+		if p.insts[i].ID == inst.ID {
+			p.insts = append(p.insts[:i], p.insts[i+1:]...)
+			break
+		}
+	}
+	return p.ix.DropInstance(inst.ID)
+}
+
 // addInstance makes an instance live in the indexer and the projector and
 // marks it ACTIVE.
 func (p *pipeline) addInstance(inst coordinator.Instance) error {

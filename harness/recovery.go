@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"math/rand/v2"
 	"sort"
 	"time"
 
+	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/results"
 	"github.com/idxbench/idxbench/workload/upr"
@@ -100,6 +103,9 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err := c.p.stop(); err != nil {
 		return err
 	}
+	// DDL waits for recovery: a drop now must be refused.
+	c.p.coord.SetRecovery(true)
+	_, dropErr := c.p.coord.Drop(c.p.insts[0].Defn.Name)
 	from := c.p.ix.HWT()
 	for _, vb := range vbs {
 		switch point {
@@ -117,6 +123,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	}
 	kv := c.p.bucket.CurrentSeqnos()
 	rollbacks, err := c.p.resume(ctx, from)
+	c.p.coord.SetRecovery(false)
 	if err != nil {
 		return err
 	}
@@ -134,6 +141,10 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	m["recovery_ms"] = ms(time.Since(start))
 	if kv.Sum() >= restored.Sum() {
 		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
+	}
+	if !errors.Is(dropErr, coordinator.ErrInRecovery) {
+		out.Verify, out.VerifyDetail = results.VerifyFail,
+			fmt.Sprintf("a drop index during the rollback ended with %v, want ErrInRecovery", dropErr)
 	}
 	select {
 	case err := <-waiter:
@@ -221,4 +232,74 @@ func chooseVbuckets(rng *rand.Rand, total, n int) ([]upr.Vbno, error) {
 		vbs[i] = upr.Vbno(v)
 	}
 	return vbs, nil
+}
+
+// dropIndex drops the phase's index while mutations stream in at the
+// phase's rate, then checks the index is gone: not scannable, no data left.
+// The indexes that remain are verified after the phase as usual.
+func (c *cellRun) dropIndex(ctx context.Context, ph Phase, out *results.Phase) error {
+	if err := c.p.start(ctx); err != nil {
+		return err
+	}
+	var id uint64
+	for _, inst := range c.p.insts {
+		if inst.Defn.Name == ph.Index {
+			id = inst.ID
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("drop-index: no live index %q", ph.Index)
+	}
+	rate := ph.Rate
+	if rate == 0 {
+		rate = 2000
+	}
+	d := &driver{c: c, rate: rate}
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- d.run(dctx, 0) }()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	err := c.p.dropIndex(ph.Index)
+	out.Metrics["drop_ms"] = ms(time.Since(start))
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if derr := <-done; err == nil {
+		err = derr
+	}
+	if err != nil {
+		return err
+	}
+	out.Metrics["background_mutations"] = float64(d.applied.Load())
+	if _, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: id, Kind: indexer.ScanCount}); err == nil {
+		out.Verify, out.VerifyDetail = results.VerifyFail, fmt.Sprintf("dropped index %s still answers scans", ph.Index)
+		return nil
+	}
+	left, err := filesUnder(filepath.Join(c.p.cfg.dir, "slices", ph.Index))
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		out.Verify, out.VerifyDetail = results.VerifyFail, fmt.Sprintf("dropped index %s left data on disk: %v", ph.Index, left)
+	}
+	return nil
+}
+
+// filesUnder lists the regular files under dir (none if dir is gone).
+func filesUnder(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	return files, err
 }

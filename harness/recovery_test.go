@@ -18,13 +18,15 @@ phases:
   - {type: rollback, name: rollback-zero, point: unknown-vbuuid, vbuckets: 3, mutations: 1000}
   - {type: restart, mutations: 2000}
   - {type: ingest, name: after, mutations: 2000}
+  - {type: drop-index, index: by_zip, rate: 3000}
+  - {type: ingest, name: after-drop, mutations: 2000}
 `
 
 func TestRecoveryFlowsVerifyOnEveryEngine(t *testing.T) {
 	for _, name := range []string{"memory", "pebble", "badger", "bbolt"} {
 		t.Run(name, func(t *testing.T) {
 			cell := runSmallCell(t, name, []byte(recoveryScenario))
-			checkVerified(t, cell, "load", "ingest", "rollback-recent", "rollback-boundary", "rollback-zero", "restart", "after")
+			checkVerified(t, cell, "load", "ingest", "rollback-recent", "rollback-boundary", "rollback-zero", "restart", "after", "drop-index", "after-drop")
 			for _, ph := range []string{"rollback-recent", "rollback-boundary", "rollback-zero"} {
 				m := cell.Phase(ph).Metrics
 				if m["rollbacks"] < 1 || m["recovery_ms"] <= 0 {

@@ -55,9 +55,10 @@ const (
 	PhaseRawIngest = "raw-ingest" // write the slice entry stream straight into the engine (baseline)
 	PhaseRollback  = "rollback"   // KV failover → indexer rolls back to a persistent snapshot and catches up
 	PhaseRestart   = "restart"    // clean indexer restart: reopen, recover, catch up
+	PhaseDropIndex = "drop-index" // drop an index while mutations stream in
 )
 
-var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart}
+var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart, PhaseDropIndex}
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
 const (
@@ -116,7 +117,7 @@ func (p Phase) Verifies() bool {
 		return *p.Verify
 	}
 	switch p.Type {
-	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart:
+	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart, PhaseDropIndex:
 		return true
 	}
 	return false
@@ -232,12 +233,12 @@ func (p *Phase) validate(at string) error {
 		only("vbuckets", p.Vbuckets != 0, PhaseRollback),
 		only("point", p.Point != "", PhaseRollback),
 		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
-		only("rate", p.Rate != 0, PhaseIngest, PhaseScan),
+		only("rate", p.Rate != 0, PhaseIngest, PhaseScan, PhaseDropIndex),
 		only("kind", p.Kind != "", PhaseScan),
 		only("consistency", p.Consistency != "", PhaseScan),
 		only("clients", p.Clients != 0, PhaseScan),
 		only("limit", p.Limit != 0, PhaseScan),
-		only("index", p.Index != "", PhaseScan),
+		only("index", p.Index != "", PhaseScan, PhaseDropIndex),
 		only("under_ingest", p.UnderIngest, PhaseScan),
 		only("entries", p.Entries != 0, PhaseRawIngest),
 	} {
@@ -274,6 +275,9 @@ func (p *Phase) validate(at string) error {
 		if p.Limit < 0 {
 			return fmt.Errorf("%s.limit: %d is negative", at, p.Limit)
 		}
+	}
+	if p.Type == PhaseDropIndex && p.Index == "" {
+		return fmt.Errorf("%s.index: a drop-index phase names the index to drop", at)
 	}
 	if p.Type == PhaseRollback {
 		switch p.Point {
