@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"time"
 
