@@ -108,14 +108,36 @@ func gitRevision() string {
 			return rev
 		}
 	}
+	// Ask git in the working directory, then in the source tree this file
+	// was compiled from (known unless built with -trimpath), which finds
+	// the revision of a binary built with -buildvcs=false and run
+	// elsewhere.
+	dirs := []string{""}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		dirs = append(dirs, filepath.Dir(file))
+	}
+	for _, dir := range dirs {
+		if rev := gitRevisionIn(dir); rev != "" {
+			return rev
+		}
+	}
+	return ""
+}
+
+func gitRevisionIn(dir string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output()
+	git := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = dir
+		return cmd.Output()
+	}
+	out, err := git("rev-parse", "HEAD")
 	if err != nil {
 		return ""
 	}
 	rev := strings.TrimSpace(string(out))
-	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+	if st, err := git("status", "--porcelain", "--untracked-files=no"); err == nil && len(strings.TrimSpace(string(st))) > 0 {
 		rev += "-dirty"
 	}
 	return rev

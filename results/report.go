@@ -361,19 +361,29 @@ func median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// direction is the y-axis label: the chart's title names the metric, so
+// the axis says which way is good.
 func direction(metric string) string {
 	switch Better(metric) {
 	case HigherIsBetter:
-		return " (higher is better)"
+		return "higher is better ↑"
 	case LowerIsBetter:
-		return " (lower is better)"
+		return "lower is better ↓"
 	}
-	return ""
+	return metric
 }
 
 func sideBySide(run *Run, colors map[string]string) chartSection {
 	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric."}
 	v := variants(run)
+	configs := map[coord]bool{}
+	for _, c := range run.Cells {
+		configs[coord{c.Engine, c.Cores, c.Dir}] = true
+	}
+	if len(configs) < 2 {
+		sec.Note = "This run has one engine configuration; the summary above holds its figures."
+		return sec
+	}
 	for _, phase := range phaseOrder(run) {
 		for _, m := range phaseMetrics(run, phase) {
 			med, order := medianBy(run, phase, m)
@@ -381,7 +391,7 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 			for _, k := range order {
 				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: colors[k.engine]})
 			}
-			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), m+direction(m), items); c != nil {
+			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), direction(m), items); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -424,7 +434,7 @@ func scaling(run *Run, colors map[string]string) chartSection {
 			for _, l := range lines {
 				ss = append(ss, *series[l])
 			}
-			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", m+direction(m), ss, nil); c != nil {
+			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", direction(m), ss, nil); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -491,7 +501,7 @@ func trend(history []*Run, colors map[string]string) chartSection {
 		for _, c := range order {
 			ss = append(ss, *series[c])
 		}
-		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", k.metric+direction(k.metric), ss, cats); c != nil {
+		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", direction(k.metric), ss, cats); c != nil {
 			sec.Charts = append(sec.Charts, c)
 		}
 	}

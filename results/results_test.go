@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -304,5 +305,36 @@ func TestWriteDirUnwritable(t *testing.T) {
 	}
 	if err := WriteDir(t.TempDir(), nil); err == nil {
 		t.Error("nil run accepted")
+	}
+}
+
+func TestGitRevisionIn(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := t.TempDir()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-c", "user.email=t@example.com", "-c", "user.name=t"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	os.WriteFile(filepath.Join(dir, "f"), []byte("1"), 0o644)
+	git("add", "f")
+	git("commit", "-q", "-m", "x")
+	head := git("rev-parse", "HEAD")
+	if got := gitRevisionIn(dir); got != head {
+		t.Errorf("clean tree: %q, want %q", got, head)
+	}
+	os.WriteFile(filepath.Join(dir, "f"), []byte("2"), 0o644)
+	if got := gitRevisionIn(dir); got != head+"-dirty" {
+		t.Errorf("modified tree: %q, want %q", got, head+"-dirty")
+	}
+	if got := gitRevisionIn(t.TempDir()); got != "" {
+		t.Errorf("not a repository: %q", got)
 	}
 }
