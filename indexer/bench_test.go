@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"syscall"
@@ -97,4 +98,40 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkScan measures a Range scan returning about 1000 entries (and a
+// Count over the same range) from 100000 entries in 4 partitions, merged in
+// key order, at consistency any.
+func BenchmarkScan(b *testing.B) {
+	for _, e := range testEngines(b) {
+		b.Run("engine="+e.Name, func(b *testing.B) {
+			const docs, parts = 100000, 4
+			ix := newTestIndexer(b, e, Config{NumVbuckets: 1024, QueueSize: 1 << 30})
+			mustCreate(b, ix, 1, defn.IndexDefn{Name: "bench", SecExprs: []string{"k"}, Partitions: parts})
+			g := newGen(1024)
+			for i := range docs {
+				g.upsert(fmt.Sprintf("doc-%010d", i), target{inst: 1, part: i % parts, key: enc(b, float64(i%10000))})
+			}
+			feed(b, ix, g.batch())
+			step(b, ix)
+			g.log = nil
+			r := rand.New(rand.NewPCG(3, 4))
+			ctx := context.Background()
+			for _, kind := range []ScanKind{ScanRange, ScanCount} {
+				b.Run("kind="+kind.String(), func(b *testing.B) {
+					for b.Loop() {
+						lo := float64(r.IntN(9900))
+						res, err := ix.Scan(ctx, ScanRequest{Index: "bench", Kind: kind, Low: []any{lo}, High: []any{lo + 100}, Inclusion: IncludeLow})
+						if err != nil {
+							b.Fatal(err)
+						}
+						if res.Count != 1000 {
+							b.Fatalf("scan [%v,%v) counted %d, want 1000", lo, lo+100, res.Count)
+						}
+					}
+				})
+			}
+		})
+	}
 }
