@@ -26,9 +26,10 @@
 //     each batch also rewriting the slice's timestamp vector in the meta
 //     keyspace. Back-index logic: an upsert reads the document's previous
 //     key (from the back keyspace, or from earlier key versions of the same
-//     flush), does nothing when it is unchanged, else replaces the main
-//     entry and the back entry; a deletion removes both when present. A
-//     primary index keeps no back index.
+//     flush, or from the optional write-through back-index cache), does
+//     nothing when it is unchanged, else replaces the main entry and the
+//     back entry; a deletion removes both when present. A primary index
+//     keeps no back index.
 //  4. The storage manager then publishes an in-memory snapshot at the
 //     flushed vector, when it is snapshot-aligned: one engine read view
 //     per slice, a new one only for slices that changed, shared and

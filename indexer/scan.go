@@ -46,11 +46,12 @@ func (k ScanKind) String() string {
 // Inclusion says which bounds of a range are inclusive.
 type Inclusion uint8
 
+// Inclusions: a bit for the low bound and one for the high bound.
 const (
-	IncludeNeither Inclusion = iota
-	IncludeLow
-	IncludeHigh
-	IncludeBoth
+	IncludeNeither Inclusion = iota // Low < key < High
+	IncludeLow                      // Low ≤ key < High
+	IncludeHigh                     // Low < key ≤ High
+	IncludeBoth                     // Low ≤ key ≤ High
 )
 
 func (i Inclusion) String() string {
