@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -374,15 +375,7 @@ func (s *Store) loadRecoveryPoints() error {
 		}
 		s.points = append(s.points, engines.RecoveryPoint{ID: id, Meta: meta})
 	}
-	slices.SortFunc(s.points, func(a, b engines.RecoveryPoint) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.points, func(a, b engines.RecoveryPoint) int { return cmp.Compare(a.ID, b.ID) })
 	return nil
 }
 
@@ -398,18 +391,18 @@ func (s *Store) RecoveryPoints() ([]engines.RecoveryPoint, error) {
 }
 
 func (s *Store) indexOf(id uint64) int {
-	for i, p := range s.points {
-		if p.ID == id {
-			return i
-		}
-	}
-	return -1
+	return slices.IndexFunc(s.points, func(p engines.RecoveryPoint) bool { return p.ID == id })
 }
 
 // DropRecoveryPoint implements engines.Store. The marker goes first, so a
 // crash mid-removal leaves an incomplete checkpoint that the next Open
 // removes.
 func (s *Store) DropRecoveryPoint(id uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return engines.ErrClosed
+	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
 	i := s.indexOf(id)
