@@ -299,6 +299,9 @@ func scanViews(si *snapInstance, lower, upper []byte, limit int, countOnly bool,
 		}
 		return nil
 	}
+	if limit > 0 {
+		res.Entries = make([]defn.Entry, 0, min(limit, 4096))
+	}
 	for limit <= 0 || res.Count < limit {
 		var min *partCursor
 		for _, c := range curs {
