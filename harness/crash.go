@@ -100,6 +100,9 @@ type CrashConfig struct {
 	// child regenerates every operation earlier cycles applied, so the rate
 	// bounds how each cycle's start-up grows over a long run.
 	Rate float64
+	// NoRollbacks turns off the KV rollbacks children inject while they
+	// ingest: kill -9 and restart only.
+	NoRollbacks bool
 	// MinRun and MaxRun bound how long after a child reported its
 	// verification it is killed. Default 100 ms and 2 s.
 	MinRun, MaxRun time.Duration
@@ -264,6 +267,10 @@ type crashJob struct {
 	Vbuckets int     `json:"vbuckets"`
 	Rate     float64 `json:"rate"`
 	Cycle    int     `json:"cycle"`
+	// NoRollbacks: inject no KV rollback.
+	NoRollbacks bool `json:"no_rollbacks,omitempty"`
+	// CatchUp bounds each wait for the index to cover the bucket.
+	CatchUp time.Duration `json:"catch_up"`
 	// Final: recover, verify and exit cleanly instead of ingesting.
 	Final bool `json:"final,omitempty"`
 }
@@ -272,6 +279,7 @@ type crashJob struct {
 const (
 	crashProgressFile = "crash-progress.json"
 	crashStatusFile   = "crash-status"
+	crashLogFile      = "children.log" // every child's stderr, appended
 	crashPipelineDir  = "pipeline"
 )
 
@@ -309,13 +317,17 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%g ops/s", cfg.Rate)
 	}
+	if cfg.NoRollbacks {
+		rate += ", no injected rollbacks"
+	}
 	fmt.Fprintf(out, "crashtest: engine %s, %d cycles, %d docs, %d vbuckets, ingest %s, kill %s–%s after each verification, data in %s\n",
 		cfg.Engine, cfg.Cycles, cfg.Docs, cfg.Vbuckets, rate, cfg.MinRun, cfg.MaxRun, dir)
 
 	// The kill moments come from their own stream, so they do not depend
 	// on anything a child does.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)) // "kill"
-	job := crashJob{Engine: cfg.Engine, Dir: dir, Seed: cfg.Seed, Docs: cfg.Docs, Vbuckets: cfg.Vbuckets, Rate: cfg.Rate}
+	job := crashJob{Engine: cfg.Engine, Dir: dir, Seed: cfg.Seed, Docs: cfg.Docs, Vbuckets: cfg.Vbuckets, Rate: cfg.Rate,
+		NoRollbacks: cfg.NoRollbacks, CatchUp: cfg.CycleTimeout / 2}
 	for cycle := 1; cycle <= cfg.Cycles+1; cycle++ {
 		job.Cycle, job.Final = cycle, cycle > cfg.Cycles
 		delay := cfg.MinRun + time.Duration(rng.Int64N(int64(cfg.MaxRun-cfg.MinRun)+1))
@@ -371,7 +383,13 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 	cmd.Env = append(os.Environ(), CrashChildEnv+"=1")
 	cmd.Stdin = bytes.NewReader(in)
 	stderr := &tailBuffer{max: 16 << 10}
-	cmd.Stderr = stderr
+	logf, err := os.OpenFile(filepath.Join(job.Dir, crashLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return rec, fmt.Errorf("children's log: %w", err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- cycle %d ---\n", job.Cycle)
+	cmd.Stderr = io.MultiWriter(logf, stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return rec, err
@@ -400,6 +418,19 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 		}
 		return cmd.Wait()
 	}
+	// hung asks a stuck child for its goroutines (a Go program dumps them
+	// on SIGQUIT, into the children's log) before killing it.
+	hung := func() error {
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case l, ok := <-lines:
+			if ok {
+				rest = append(rest, l)
+			}
+		case <-time.After(5 * time.Second):
+		}
+		return finish(true)
+	}
 	// died describes a child that ended on its own: a divergence it
 	// reported, or its error.
 	died := func(what string, werr error) error {
@@ -426,7 +457,8 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 				rest = append(rest, l)
 			}
 		case <-timeout.C:
-			return rec, died(fmt.Sprintf("did not verify within %s", cfg.CycleTimeout), finish(true))
+			return rec, died(fmt.Sprintf("did not verify within %s; its goroutines are in %s", cfg.CycleTimeout,
+				filepath.Join(job.Dir, crashLogFile)), hung())
 		case <-ctx.Done():
 			finish(true)
 			return rec, ctx.Err()
@@ -441,7 +473,7 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 	if job.Final {
 		select {
 		case <-timeout.C:
-			return rec, died("did not exit after its final verification", finish(true))
+			return rec, died("did not exit after its final verification", hung())
 		case <-ctx.Done():
 			finish(true)
 			return rec, ctx.Err()
@@ -709,7 +741,7 @@ func (c *crashChild) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume streams from the recovered vector: %w", err)
 	}
-	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+	if err := c.waitCaughtUp(ctx, "after recovery"); err != nil {
 		return err
 	}
 	catchUp := time.Since(start)
@@ -835,6 +867,37 @@ func (c *crashChild) verify(ctx context.Context, when string) (entries int, err 
 	return entries, nil
 }
 
+// waitCaughtUp waits until a snapshot covers the bucket. When that takes
+// longer than the job allows, the error names the vbuckets the latest
+// snapshot does not cover and what the indexer received of them.
+func (c *crashChild) waitCaughtUp(ctx context.Context, when string) error {
+	p := c.p
+	limit := c.job.CatchUp
+	if limit <= 0 {
+		limit = catchUpTimeout
+	}
+	err := p.waitCaughtUp(ctx, limit)
+	if err == nil || ctx.Err() != nil || p.failure() != nil {
+		return err
+	}
+	kv, snap, hwt := p.bucket.CurrentSeqnos(), p.ix.SnapshotTS(), p.ix.HWT()
+	var lag []string
+	for vb := range kv.Len() {
+		if kv.Seqnos[vb] == 0 || snap.Seqnos[vb] >= kv.Seqnos[vb] && (snap.Vbuuids[vb] == 0 || snap.Vbuuids[vb] == kv.Vbuuids[vb]) {
+			continue
+		}
+		if len(lag) < 6 {
+			lag = append(lag, fmt.Sprintf("vb %d: bucket %d@%d, snapshot %d@%d, received %d@%d", vb,
+				kv.Seqnos[vb], kv.Vbuuids[vb], snap.Seqnos[vb], snap.Vbuuids[vb], hwt.Seqnos[vb], hwt.Vbuuids[vb]))
+		} else {
+			lag[len(lag)-1] = "…"
+		}
+	}
+	_, scanErr := p.ix.Scan(ctx, indexer.ScanRequest{InstID: p.insts[0].ID, Kind: indexer.ScanCount, Timeout: time.Millisecond})
+	return fmt.Errorf("%w: the index did not catch up with the bucket %s within %s (a scan says: %v); not covered (seqno@vbuuid): %s",
+		ErrCrashTest, when, limit, scanErr, strings.Join(lag, "; "))
+}
+
 // maxCrashLag bounds how far ingest runs ahead of the latest snapshot.
 const maxCrashLag = 20_000
 
@@ -854,7 +917,7 @@ func (c *crashChild) ingest(ctx context.Context, ready func() bool, report func(
 			report()
 			report = nil
 		}
-		if time.Now().After(nextRollback) {
+		if !c.job.NoRollbacks && time.Now().After(nextRollback) {
 			if err := c.rollback(ctx); err != nil {
 				return err
 			}
@@ -945,10 +1008,11 @@ func (c *crashChild) rollback(ctx context.Context) error {
 	if _, err := p.resume(ctx, from); err != nil {
 		return fmt.Errorf("resume after injected %s of %d vbuckets: %w", what, len(vbs), err)
 	}
-	if err := p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+	when := fmt.Sprintf("after an injected %s of vbuckets %v", what, vbs)
+	if err := c.waitCaughtUp(ctx, when); err != nil {
 		return err
 	}
-	_, err = c.verify(ctx, fmt.Sprintf("after an injected %s of vbuckets %v", what, vbs))
+	_, err = c.verify(ctx, when)
 	return err
 }
 

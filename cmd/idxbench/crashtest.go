@@ -12,7 +12,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--min-run 100ms] [--max-run 2s]"
+const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s]"
 
 // cmdCrashtest runs the kill -9 / restart / verify loop. The children it
 // starts are this same executable with harness.CrashChildEnv set; such a
@@ -24,15 +24,16 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fs := newFlagSet("crashtest")
 	var (
-		engine   = fs.String("engine", "", "the engine to crash-test (a disk engine: pebble, badger, bbolt)")
-		cycles   = fs.Int("cycles", 0, "kill -9 → restart → verify cycles to run")
-		seed     = fs.String("seed", "1", "seed of the workload, the kill moments and each cycle's choices")
-		dir      = fs.String("dir", "", "directory to make the data directory in (default: the system's temporary directory)")
-		docs     = fs.Int("docs", 2000, "initial document count")
-		vbuckets = fs.Int("vbuckets", 64, "vbucket count 1..1024")
-		rate     = fs.Float64("rate", 5000, "each child's ingest rate, operations per second (0: closed loop)")
-		minRun   = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
-		maxRun   = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
+		engine    = fs.String("engine", "", "the engine to crash-test (a disk engine: pebble, badger, bbolt)")
+		cycles    = fs.Int("cycles", 0, "kill -9 → restart → verify cycles to run")
+		seed      = fs.String("seed", "1", "seed of the workload, the kill moments and each cycle's choices")
+		dir       = fs.String("dir", "", "directory to make the data directory in (default: the system's temporary directory)")
+		docs      = fs.Int("docs", 2000, "initial document count")
+		vbuckets  = fs.Int("vbuckets", 64, "vbucket count 1..1024")
+		rate      = fs.Float64("rate", 5000, "each child's ingest rate, operations per second (0: closed loop)")
+		rollbacks = fs.Bool("rollbacks", true, "children inject KV rollbacks (failovers, unknown vbuuids) while they ingest")
+		minRun    = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
+		maxRun    = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
 	)
 	pos, err := parseFlags(fs, crashtestSynopsis, args, stdout)
 	if err != nil {
@@ -62,7 +63,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	cfg := harness.CrashConfig{
 		Engine: *engine, Cycles: *cycles, Seed: s, Dir: *dir, Docs: *docs, Vbuckets: *vbuckets,
-		Rate: *rate, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
+		Rate: *rate, NoRollbacks: !*rollbacks, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
 	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -89,6 +90,9 @@ func rerunArgs(cfg harness.CrashConfig, dir string) string {
 		"--engine", cfg.Engine, "--cycles", strconv.Itoa(cfg.Cycles), "--seed", strconv.FormatUint(cfg.Seed, 10),
 		"--docs", strconv.Itoa(cfg.Docs), "--vbuckets", strconv.Itoa(cfg.Vbuckets), "--rate", strconv.FormatFloat(max(cfg.Rate, 0), 'g', -1, 64),
 		"--min-run", cfg.MinRun.String(), "--max-run", cfg.MaxRun.String(),
+	}
+	if cfg.NoRollbacks {
+		a = append(a, "--rollbacks=false")
 	}
 	if dir != "" {
 		a = append(a, "--dir", dir)
