@@ -606,8 +606,10 @@ var errDiverged = errors.New("index diverged from the oracle")
 // RunCrashChild is a crash-test child's whole life: read the job from
 // stdin, recover, verify and report on stdout, then ingest until killed (or,
 // for the final cycle, close cleanly). It returns only on failure, a
-// divergence, ctx's end or after the final cycle.
-func RunCrashChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+// divergence (already reported on stdout), ctx's end or after the final
+// cycle; the caller prints the error on stderr, where the parent collects
+// it.
+func RunCrashChild(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	var job crashJob
 	if err := json.NewDecoder(stdin).Decode(&job); err != nil {
 		return fmt.Errorf("crash child: read job: %w", err)
@@ -618,17 +620,15 @@ func RunCrashChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Write
 	}
 	defer c.status.close()
 	err = c.run(ctx)
-	if err != nil && !errors.Is(err, errDiverged) {
-		fmt.Fprintf(stderr, "crash child, cycle %d: %v\n", job.Cycle, err)
-	}
-	if c.p != nil {
+	if err == nil && c.p != nil {
 		// After a failure the stores are left as they are, as a crash
 		// would leave them; only a clean run closes them.
-		if err == nil {
-			err = c.p.close()
-		}
+		err = c.p.close()
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("crash child, cycle %d: %w", job.Cycle, err)
+	}
+	return nil
 }
 
 // crashChild is one child process's state.

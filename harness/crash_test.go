@@ -25,7 +25,8 @@ import (
 func init() {
 	registerCrashLossy()
 	if os.Getenv(CrashChildEnv) != "" {
-		if err := RunCrashChild(context.Background(), os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if err := RunCrashChild(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)

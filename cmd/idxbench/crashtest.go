@@ -20,7 +20,7 @@ const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N]
 // and runs the child's side instead.
 func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if os.Getenv(harness.CrashChildEnv) != "" {
-		return harness.RunCrashChild(ctx, os.Stdin, stdout, stderr)
+		return harness.RunCrashChild(ctx, os.Stdin, stdout)
 	}
 	fs := newFlagSet("crashtest")
 	var (
