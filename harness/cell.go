@@ -184,6 +184,8 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = c.restart(ctx, ph, out.Metrics)
 	case PhaseDropIndex:
 		err = c.dropIndex(ctx, ph, &out)
+	case PhaseBuild:
+		err = c.build(ctx, ph, out.Metrics)
 	default:
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}

@@ -82,6 +82,9 @@ func (d *driver) run(ctx context.Context, n int) error {
 			}
 			if d.rate == 0 {
 				if err := d.throttle(ctx, base+uint64(i)); err != nil {
+					if n == 0 && ctx.Err() != nil {
+						return nil // a timed run ends when ctx does
+					}
 					return err
 				}
 			}

@@ -92,6 +92,10 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 // openIndexer opens an indexer over the pipeline's directory: empty at
 // first, the slices of an earlier one after a restart.
 func (p *pipeline) openIndexer() (*indexer.Indexer, error) {
+	return p.openIndexerWith(p.cfg.recorder)
+}
+
+func (p *pipeline) openIndexerWith(rec indexer.Recorder) (*indexer.Indexer, error) {
 	s := p.cfg.settings
 	dur := engines.NoSync
 	if s.Durability == "sync" {
@@ -111,7 +115,7 @@ func (p *pipeline) openIndexer() (*indexer.Indexer, error) {
 		STMode:           s.STMode,
 		KVSeqnos:         p.bucket.CurrentSeqnos,
 		Clock:            p.bucket.Now,
-		Recorder:         p.cfg.recorder,
+		Recorder:         rec,
 	})
 }
 

@@ -201,6 +201,7 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 		Started:  time.Now().UTC(),
 		Partial:  true,
 	}
+	run.Machine.LabelDirs(labels)
 	fmt.Fprintf(stderr, "idxbench: scenario %s, seed %d, engines %s, cores %v, %d dir(s), results in %s\n",
 		p.scenario.Name, wl.Seed, strings.Join(p.engines, ","), p.cores, len(dirs), p.out)
 	ticksPath := filepath.Join(p.out, "ticks.jsonl")

@@ -48,17 +48,18 @@ type IndexerSettings struct {
 
 // Phase types.
 const (
-	PhaseLoad      = "load"       // load the initial documents and build every index; verify
-	PhaseIngest    = "ingest"     // apply mutations for a count or a duration, optionally at a rate
-	PhaseScan      = "scan"       // scan clients for a duration, optionally under ingest
-	PhasePersist   = "persist"    // take a persistent snapshot now and time it
-	PhaseRawIngest = "raw-ingest" // write the slice entry stream straight into the engine (baseline)
-	PhaseRollback  = "rollback"   // KV failover → indexer rolls back to a persistent snapshot and catches up
-	PhaseRestart   = "restart"    // clean indexer restart: reopen, recover, catch up
-	PhaseDropIndex = "drop-index" // drop an index while mutations stream in
+	PhaseLoad      = "load"        // load the initial documents and build every index; verify
+	PhaseIngest    = "ingest"      // apply mutations for a count or a duration, optionally at a rate
+	PhaseScan      = "scan"        // scan clients for a duration, optionally under ingest
+	PhasePersist   = "persist"     // take a persistent snapshot now and time it
+	PhaseRawIngest = "raw-ingest"  // write the slice entry stream straight into the engine (baseline)
+	PhaseRollback  = "rollback"    // KV failover → indexer rolls back to a persistent snapshot and catches up
+	PhaseRestart   = "restart"     // clean indexer restart: reopen, recover, catch up
+	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
+	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
 )
 
-var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart, PhaseDropIndex}
+var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart, PhaseDropIndex, PhaseBuild}
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
 const (
@@ -98,6 +99,9 @@ type Phase struct {
 	// their new branch starts (recent, boundary, unknown-vbuuid).
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
+	// Indexes a build-index phase builds together (default: every
+	// deferred index not built yet).
+	Indexes []string `yaml:"indexes,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`
@@ -117,7 +121,7 @@ func (p Phase) Verifies() bool {
 		return *p.Verify
 	}
 	switch p.Type {
-	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart, PhaseDropIndex:
+	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart, PhaseDropIndex, PhaseBuild:
 		return true
 	}
 	return false
@@ -149,13 +153,28 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // the workload spec parser.
 func ParseScenario(data []byte) (*Scenario, error) {
 	var s Scenario
-	if err := yaml.UnmarshalWithOptions(data, &s, yaml.DisallowUnknownField()); err != nil {
-		return nil, errors.New(oneLine(yaml.FormatError(err, false, false)))
+	if err := decodeScenario(data, &s); err != nil {
+		return nil, err
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// decodeScenario decodes strictly. go-yaml v1.19.2 panics on some malformed
+// input (goccy/go-yaml#735, found by FuzzParseScenario); that becomes an
+// error too.
+func decodeScenario(data []byte, s *Scenario) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed YAML (the decoder failed: %v)", r)
+		}
+	}()
+	if err := yaml.UnmarshalWithOptions(data, s, yaml.DisallowUnknownField()); err != nil {
+		return errors.New(oneLine(yaml.FormatError(err, false, false)))
+	}
+	return nil
 }
 
 // oneLine folds a multi-line parser message into one line.
@@ -233,7 +252,8 @@ func (p *Phase) validate(at string) error {
 		only("vbuckets", p.Vbuckets != 0, PhaseRollback),
 		only("point", p.Point != "", PhaseRollback),
 		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
-		only("rate", p.Rate != 0, PhaseIngest, PhaseScan, PhaseDropIndex),
+		only("rate", p.Rate != 0, PhaseIngest, PhaseScan, PhaseDropIndex, PhaseBuild),
+		only("indexes", len(p.Indexes) > 0, PhaseBuild),
 		only("kind", p.Kind != "", PhaseScan),
 		only("consistency", p.Consistency != "", PhaseScan),
 		only("clients", p.Clients != 0, PhaseScan),
