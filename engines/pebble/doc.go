@@ -1,7 +1,8 @@
 // Package pebble is the idxbench adapter for cockroachdb/pebble (v2), an LSM
 // tree. It registers the engine "pebble".
 //
-// One store is one pebble database in <dir>/data. The three keyspaces share
+// One store is one pebble database in <dir>/data (after a rollback,
+// <dir>/data-NNNNNN, named by the file <dir>/LIVE). The three keyspaces share
 // it under a one-byte key prefix (the Keyspace value), so a keyspace is a
 // contiguous key range and a view's iterator is a pebble iterator bounded to
 // that range.
@@ -12,10 +13,14 @@
 // recovery point is Flush, then Checkpoint(<dir>/checkpoints/<id>,
 // WithFlushedWAL), then a marker file with the caller's meta written
 // atomically last; Open lists only checkpoints with a marker and removes the
-// others. RollbackTo closes the database, rebuilds <dir>/data from the
-// checkpoint (sstables hard-linked, everything else copied, so the
-// checkpoint is never opened and can be rolled back to again), reopens it,
-// and removes newer checkpoints.
+// others. RollbackTo drops newer checkpoints, builds a new database
+// directory from the checkpoint
+// (sstables hard-linked, everything else copied, so the checkpoint is never
+// opened and can be rolled back to again), switches LIVE to it atomically
+// and opens it; the replaced database closes in
+// the background (its Close waits for running compactions) and its
+// directory is removed. Open removes database directories LIVE does not
+// name, which is all a crash during a rollback can leave behind.
 //
 // Costs: creating a recovery point is a memtable flush plus one link per
 // sstable; a retained one keeps the sstables it links alive after

@@ -43,12 +43,12 @@ func init() {
 // Layout of a store directory. Everything in it was created by the adapter;
 // engines.ClaimDir's marker file says so.
 const (
-	liveDir        = "data"         // the live pebble database
-	oldDir         = "data.old"     // the live database while a rollback swaps it out
-	rollbackDir    = "rollback.tmp" // a rollback's copy of a checkpoint, before the swap
-	checkpointsDir = "checkpoints"  // one pebble checkpoint per recovery point
-	rpMarkerFile   = "IDXBENCH-RP"  // written last into a checkpoint: its meta, and proof it completed
-	idDigits       = 20             // checkpoint directory names are zero-padded ids, so they sort
+	liveFile       = "LIVE"        // names the live database's directory; absent means firstLive
+	firstLive      = "data"        // the live database of a store never rolled back
+	livePrefix     = "data"        // every live database directory's name starts so: data, data-000001, …
+	checkpointsDir = "checkpoints" // one pebble checkpoint per recovery point
+	rpMarkerFile   = "IDXBENCH-RP" // written last into a checkpoint: its meta, and proof it completed
+	idDigits       = 20            // checkpoint directory names are zero-padded ids, so they sort
 )
 
 // Store is a pebble database holding the three keyspaces of one index slice,
@@ -59,9 +59,9 @@ const (
 // MANIFEST copied) in checkpoints/<id>, completed by a marker file holding
 // the meta. Creating one costs a memtable flush plus a directory of links;
 // keeping one pins the sstables it links (space, not time). Rolling back
-// closes the database, rebuilds the live directory from the checkpoint
-// (links for sstables, copies for the rest, so the checkpoint is never
-// opened and stays reusable) and reopens it: O(number of files), not O(data).
+// builds a new database directory from the checkpoint (links for sstables,
+// copies for the rest, so the checkpoint is never opened and stays
+// reusable), makes it live and opens it: O(number of files), not O(data).
 type Store struct {
 	dir string
 	set settings
@@ -70,7 +70,14 @@ type Store struct {
 	// hold it shared, RollbackTo and Close exclusively.
 	mu     sync.RWMutex
 	db     *pebbledb.DB
+	live   string // the directory db lives in, relative to dir
 	closed bool
+
+	// retiring counts databases a rollback replaced that are still closing
+	// in the background; retireErr collects what their closing reported.
+	retiring  sync.WaitGroup
+	retireMu  sync.Mutex
+	retireErr error
 
 	// rpMu serialises recovery-point bookkeeping.
 	rpMu   sync.Mutex
@@ -95,9 +102,9 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 	}
-	s := &Store{dir: dir, set: set}
+	s := &Store{dir: dir, set: set, live: firstLive}
 	if !created {
-		if err := s.finishInterruptedRollback(); err != nil {
+		if err := s.settleLive(); err != nil {
 			return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 		}
 	}
@@ -118,7 +125,7 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 // openDB opens the live database. mustExist is set for a store that was
 // created before: a missing database there means the store lost its files.
 func (s *Store) openDB(mustExist bool) (*pebbledb.DB, error) {
-	path := filepath.Join(s.dir, liveDir)
+	path := filepath.Join(s.dir, s.live)
 	o := s.set.pebbleOptions()
 	o.ErrorIfNotExists = mustExist
 	db, err := pebbledb.Open(path, o)
@@ -134,23 +141,42 @@ func (s *Store) openDB(mustExist bool) (*pebbledb.DB, error) {
 	return nil, fmt.Errorf("open pebble store %q: %w", path, err)
 }
 
-// finishInterruptedRollback settles a rollback that a crash interrupted. The
-// rollback swapped the live directory with two renames; if the first one
-// happened and the second did not, the old live directory is put back (the
-// caller never saw the rollback succeed and will redo it).
-func (s *Store) finishInterruptedRollback() error {
-	live := filepath.Join(s.dir, liveDir)
-	old := filepath.Join(s.dir, oldDir)
-	if exists(old) {
-		if exists(live) {
-			if err := os.RemoveAll(old); err != nil {
+// settleLive reads which directory holds the live database and removes
+// the other database directories: a rollback's new database that a crash
+// stopped before it became live, or an old one a crash stopped before it
+// was removed.
+func (s *Store) settleLive() error {
+	name, err := os.ReadFile(filepath.Join(s.dir, liveFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case !strings.HasPrefix(string(name), livePrefix) || strings.ContainsAny(string(name), "/\\") || len(name) > 64:
+		return fmt.Errorf("%w: %s names %q", engines.ErrCorrupt, liveFile, name)
+	default:
+		s.live = string(name)
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), livePrefix) && e.Name() != s.live {
+			if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
 				return err
 			}
-		} else if err := os.Rename(old, live); err != nil {
-			return err
 		}
 	}
-	return os.RemoveAll(filepath.Join(s.dir, rollbackDir))
+	return nil
+}
+
+// nextLive names the directory the next rollback builds its database in.
+func nextLive(live string) string {
+	gen := uint64(0)
+	if n, ok := strings.CutPrefix(live, livePrefix+"-"); ok {
+		gen, _ = strconv.ParseUint(n, 10, 64)
+	}
+	return fmt.Sprintf("%s-%06d", livePrefix, gen+1)
 }
 
 // environmental reports whether an open error comes from the environment
@@ -428,9 +454,13 @@ func (s *Store) removeCheckpoint(id uint64) error {
 }
 
 // RollbackTo implements engines.Store. Recovery points newer than id are
-// dropped first (if a crash follows, the store simply has fewer of them);
-// then the checkpoint is cloned into rollback.tmp, swapped in with two
-// renames (undone by the next Open if only the first happened) and opened.
+// dropped first (if a crash follows, the store simply has fewer of them).
+// The checkpoint is then cloned into a new database directory, the LIVE
+// file is switched to it atomically, and it is opened. The replaced
+// database closes in the background and its directory is removed: its
+// Close waits for the compactions it has running, which would otherwise be
+// most of a rollback's time. Close waits for it and reports its errors
+// (leaked iterators, if views were left open).
 func (s *Store) RollbackTo(id uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -443,60 +473,59 @@ func (s *Store) RollbackTo(id uint64) error {
 	if i < 0 {
 		return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, engines.ErrNoRecoveryPoint)
 	}
-	s.writtenBase += engineBytesWritten(s.db.Metrics())
-	err := s.db.Close()
-	s.db = nil
-	if err != nil {
-		// Leaked iterators or snapshots: the caller broke the contract
-		// (views must be closed). The database is closed regardless.
-		err = fmt.Errorf("pebble rollback %q to %d: close: %w", s.dir, id, err)
-	}
-	if err == nil {
-		if err = s.rebuildFrom(id, i); err != nil {
-			// Put the pre-rollback database back if the swap got half way.
-			err = errors.Join(err, s.finishInterruptedRollback())
-		}
-	}
-	// Reopen whatever is live now, so the store stays usable even when the
-	// rollback failed part way.
-	db, oerr := s.openDB(true)
-	if oerr != nil {
-		s.closed = true
-		return errors.Join(err, oerr)
-	}
-	s.db = db
-	return err
-}
-
-func (s *Store) rebuildFrom(id uint64, i int) error {
 	for _, p := range s.points[i+1:] {
 		if err := s.removeCheckpoint(p.ID); err != nil {
-			return err
+			return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err)
 		}
 	}
 	s.points = s.points[:i+1]
-	tmp := filepath.Join(s.dir, rollbackDir)
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("pebble rollback to %d: %w", id, err)
+
+	next := nextLive(s.live)
+	nextPath := filepath.Join(s.dir, next)
+	if err := os.RemoveAll(nextPath); err != nil {
+		return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err)
 	}
-	if err := cloneCheckpoint(s.checkpointPath(id), tmp); err != nil {
-		return fmt.Errorf("pebble rollback to %d: clone checkpoint: %w", id, err)
+	if err := cloneCheckpoint(s.checkpointPath(id), nextPath); err != nil {
+		// The live database is untouched and still open.
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: clone checkpoint: %w", s.dir, id, err),
+			os.RemoveAll(nextPath))
 	}
-	live := filepath.Join(s.dir, liveDir)
-	old := filepath.Join(s.dir, oldDir)
-	if err := os.Rename(live, old); err != nil {
-		return fmt.Errorf("pebble rollback to %d: %w", id, err)
+	if err := engines.WriteFileAtomic(filepath.Join(s.dir, liveFile), []byte(next)); err != nil {
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err),
+			os.RemoveAll(nextPath))
 	}
-	if err := os.Rename(tmp, live); err != nil {
-		return fmt.Errorf("pebble rollback to %d: %w", id, err)
+	old, oldPath := s.db, filepath.Join(s.dir, s.live)
+	s.writtenBase += engineBytesWritten(old.Metrics())
+	s.retire(old, oldPath)
+	s.db, s.live = nil, next
+	db, err := s.openDB(true)
+	if err != nil {
+		// The rolled-back contents are on disk and live; only opening them
+		// failed. The store cannot serve anything now.
+		s.closed = true
+		return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err)
 	}
-	if err := engines.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("pebble rollback to %d: %w", id, err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("pebble rollback to %d: remove old data: %w", id, err)
-	}
+	s.db = db
 	return nil
+}
+
+// retire closes a replaced database in the background and removes its
+// directory.
+func (s *Store) retire(db *pebbledb.DB, path string) {
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		err := db.Close()
+		if err != nil {
+			err = fmt.Errorf("close replaced pebble database %q: %w", path, err)
+		}
+		err = errors.Join(err, os.RemoveAll(path))
+		if err != nil {
+			s.retireMu.Lock()
+			s.retireErr = errors.Join(s.retireErr, err)
+			s.retireMu.Unlock()
+		}
+	}()
 }
 
 // cloneCheckpoint makes dst a database pebble may open and modify without
@@ -583,13 +612,18 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.retiring.Wait()
 		return engines.ErrClosed
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close pebble store %q: %w", s.dir, err)
+	var err error
+	if s.db != nil {
+		if err = s.db.Close(); err != nil {
+			err = fmt.Errorf("close pebble store %q: %w", s.dir, err)
+		}
 	}
-	return nil
+	s.retiring.Wait()
+	return errors.Join(err, s.retireErr)
 }
 
 // Destroy implements engines.Store.

@@ -129,23 +129,42 @@ func TestIncompleteRecoveryPointIgnored(t *testing.T) {
 	}
 }
 
-// TestInterruptedRollbackUndone simulates a crash between the two renames
-// of a rollback's swap: Open puts the old live directory back.
-func TestInterruptedRollbackUndone(t *testing.T) {
+// TestInterruptedRollbackSettled simulates crashes during rollbacks: a new
+// database directory that never became live, and an old one that was not
+// yet removed. Open keeps the one LIVE names and removes the others.
+func TestInterruptedRollbackSettled(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := open(dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, func(b *engines.Batch) { b.Set(engines.Main, []byte("k"), []byte("v1")) })
+	if err := s.CreateRecoveryPoint(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, func(b *engines.Batch) { b.Set(engines.Main, []byte("k"), []byte("v2")) })
+	if err := s.RollbackTo(1); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, s, func(b *engines.Batch) { b.Set(engines.Main, []byte("k"), []byte("live")) })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(filepath.Join(dir, "data"), filepath.Join(dir, "data.old")); err != nil {
-		t.Fatal(err)
+	live, err := os.ReadFile(filepath.Join(dir, "LIVE"))
+	if err != nil || string(live) == "data" {
+		t.Fatalf("LIVE = %q, %v after a rollback", live, err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "rollback.tmp"), 0o755); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("replaced database directory kept after Close: %v", err)
+	}
+	// Leftovers of crashed rollbacks, one older and one newer than LIVE.
+	for _, stale := range []string{"data", "data-000099"} {
+		if err := os.MkdirAll(filepath.Join(dir, stale), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, stale, "000001.log"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err = open(dir)
 	if err != nil {
@@ -155,8 +174,10 @@ func TestInterruptedRollbackUndone(t *testing.T) {
 	if v, ok := mustGet(t, s, "k"); !ok || v != "live" {
 		t.Fatalf("k = %q, %v; want live", v, ok)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "rollback.tmp")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("rollback.tmp kept: %v", err)
+	for _, stale := range []string{"data", "data-000099"} {
+		if _, err := os.Stat(filepath.Join(dir, stale)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale %s kept: %v", stale, err)
+		}
 	}
 }
 
