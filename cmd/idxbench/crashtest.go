@@ -55,6 +55,14 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *minRun < 0 || *maxRun < 0 {
 		return errors.New("crashtest: --min-run and --max-run must not be negative")
 	}
+	// Zero would silently mean the harness default; the flags already
+	// show theirs.
+	if *docs < 1 {
+		return fmt.Errorf("crashtest: --docs %d: docs must be at least 1", *docs)
+	}
+	if *vbuckets < 1 || *vbuckets > 1024 {
+		return fmt.Errorf("crashtest: --vbuckets %d: vbuckets must be in 1..1024", *vbuckets)
+	}
 	if *rate < 0 {
 		return fmt.Errorf("crashtest: --rate %g is negative", *rate)
 	}
