@@ -74,8 +74,10 @@ type recoveryPoint struct {
 // oldest open view), so the contents as of any retained point stay
 // readable. RollbackTo(id) walks the versions written since the point's
 // version T and, for each key changed, writes its value as of T (or a
-// delete) at a new version: O(keys changed since T), each costing a point
-// read at T, and idempotent if a crash interrupts it (Open finishes it).
+// delete) at a new version, idempotent if a crash interrupts it (Open
+// finishes it). The writes are O(keys changed since T); the walk skips only
+// whole tables with no version above T, so once compactions have mixed old
+// and new versions it reads close to the whole store.
 // Retained recovery points cost space: superseded versions younger than
 // the oldest point are not compacted away.
 //
@@ -562,8 +564,7 @@ func (s *Store) markRollback(id uint64) (uint64, error) {
 // version above t (newest first, so a key's first item is its current
 // state), and old is a plain iterator at t that follows along, giving each
 // changed key's state at t. old moves with Next while the next changed key
-// is close and with Seek when it is far, so the walk costs O(changed keys)
-// however large the store, without a point lookup per key.
+// is close and with Seek when it is far, so no key costs a point lookup.
 func (s *Store) rewriteSince(t, w uint64) error {
 	cur := s.db.NewTransactionAt(w-1, false)
 	defer cur.Discard()

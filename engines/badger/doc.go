@@ -17,13 +17,15 @@
 // keeps it only in memory, so Open sets it again, after resuming the
 // version counter from MaxVersion and reading the recovery points back.
 // RollbackTo(id) marks the rollback durably, then rewrites every key with a
-// version above T to its state at T, at one new version: O(keys changed
-// since T), a point read at T each. A crash part way leaves the mark, and
-// Open finishes the rollback.
+// version above T to its state at T, at one new version, walking the
+// changed versions beside an iterator at T. A crash part way leaves the
+// mark, and Open finishes the rollback.
 //
-// Costs and limits: rollback time grows with what changed since the point
-// (seconds for hundreds of thousands of updates), where pebble's and
-// bbolt's grow with the store's file count or size; retained points pin
+// Costs and limits: rollback writes one version per key changed since the
+// point, and reads every table holding a version newer than T (after
+// compactions, most of the store): seconds to tens of seconds for 500 k
+// updates of a 2 M-entry store, where pebble's and bbolt's rollbacks grow
+// with the store's file count or size; retained points pin
 // superseded versions (space). A batch must fit one transaction (~15% of the
 // memtable; about 100 k small entries at 64 MiB); a larger one is refused
 // with an error wrapping badger.ErrTxnTooBig. Badger's per-DB byte counters
