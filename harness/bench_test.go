@@ -17,7 +17,7 @@ name: bench-ingest
 workload: {docs: 50000, vbuckets: 256}
 phases:
   - type: load
-  - {type: ingest, mutations: 100000}
+  - {type: ingest, mutations: 100000, raw_ratio: true}
 `)
 	for _, engine := range []string{"memory", "pebble", "badger", "bbolt"} {
 		b.Run("engine="+engine, func(b *testing.B) {
@@ -33,6 +33,8 @@ phases:
 				b.ReportMetric(ing["index_lag_p50_ms"], "lag_p50_ms")
 				b.ReportMetric(ing["index_lag_p99_ms"], "lag_p99_ms")
 				b.ReportMetric(ing["key_versions_flushed"]/ing["ingest_seconds"], "kv/s")
+				b.ReportMetric(ing["raw_mutations_per_sec"], "raw_mutations/s")
+				b.ReportMetric(ing["pipeline_to_raw_ratio"], "pipeline/raw")
 			}
 		})
 	}

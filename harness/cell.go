@@ -31,6 +31,8 @@ type cellRun struct {
 	ticks  *results.TickWriter
 	rng    *rand.Rand
 	p      *pipeline
+	// rec records the stores' batches for raw_ratio phases (nil if none).
+	rec *batchRecorder
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -86,8 +88,15 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 		defer c.ticks.Close()
 	}
+	pipeEngine := eng
+	for _, ph := range sc.Phases {
+		if ph.RawRatio && c.rec == nil {
+			c.rec = &batchRecorder{}
+			pipeEngine = c.rec.wrap(eng)
+		}
+	}
 	c.p, err = newPipeline(pipelineConfig{
-		spec: spec, engine: eng, opts: opts, dir: filepath.Join(dir, "pipeline"),
+		spec: spec, engine: pipeEngine, opts: opts, dir: filepath.Join(dir, "pipeline"),
 		settings: sc.Indexer, recorder: indexerRecorder{c},
 	})
 	if err != nil {

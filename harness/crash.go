@@ -436,6 +436,7 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 	died := func(what string, werr error) error {
 		for _, l := range rest {
 			if detail, ok := strings.CutPrefix(l, "DIVERGENCE "); ok {
+				detail = strings.TrimPrefix(detail, fmt.Sprintf("cycle=%d ", job.Cycle))
 				return &DivergenceError{Cycle: job.Cycle, Detail: detail}
 			}
 		}

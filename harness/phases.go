@@ -144,6 +144,9 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		rate = c.p.spec.Rate
 	}
 	d := &driver{c: c, rate: rate}
+	if ph.RawRatio {
+		c.rec.start()
+	}
 	start := time.Now()
 	dctx := ctx
 	if ph.Mutations == 0 {
@@ -163,6 +166,16 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	m["mutations"] = float64(n)
 	m["ingest_seconds"] = el.Seconds()
 	m["mutations_per_sec"] = float64(n) / el.Seconds()
+	if ph.RawRatio {
+		raw, ops, err := replayRaw(c.engine, c.opts, filepath.Join(c.dir, "replay"), c.rec.stop())
+		if err != nil {
+			return err
+		}
+		m["raw_replay_seconds"] = raw.Seconds()
+		m["raw_replay_ops"] = float64(ops)
+		m["raw_mutations_per_sec"] = float64(n) / raw.Seconds()
+		m["pipeline_to_raw_ratio"] = raw.Seconds() / el.Seconds()
+	}
 	return nil
 }
 

@@ -102,20 +102,21 @@ func (p *pipeline) openIndexerWith(rec indexer.Recorder) (*indexer.Indexer, erro
 		dur = engines.Sync
 	}
 	return indexer.New(indexer.Config{
-		Engine:           p.cfg.engine,
-		EngineOptions:    p.cfg.opts,
-		Dir:              filepath.Join(p.cfg.dir, "slices"),
-		NumVbuckets:      p.spec.Vbuckets,
-		SnapshotInterval: s.SnapshotInterval.D(),
-		PersistInterval:  s.PersistInterval.D(),
-		MaxRollbacks:     s.MaxRollbacks,
-		QueueSize:        s.QueueSize,
-		FlushBatchSize:   s.FlushBatchSize,
-		Durability:       dur,
-		STMode:           s.STMode,
-		KVSeqnos:         p.bucket.CurrentSeqnos,
-		Clock:            p.bucket.Now,
-		Recorder:         rec,
+		Engine:              p.cfg.engine,
+		EngineOptions:       p.cfg.opts,
+		Dir:                 filepath.Join(p.cfg.dir, "slices"),
+		NumVbuckets:         p.spec.Vbuckets,
+		SnapshotInterval:    s.SnapshotInterval.D(),
+		PersistInterval:     s.PersistInterval.D(),
+		MaxRollbacks:        s.MaxRollbacks,
+		QueueSize:           s.QueueSize,
+		FlushBatchSize:      s.FlushBatchSize,
+		BackIndexCacheBytes: s.BackIndexCacheBytes,
+		Durability:          dur,
+		STMode:              s.STMode,
+		KVSeqnos:            p.bucket.CurrentSeqnos,
+		Clock:               p.bucket.Now,
+		Recorder:            rec,
 	})
 }
 

@@ -44,6 +44,9 @@ type IndexerSettings struct {
 	QueueSize int `yaml:"queue_size,omitempty"`
 	// FlushBatchSize is the number of key versions per engine batch.
 	FlushBatchSize int `yaml:"flush_batch_size,omitempty"`
+	// BackIndexCacheBytes bounds a per-slice write-through cache of the
+	// back index, so upserts need not read the store; 0 (default) reads it.
+	BackIndexCacheBytes int64 `yaml:"back_index_cache_bytes,omitempty"`
 }
 
 // Phase types.
@@ -99,6 +102,10 @@ type Phase struct {
 	// their new branch starts (recent, boundary, unknown-vbuuid).
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
+	// RawRatio makes an ingest phase record every batch the stores apply
+	// and replay them straight into fresh stores afterwards, reporting the
+	// pipeline's rate as a fraction of that raw rate.
+	RawRatio bool `yaml:"raw_ratio,omitempty"`
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).
 	Indexes []string `yaml:"indexes,omitempty"`
@@ -207,6 +214,9 @@ func (s *Scenario) Validate() error {
 	if ix.QueueSize < 0 {
 		return fmt.Errorf("indexer.queue_size: %d is negative", ix.QueueSize)
 	}
+	if ix.BackIndexCacheBytes < 0 {
+		return fmt.Errorf("indexer.back_index_cache_bytes: %d is negative", ix.BackIndexCacheBytes)
+	}
 	if ix.FlushBatchSize < 0 {
 		return fmt.Errorf("indexer.flush_batch_size: %d is negative", ix.FlushBatchSize)
 	}
@@ -254,6 +264,7 @@ func (p *Phase) validate(at string) error {
 		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
 		only("rate", p.Rate != 0, PhaseIngest, PhaseScan, PhaseDropIndex, PhaseBuild),
 		only("indexes", len(p.Indexes) > 0, PhaseBuild),
+		only("raw_ratio", p.RawRatio, PhaseIngest),
 		only("kind", p.Kind != "", PhaseScan),
 		only("consistency", p.Consistency != "", PhaseScan),
 		only("clients", p.Clients != 0, PhaseScan),
