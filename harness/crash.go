@@ -683,6 +683,11 @@ func newCrashChild(job crashJob, out io.Writer) (*crashChild, error) {
 		PersistInterval:  Duration(time.Duration(100+c.rng.IntN(201)) * time.Millisecond),
 		MaxRollbacks:     2 + c.rng.IntN(4),
 	}
+	if c.rng.IntN(2) == 0 {
+		// The back-index cache starts out incomplete after a restore, so
+		// recovery is where it can go wrong.
+		c.settings.BackIndexCacheBytes = 8 << 20
+	}
 	data, err := os.ReadFile(filepath.Join(job.Dir, crashProgressFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
