@@ -209,32 +209,18 @@ func (p *pipeline) startInit(ctx context.Context, insts []coordinator.Instance) 
 
 // waitFor waits until the INIT indexer's snapshot covers ts.
 func (s *initStream) waitFor(ctx context.Context, p *pipeline, ts *upr.TsVbuuid) error {
-	wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.ix.WaitForTS(wctx, ts) }()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("INIT stream: %w", err)
-			}
-			return nil
-		case <-t.C:
-			s.mu.Lock()
-			err := s.err
-			s.mu.Unlock()
-			if err == nil {
-				err = p.failure()
-			}
-			if err != nil {
-				cancel()
-				return fmt.Errorf("INIT stream: %w", err)
-			}
+	failed := func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.err != nil {
+			return s.err
 		}
+		return p.failure()
 	}
+	if err := waitCovered(ctx, s.ix, ts, catchUpTimeout, failed); err != nil {
+		return fmt.Errorf("INIT stream: %w", err)
+	}
+	return nil
 }
 
 // stop stops the INIT stream's goroutines; its indexer stays open.

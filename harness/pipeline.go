@@ -406,29 +406,32 @@ func (p *pipeline) failure() error {
 	return p.err
 }
 
-// waitCaughtUp waits until a snapshot covers everything the bucket holds now,
-// polling so that a pipeline failure ends the wait.
+// waitCaughtUp waits until a snapshot covers everything the bucket holds now.
 func (p *pipeline) waitCaughtUp(ctx context.Context, timeout time.Duration) error {
-	target := p.bucket.CurrentSeqnos()
+	if err := waitCovered(ctx, p.ix, p.bucket.CurrentSeqnos(), timeout, p.failure); err != nil {
+		return fmt.Errorf("waiting for the index to catch up with the bucket: %w", err)
+	}
+	return nil
+}
+
+// waitCovered waits until a snapshot of ix covers ts, polling failed so that
+// a failure of the goroutines feeding ix ends the wait with that failure.
+func waitCovered(ctx context.Context, ix *indexer.Indexer, ts *upr.TsVbuuid, timeout time.Duration, failed func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- p.ix.WaitForTS(ctx, target) }()
+	go func() { done <- ix.WaitForTS(ctx, ts) }()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case err := <-done:
-			if err != nil {
-				if ferr := p.failure(); ferr != nil {
-					return ferr
-				}
-				return fmt.Errorf("waiting for the index to catch up with the bucket: %w", err)
+			if ferr := failed(); err != nil && ferr != nil {
+				return ferr
 			}
-			return nil
+			return err
 		case <-t.C:
-			if err := p.failure(); err != nil {
-				cancel()
+			if err := failed(); err != nil {
 				return err
 			}
 		}

@@ -40,6 +40,17 @@ func TestAdoptInstanceKeepsContents(t *testing.T) {
 	if st := build.Stats(); st.Instances != 0 {
 		t.Fatalf("the INIT indexer still has %d instances", st.Instances)
 	}
+	// A name clash leaves the instance with its indexer, still scannable.
+	mustCreate(t, build, 4, defn.IndexDefn{Name: "old", SecExprs: []string{"k"}})
+	g.upsert("d3", target{inst: 4, key: enc(t, 3.0)})
+	feed(t, build, g.batch())
+	step(t, build)
+	if err := maint.AdoptInstance(build, 4); err == nil {
+		t.Fatal("adopted an index whose name the receiver has")
+	}
+	if r := scanAll(t, build, "old"); r.Count != 1 {
+		t.Fatalf("refused index lost by its indexer: %v", docids(r.Entries))
+	}
 	other := newTestIndexer(t, e, Config{NumVbuckets: 2})
 	mustCreate(t, other, 3, defn.IndexDefn{Name: "x", SecExprs: []string{"k"}})
 	if err := maint.AdoptInstance(other, 3); err == nil {
