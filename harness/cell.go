@@ -2,11 +2,9 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -326,17 +324,3 @@ func (c *cellRun) addResourceMetrics(m map[string]float64, r measure.Resources, 
 		m["key_versions_flushed"] = float64(n)
 	}
 }
-
-// checkDir fails when the cell's directory vanished or became unwritable
-// (a full or removed disk), so the error names the path.
-func (c *cellRun) checkDir() error {
-	f, err := os.CreateTemp(c.dir, ".probe-*")
-	if err != nil {
-		return fmt.Errorf("data dir %s: %w", c.dir, err)
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
-}
-
-var errNoIndex = errors.New("scenario has no index to scan")

@@ -340,7 +340,7 @@ func (c *cellRun) scanTarget(name string) (coordinator.Instance, error) {
 	if name != "" {
 		return coordinator.Instance{}, fmt.Errorf("scan: no index %q in the workload", name)
 	}
-	return coordinator.Instance{}, errNoIndex
+	return coordinator.Instance{}, errors.New("scan: the workload has no secondary index to scan")
 }
 
 // sampleKeys reads the whole index once and keeps up to n keys chosen at
