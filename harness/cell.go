@@ -42,7 +42,7 @@ type cellRun struct {
 // process, and returns the cell's results. The cell's data lives in a fresh
 // directory under job.DataDir that is removed at the end.
 func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, error) {
-	cell := results.Cell{Engine: job.Engine, Dir: job.DirLabel, Cores: job.Cores, Repeat: job.Repeat}
+	cell := results.Cell{Engine: job.Engine, Dir: job.DirLabel, Cores: job.Cores, Repeat: job.Repeat, Phases: []results.Phase{}}
 	sc, err := ParseScenario(job.Scenario)
 	if err != nil {
 		return cell, err

@@ -83,7 +83,7 @@ func RunChild(ctx context.Context, stdin io.Reader, stderr io.Writer) error {
 // GOMAXPROCS set to match, waits for it, and returns the cell it reported.
 // A child that dies without reporting yields a cell carrying the error.
 func runChildProcess(ctx context.Context, exe string, job CellJob, stderr io.Writer) results.Cell {
-	cell := results.Cell{Engine: job.Engine, Dir: job.DirLabel, Cores: job.Cores, Repeat: job.Repeat}
+	cell := results.Cell{Engine: job.Engine, Dir: job.DirLabel, Cores: job.Cores, Repeat: job.Repeat, Phases: []results.Phase{}}
 	in, err := json.Marshal(job)
 	if err != nil {
 		cell.Error = err.Error()

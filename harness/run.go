@@ -207,12 +207,13 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 	ticksPath := filepath.Join(p.out, "ticks.jsonl")
 
 	var failed []string
+cells:
 	for di, dir := range dirs {
 		for _, cores := range p.cores {
 			for _, eng := range p.engines {
 				for r := 0; r < p.cfg.Repeat; r++ {
 					if ctx.Err() != nil {
-						break
+						break cells
 					}
 					job := CellJob{
 						Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
