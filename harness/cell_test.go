@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"testing"
 
@@ -163,7 +164,9 @@ phases:
 func TestMain(m *testing.M) {
 	// Child processes of matrix tests run the test binary itself.
 	if os.Getenv(ChildEnv) != "" {
-		if err := RunChild(context.Background(), os.Stdin, io.Discard); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		if err := RunChild(ctx, os.Stdin, io.Discard); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

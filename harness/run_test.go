@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idxbench/idxbench/results"
 )
@@ -133,3 +134,37 @@ func TestPrepareRejectsBadInput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestInterruptLeavesPartialResults(t *testing.T) {
+	root := t.TempDir()
+	scen := filepath.Join(root, "long.yaml")
+	os.WriteFile(scen, []byte(`
+workload: {docs: 500, vbuckets: 8}
+indexer: {snapshot_interval: 20ms}
+phases:
+  - type: load
+  - {type: ingest, duration: 1m, rate: 1000}
+`), 0o644)
+	out := filepath.Join(root, "out")
+	p, err := Prepare(RunConfig{Engines: []string{"memory"}, Scenario: scen, Repeat: 3, Out: out,
+		Executable: os.Args[0], Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(2*time.Second, cancel)
+	_, err = p.Run(ctx, &strings.Builder{}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	r, err := results.ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Partial || len(r.Cells) != 1 {
+		t.Fatalf("partial=%v with %d cells, want a partial run with the one interrupted cell", r.Partial, len(r.Cells))
+	}
+	if c := r.Cells[0]; c.Error == "" || len(c.Phases) == 0 || c.Phases[0].Verify != results.VerifySkipped {
+		t.Fatalf("interrupted cell: error %q, phases %+v", c.Error, c.Phases)
+	}
+}
