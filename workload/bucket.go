@@ -49,6 +49,13 @@ type BucketOptions struct {
 // Compact deduplicates history below a vector to bound memory, as KV does.
 // Until then a mutation costs about len(docid)+len(value)+48 bytes.
 //
+// The hot path (Set) is built for speed, since the source must outrun every
+// engine: keys and values go to one bucket-wide append-only arena (a
+// Generator's own operations are not even copied: the bucket keeps the
+// chunk the generator built them in), and generated document ids
+// ("doc-" and 10 digits) find their revision in a table indexed by their
+// number rather than in a map.
+//
 // Snapshots: the bucket closes a vbucket's open snapshot after
 // SnapshotItems mutations; a stream sends such closed snapshots as they
 // are. A stream that catches up with the vbucket's high seqno sends what
@@ -64,12 +71,23 @@ type Bucket struct {
 	rng  *rand.Rand // vbuuids for new branches
 	vbs  []vbucket
 	wake chan struct{} // closed on the next change; nil when no one waits
+
+	// arena holds the keys and values of every vbucket's history.
+	arena arena
+	// nums[n] is the state of document "doc-" n (docNumber) for every n
+	// below len(nums); other ids are in their vbucket's docs map. The
+	// table only grows by appending the next number, so generated ids,
+	// which are dense from 0, all land in it.
+	nums []docMeta
+	// seen and epoch are dedup's scratch: seen[n] == epoch marks document
+	// number n as met in the current dedup.
+	seen  []uint32
+	epoch uint32
 }
 
 type vbucket struct {
 	log   upr.FailoverLog // newest first
 	items []item          // current branch history, ascending seqno
-	arena arena           // the items' keys and values
 	high  upr.Seqno
 	// inSnap counts the mutations of the open snapshot.
 	inSnap int
@@ -77,16 +95,52 @@ type vbucket struct {
 	gen uint64
 	// compacted: history at or below it is deduplicated.
 	compacted upr.Seqno
-	docs      map[string]docMeta
+	// docs holds the state of the vbucket's documents whose ids have no
+	// place in Bucket.nums; nil until there is one.
+	docs map[string]docMeta
 	// everUUIDs lists every vbuuid the vbucket ever had, oldest first,
 	// including branches a failover dropped from the log (for tests and
 	// debugging output).
 	everUUIDs []upr.Vbuuid
 }
 
-type docMeta struct {
-	rev  uint64
-	live bool
+// docMeta is a document's latest revision and whether that revision is a
+// mutation (live) rather than a deletion or expiration: rev<<1 | live. The
+// zero value is a document that does not exist.
+type docMeta uint64
+
+func (m docMeta) rev() uint64 { return uint64(m >> 1) }
+func (m docMeta) live() bool  { return m&1 != 0 }
+
+// next is the state after a new revision, live or not.
+func (m docMeta) next(live bool) docMeta {
+	n := docMeta(m.rev()+1) << 1
+	if live {
+		n |= 1
+	}
+	return n
+}
+
+// docNumber parses a generated document id, "doc-" and at least 10
+// digits, without leading zeros beyond 10 digits, as docID formats them;
+// ok is false for every other id. Each number has exactly one such id.
+func docNumber(id string) (n uint64, ok bool) {
+	const prefix = "doc-"
+	if len(id) < len(prefix)+10 || len(id) > len(prefix)+19 || id[:len(prefix)] != prefix {
+		return 0, false
+	}
+	d := id[len(prefix):]
+	if len(d) > 10 && d[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(d); i++ {
+		c := d[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + uint64(c)
+	}
+	return n, true
 }
 
 // bytesOf views an immutable string as bytes without copying, for
@@ -94,7 +148,7 @@ type docMeta struct {
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // item is one entry of a vbucket's history. Its document id and body live
-// in the vbucket's arena, so items hold no pointers: the garbage collector
+// in the bucket's arena, so items hold no pointers: the garbage collector
 // never scans the history and growing it copies plain memory. Items and
 // arena bytes are never modified once written (except the snapEnd flag,
 // under the bucket's lock), so events may share the bytes.
@@ -110,42 +164,84 @@ type item struct {
 	snapEnd bool // last item of a closed snapshot
 }
 
-// arena is append-only storage for the keys and values of a vbucket's
-// history, in chunks that are never reused: a slice of it stays valid
-// forever. Failover leaves the lost items' bytes in place; Compact copies
-// what it keeps into a new arena.
-type arena [][]byte
+// arena is append-only storage for the keys and values of a bucket's
+// history: a table of chunks whose written bytes never change, so a slice
+// of it stays valid forever. An item names its chunk by index; the table
+// only grows (a copy of its header sees every chunk its items name) until
+// Compact replaces it. Failover leaves the lost items' bytes in place;
+// Compact copies what it keeps into a new arena.
+//
+// Chunks are of two kinds: the arena's own, which add fills, and adopted
+// ones, written by a Generator, that hold operations' ids and bodies
+// back to back; the arena refers to those where they are.
+type arena struct {
+	chunks [][]byte
+	own    int // index of the own chunk add fills; -1 for none
+	shared int // index of the last adopted chunk; -1 for none
+	sizes  chunkSizes
+}
 
-const arenaChunk = 64 << 10
+func newArena() arena { return arena{own: -1, shared: -1} }
+
+// chunkSizes sizes the successive chunks of an arena or a generator's
+// slab: small at first, so that small buckets stay small, doubling up to
+// big ones that huge pages can back (adviseHuge).
+type chunkSizes struct{ next int }
+
+const (
+	minChunk = 64 << 10
+	maxChunk = 8 << 20
+)
+
+// alloc returns an empty chunk with room for at least n bytes.
+func (c *chunkSizes) alloc(n int) []byte {
+	size := max(c.next, minChunk)
+	c.next = min(2*size, maxChunk)
+	b := make([]byte, 0, max(size, n))
+	adviseHuge(b[:cap(b)])
+	return b
+}
 
 // add appends key and value to the arena and returns where they are.
 func (a *arena) add(key, value []byte) (chunk, off uint32) {
 	n := len(key) + len(value)
-	if len(*a) == 0 || cap((*a)[len(*a)-1])-len((*a)[len(*a)-1]) < n {
-		*a = append(*a, make([]byte, 0, max(arenaChunk, n)))
+	if a.own < 0 || cap(a.chunks[a.own])-len(a.chunks[a.own]) < n {
+		a.own = len(a.chunks)
+		a.chunks = append(a.chunks, a.sizes.alloc(n))
 	}
-	c := &(*a)[len(*a)-1]
+	c := &a.chunks[a.own]
 	off = uint32(len(*c))
 	*c = append(*c, key...)
 	*c = append(*c, value...)
-	return uint32(len(*a) - 1), off
+	return uint32(a.own), off
+}
+
+// adopt returns the index of chunk, whose bytes below any offset an item
+// will name are written and never change, adding it to the table unless
+// it is the chunk adopted last.
+func (a *arena) adopt(chunk []byte) uint32 {
+	if a.shared < 0 || unsafe.SliceData(a.chunks[a.shared]) != unsafe.SliceData(chunk) {
+		a.shared = len(a.chunks)
+		a.chunks = append(a.chunks, chunk[:cap(chunk)])
+	}
+	return uint32(a.shared)
 }
 
 // key is it's document id, a view into the arena.
-func (a arena) key(it *item) []byte {
+func (a *arena) key(it *item) []byte {
 	end := it.off + it.klen
-	return a[it.chunk][it.off:end:end]
+	return a.chunks[it.chunk][it.off:end:end]
 }
 
 // value is it's body (nil for deletions and expirations), a view into the
 // arena with no spare capacity, so an append by a consumer copies.
-func (a arena) value(it *item) []byte {
+func (a *arena) value(it *item) []byte {
 	if it.op != upr.OpMutation {
 		return nil
 	}
 	start := it.off + it.klen
 	end := start + it.vlen
-	return a[it.chunk][start:end:end]
+	return a.chunks[it.chunk][start:end:end]
 }
 
 // NewBucket returns an empty bucket with the given number of vbuckets (1 to
@@ -165,6 +261,7 @@ func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket
 		snapItems: opts.SnapshotItems,
 		rng:       rand.New(rand.NewPCG(seed, 0x6b76_6275_636b_6574)), // "kvbucket"
 		vbs:       make([]vbucket, vbuckets),
+		arena:     newArena(),
 	}
 	if b.clock == nil {
 		start := time.Now()
@@ -176,7 +273,6 @@ func NewBucketWithOptions(vbuckets int, seed uint64, opts BucketOptions) *Bucket
 	for i := range b.vbs {
 		b.vbs[i].log = upr.FailoverLog{{Vbuuid: b.newVbuuid(nil), Seqno: 0}}
 		b.vbs[i].everUUIDs = []upr.Vbuuid{b.vbs[i].log[0].Vbuuid}
-		b.vbs[i].docs = make(map[string]docMeta)
 	}
 	return b
 }
@@ -213,49 +309,81 @@ func VbOf(docid string, n int) upr.Vbno {
 // Set inserts or updates a document and returns its vbucket and new seqno.
 // The bucket copies value.
 func (b *Bucket) Set(docid string, value []byte) (upr.Vbno, upr.Seqno) {
-	vb := b.VbOf(docid)
-	b.mu.Lock()
-	v := &b.vbs[vb]
-	// A value map: the second access hits the cache, where a pointer to
-	// a docMeta would be one more miss.
-	m := v.docs[docid]
-	m.rev++
-	m.live = true
-	v.docs[docid] = m
-	s := b.appendLocked(v, item{op: upr.OpMutation, rev: m.rev}, docid, value)
-	b.mu.Unlock()
+	vb, s, _ := b.write(docid, value, upr.OpMutation, nil, 0)
 	return vb, s
 }
 
 // Delete deletes a document; false (and no seqno) if it does not exist.
 func (b *Bucket) Delete(docid string) (upr.Vbno, upr.Seqno, bool) {
-	return b.remove(docid, upr.OpDeletion)
+	return b.write(docid, nil, upr.OpDeletion, nil, 0)
 }
 
 // Expire expires a document now (KV's expiry pager, made immediate); false
 // if it does not exist. Streams send it as an expiration.
 func (b *Bucket) Expire(docid string) (upr.Vbno, upr.Seqno, bool) {
-	return b.remove(docid, upr.OpExpiration)
+	return b.write(docid, nil, upr.OpExpiration, nil, 0)
 }
 
-func (b *Bucket) remove(docid string, op upr.Opcode) (upr.Vbno, upr.Seqno, bool) {
+// write appends a mutation (op OpMutation: Set) or a removal of a live
+// document (Delete, Expire; false if there is none). With chunk nil the
+// bucket copies docid and value; otherwise they already lie back to back
+// at chunk[off:], which the bucket keeps instead (see arena.adopt).
+func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, off uint32) (upr.Vbno, upr.Seqno, bool) {
 	vb := b.VbOf(docid)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v := &b.vbs[vb]
-	m, ok := v.docs[docid]
-	if !ok || !m.live {
+	n, dense := b.docSlotLocked(v, docid)
+	var m docMeta
+	if dense {
+		m = b.nums[n]
+	} else {
+		m = v.docs[docid]
+	}
+	if op != upr.OpMutation && !m.live() {
 		return vb, 0, false
 	}
-	m.rev++
-	m.live = false
-	v.docs[docid] = m
-	return vb, b.appendLocked(v, item{op: op, rev: m.rev}, docid, nil), true
+	m = m.next(op == upr.OpMutation)
+	if dense {
+		b.nums[n] = m
+	} else {
+		if v.docs == nil {
+			v.docs = make(map[string]docMeta)
+		}
+		v.docs[docid] = m
+	}
+	it := item{op: op, rev: m.rev(), klen: uint32(len(docid)), vlen: uint32(len(value))}
+	if chunk == nil {
+		it.chunk, it.off = b.arena.add(bytesOf(docid), value)
+	} else {
+		it.chunk, it.off = b.arena.adopt(chunk), off
+	}
+	return vb, b.appendLocked(v, it), true
 }
 
-func (b *Bucket) appendLocked(v *vbucket, it item, key string, value []byte) upr.Seqno {
-	it.chunk, it.off = v.arena.add(bytesOf(key), value)
-	it.klen, it.vlen = uint32(len(key)), uint32(len(value))
+// docSlotLocked says where docid's state is kept: b.nums[n] if dense, else
+// v.docs[docid]. When docid's number is the next one, the table grows by
+// it, and its state moves there from the map if it was in it.
+func (b *Bucket) docSlotLocked(v *vbucket, docid string) (n uint64, dense bool) {
+	n, ok := docNumber(docid)
+	switch {
+	case !ok || n > uint64(len(b.nums)):
+		return 0, false
+	case n == uint64(len(b.nums)):
+		var m docMeta
+		if len(v.docs) > 0 {
+			if m = v.docs[docid]; m != 0 {
+				delete(v.docs, docid)
+			}
+		}
+		b.nums = append(b.nums, m)
+	}
+	return n, true
+}
+
+// appendLocked appends it, whose key and value are in the arena, to v's
+// history as the next seqno.
+func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
 	v.high++
 	it.seqno = v.high
 	it.emit = b.clock()
@@ -342,6 +470,7 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 		return fmt.Errorf("failover vb %d: history below seqno %d is compacted, cannot branch at %d", vb, v.compacted, branchSeqno)
 	}
 	n := v.find(branchSeqno + 1)
+	b.forgetDocsLocked(v, v.items[n:])
 	// Clip so later appends never write into an array a stream still reads.
 	v.items = slices.Clip(v.items[:n])
 	if n > 0 {
@@ -355,13 +484,46 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
 	v.everUUIDs = append(v.everUUIDs, u)
 	v.gen++
-	v.docs = make(map[string]docMeta, len(v.docs))
-	for i := range v.items {
-		it := &v.items[i]
-		v.docs[string(v.arena.key(it))] = docMeta{rev: it.rev, live: it.op == upr.OpMutation}
-	}
 	b.signalLocked()
 	return nil
+}
+
+// forgetDocsLocked rolls the state of the documents of lost, the items a
+// failover drops from the end of v's history, back to what the rest of
+// the history says: their latest version there, or nothing.
+func (b *Bucket) forgetDocsLocked(v *vbucket, lost []item) {
+	if len(lost) == 0 {
+		return
+	}
+	kept := v.items[:len(v.items)-len(lost)]
+	// Which documents changed, and what the kept history says of them.
+	affected := make(map[string]docMeta, len(lost))
+	for i := range lost {
+		affected[string(b.arena.key(&lost[i]))] = 0
+	}
+	for i := range kept {
+		it := &kept[i]
+		k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
+		if _, ok := affected[k]; ok {
+			affected[k] = docMeta(it.rev<<1) | docMeta(b2u(it.op == upr.OpMutation))
+		}
+	}
+	for id, m := range affected {
+		if n, dense := b.docSlotLocked(v, id); dense {
+			b.nums[n] = m
+		} else if m == 0 {
+			delete(v.docs, id)
+		} else {
+			v.docs[id] = m
+		}
+	}
+}
+
+func b2u(x bool) uint64 {
+	if x {
+		return 1
+	}
+	return 0
 }
 
 // find returns the index of the first item with seqno ≥ s.
@@ -379,49 +541,80 @@ func (v *vbucket) find(s upr.Seqno) int {
 func (b *Bucket) Compact(below *upr.TsVbuuid) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for vb := range b.vbs {
-		if vb >= below.Len() {
-			break
-		}
+	upto := make([]upr.Seqno, len(b.vbs)) // 0: vb is not compacted further
+	compact := false
+	for vb := range min(len(b.vbs), below.Len()) {
 		v := &b.vbs[vb]
-		c := min(below.Seqnos[vb], v.high)
-		if c <= v.compacted {
-			continue
+		if c := min(below.Seqnos[vb], v.high); c > v.compacted {
+			upto[vb], compact = c, true
 		}
-		n := v.find(c + 1)
-		kept := dedup(v.arena, v.items[:n])
-		for i := range kept {
-			kept[i].snapEnd = i == len(kept)-1
+	}
+	if !compact {
+		return
+	}
+	// Every vbucket's history moves to a new arena, so that the dropped
+	// versions' bytes, and the chunks adopted from a generator, can be
+	// freed (once no event refers to them), and to new item arrays, since
+	// feeds may still be sending from the old ones.
+	a := newArena()
+	for vb := range b.vbs {
+		v := &b.vbs[vb]
+		var items []item
+		if c := upto[vb]; c > 0 {
+			n := v.find(c + 1)
+			kept := b.dedupLocked(v.items[:n])
+			for i := range kept {
+				kept[i].snapEnd = i == len(kept)-1
+			}
+			items = make([]item, 0, 2*(len(kept)+len(v.items)-n))
+			items = append(items, kept...)
+			items = append(items, v.items[n:]...)
+			v.compacted = c
+		} else {
+			items = append(make([]item, 0, 2*len(v.items)), v.items...)
 		}
-		items := make([]item, 0, 2*(len(kept)+len(v.items)-n))
-		items = append(items, kept...)
-		items = append(items, v.items[n:]...)
-		// Copy what is kept into a new arena so the dropped versions'
-		// bytes can be freed (once no event refers to them).
-		var a arena
 		for i := range items {
 			it := &items[i]
-			key := v.arena.key(it)
-			val := v.arena.value(it)
-			it.chunk, it.off = a.add(key, val)
+			it.chunk, it.off = a.add(b.arena.key(it), b.arena.value(it))
 		}
-		v.items, v.arena = items, a
-		v.compacted = c
+		v.items = items
 	}
+	b.arena = a
 }
 
-// dedup returns each document's latest version in items (whose bytes are
-// in a), in seqno order.
-func dedup(a arena, items []item) []item {
-	seen := make(map[string]struct{}, len(items))
+// dedupLocked returns each document's latest version in items (whose
+// bytes are in b.arena), in seqno order. Generated ids are told apart by
+// their number (b.seen), others by a map keyed by the arena's bytes.
+func (b *Bucket) dedupLocked(items []item) []item {
+	if len(b.seen) < len(b.nums) {
+		b.seen = append(b.seen, make([]uint32, len(b.nums)-len(b.seen))...)
+	}
+	b.epoch++
+	if b.epoch == 0 {
+		clear(b.seen)
+		b.epoch = 1
+	}
+	var others map[string]struct{}
 	out := make([]item, 0, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
-		k := a.key(&items[i])
-		if _, ok := seen[string(k)]; ok {
-			continue
+		it := &items[i]
+		// The key's bytes never change: a string may share them.
+		k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
+		if n, ok := docNumber(k); ok && n < uint64(len(b.seen)) {
+			if b.seen[n] == b.epoch {
+				continue
+			}
+			b.seen[n] = b.epoch
+		} else {
+			if _, dup := others[k]; dup {
+				continue
+			}
+			if others == nil {
+				others = make(map[string]struct{})
+			}
+			others[k] = struct{}{}
 		}
-		seen[string(k)] = struct{}{}
-		out = append(out, items[i])
+		out = append(out, *it)
 	}
 	slices.Reverse(out)
 	return out

@@ -61,7 +61,7 @@ type stream struct {
 	// consistent again only where it would have been.
 	resume bool
 	// pending is the rest of the snapshot being sent, and pendingArena
-	// the arena its bytes are in (a compaction may replace the vbucket's
+	// the arena its bytes are in (a compaction may replace the bucket's
 	// arena meanwhile).
 	pending      []item
 	pendingArena arena
@@ -327,7 +327,7 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 		// a deletion, and request_plus consumers reach the current seqno.
 		s.backfill = false
 		limit := min(s.req.End, v.high)
-		s.pending, s.pendingArena = dedup(v.arena, v.items[:v.find(limit+1)]), v.arena
+		s.pending, s.pendingArena = f.b.dedupLocked(v.items[:v.find(limit+1)]), f.b.arena
 		if len(s.pending) == 0 {
 			// Nothing yet (or, below a compaction, nothing left): an empty
 			// vbucket sends no backfill snapshot.
@@ -365,7 +365,7 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 	if j+1 < len(v.items) && v.items[j+1].seqno > s.req.End {
 		s.sent = s.req.End
 	}
-	s.pending, s.pendingArena = group, v.arena
+	s.pending, s.pendingArena = group, f.b.arena
 	*ev = upr.Event{Op: upr.OpSnapshot, Vb: s.req.Vb, Vbuuid: v.log[0].Vbuuid,
 		SnapStart: start, SnapEnd: group[len(group)-1].seqno}
 	return cutMarker

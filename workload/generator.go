@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -81,10 +82,13 @@ type Generator struct {
 	loaded    int    // load operations produced
 	ops       uint64 // operations produced by Next
 	digest    *xxhash.Digest
-	slab      []byte // bodies are carved from it: one allocation per many
+	// slab is the chunk operations are carved from, each one's document
+	// id then body back to back (one allocation per many operations);
+	// written bytes never change. Apply lets the bucket keep the chunk
+	// rather than copy the operation (Bucket.write).
+	slab  []byte
+	slabs chunkSizes
 }
-
-const slabSize = 32 << 10
 
 // NewGenerator returns a generator for spec (defaults applied); it fails if
 // the spec is invalid.
@@ -161,7 +165,7 @@ func (g *Generator) Next() Op {
 	case u < g.cum[0] || len(g.live) == 0:
 		op = g.insert()
 	case u < g.cum[1]:
-		op = Op{Kind: OpUpdate, DocID: docID(g.live[g.pick()]), Value: g.body()}
+		op = g.build(OpUpdate, g.live[g.pick()])
 	case u < g.cum[2]:
 		op = g.remove(OpDelete)
 	default:
@@ -177,19 +181,46 @@ func (g *Generator) Next() Op {
 
 // Apply applies op to b, returning the vbucket and seqno it got (seqno 0 if
 // a delete or expiration found no document, which cannot happen when ops
-// are applied in order).
+// are applied in order). It is b.Set, b.Delete or b.Expire, except that
+// for an operation still in the generator's current slab chunk, as the
+// last one Next returned always is, b keeps the chunk rather than copy
+// the document id and body.
 func (g *Generator) Apply(b *Bucket, op Op) (upr.Vbno, upr.Seqno) {
+	chunk, off := g.owned(op)
+	var vb upr.Vbno
+	var s upr.Seqno
 	switch op.Kind {
 	case OpInsert, OpUpdate:
-		return b.Set(op.DocID, op.Value)
+		vb, s, _ = b.write(op.DocID, op.Value, upr.OpMutation, chunk, off)
 	case OpDelete:
-		vb, s, _ := b.Delete(op.DocID)
-		return vb, s
+		vb, s, _ = b.write(op.DocID, nil, upr.OpDeletion, chunk, off)
 	case OpExpire:
-		vb, s, _ := b.Expire(op.DocID)
-		return vb, s
+		vb, s, _ = b.write(op.DocID, nil, upr.OpExpiration, chunk, off)
+	default:
+		panic(fmt.Sprintf("workload: apply %v", op.Kind))
 	}
-	panic(fmt.Sprintf("workload: apply %v", op.Kind))
+	return vb, s
+}
+
+// owned returns the generator's current slab chunk and op's offset in it
+// if op's document id and value lie there back to back, else nil: the op
+// was built before the chunk filled up, or its body outgrew its room, or
+// it is not this generator's.
+func (g *Generator) owned(op Op) ([]byte, uint32) {
+	if len(op.DocID) == 0 || len(g.slab) == 0 {
+		return nil, 0
+	}
+	// Address comparisons only: nothing is converted back to a pointer.
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(g.slab)))
+	key := uintptr(unsafe.Pointer(unsafe.StringData(op.DocID)))
+	end := key + uintptr(len(op.DocID))
+	if key < base || end+uintptr(len(op.Value)) > base+uintptr(len(g.slab)) {
+		return nil, 0
+	}
+	if len(op.Value) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(op.Value))) != end {
+		return nil, 0
+	}
+	return g.slab, uint32(key - base)
 }
 
 // Digest is a running digest (xxhash64, hex) of every operation produced
@@ -220,7 +251,7 @@ func (g *Generator) insert() Op {
 	g.ids++
 	g.pos = append(g.pos, int32(len(g.live)))
 	g.live = append(g.live, id)
-	return Op{Kind: OpInsert, DocID: docID(id), Value: g.body()}
+	return g.build(OpInsert, id)
 }
 
 // remove takes a live document out of the live list: the last one moves
@@ -232,7 +263,37 @@ func (g *Generator) remove(kind OpKind) Op {
 	g.pos[last] = int32(i)
 	g.live = g.live[:len(g.live)-1]
 	g.pos[id] = -1
-	return Op{Kind: kind, DocID: docID(id)}
+	return g.build(kind, id)
+}
+
+// build carves an operation on document id from the slab: the id, then
+// for inserts and updates a new body (see owned).
+func (g *Generator) build(kind OpKind, id uint64) Op {
+	withBody := kind == OpInsert || kind == OpUpdate
+	target, room := 0, maxDocIDLen
+	if withBody {
+		target = g.valueSize()
+		// The body's room: its target size, or what the fields may take.
+		room += max(target, 224)
+	}
+	if cap(g.slab)-len(g.slab) < room {
+		g.slab = g.slabs.alloc(room)
+	}
+	n0 := len(g.slab)
+	key := appendDocID(g.slab[n0:n0], id)
+	op := Op{Kind: kind, DocID: unsafe.String(unsafe.SliceData(key), len(key))}
+	g.slab = g.slab[:n0+len(key)]
+	if withBody {
+		// A full-slice expression keeps the body inside its room; one that
+		// outgrows it moves to the heap by append.
+		n := len(g.slab)
+		v := g.body(g.slab[n:n:n0+room], target)
+		if unsafe.SliceData(v) == unsafe.SliceData(g.slab[n:n0+room]) {
+			g.slab = g.slab[:n+len(v)]
+		}
+		op.Value = v[:len(v):len(v)]
+	}
+	return op
 }
 
 // pick draws an index into the live list (non-empty) by the key
@@ -257,16 +318,24 @@ func (g *Generator) pick() int {
 
 // docID formats id as "doc-" and at least 10 digits.
 func docID(id uint64) string {
-	var b [4 + 20]byte
-	i := len(b)
+	var b [maxDocIDLen]byte
+	return string(appendDocID(b[:0], id))
+}
+
+// maxDocIDLen is the longest docID.
+const maxDocIDLen = 4 + 20
+
+// appendDocID appends docID(id) to b.
+func appendDocID(b []byte, id uint64) []byte {
+	var d [20]byte
+	i := len(d)
 	for n := 0; n < 10 || id > 0; n++ {
 		i--
-		b[i] = byte('0' + id%10)
+		d[i] = byte('0' + id%10)
 		id /= 10
 	}
-	i -= 4
-	copy(b[i:], "doc-")
-	return string(b[i:])
+	b = append(b, "doc-"...)
+	return append(b, d[i:]...)
 }
 
 var (
@@ -301,20 +370,11 @@ func cityName(i int) string {
 
 const padAlphabet = "abcdefghijklmnopqrstuvwxyz012345" // 32 symbols: 5 bits each
 
-// body builds a document's JSON by appending bytes (no encoding/json): the
-// generator must outrun every engine.
-func (g *Generator) body() []byte {
+// body appends to buf (empty) a document's JSON of about target bytes,
+// by appending bytes (no encoding/json): the generator must outrun every
+// engine.
+func (g *Generator) body(buf []byte, target int) []byte {
 	r, f := g.rng, &g.spec.Fields
-	target := g.valueSize()
-	// Carve the body from the slab (full-slice expressions keep bodies
-	// apart); a body that outgrows its room moves to the heap by append.
-	room := max(target, 224)
-	if cap(g.slab)-len(g.slab) < room {
-		g.slab = make([]byte, 0, max(slabSize, room))
-	}
-	n0 := len(g.slab)
-	buf := g.slab[n0 : n0 : n0+room]
-	g.slab = g.slab[:n0+room]
 	buf = append(buf, '{')
 	// Presence of the seven optional fields from 16-bit slices of two
 	// draws rather than seven draws.
