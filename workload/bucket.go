@@ -47,7 +47,8 @@ type BucketOptions struct {
 // Every vbucket keeps its full mutation history on the current branch, so a
 // stream may start at any seqno and the oracle can answer for any vector.
 // Compact deduplicates history below a vector to bound memory, as KV does.
-// Until then a mutation costs about len(docid)+len(value)+48 bytes.
+// Until then a mutation costs about len(docid)+len(value)+48 bytes, up to
+// twice that for the 48 (see itemSlab).
 //
 // The hot path (Set) is built for speed, since the source must outrun every
 // engine: keys and values go to one bucket-wide append-only arena (a
@@ -74,6 +75,8 @@ type Bucket struct {
 
 	// arena holds the keys and values of every vbucket's history.
 	arena arena
+	// itemArrays is where the vbuckets' item arrays come from.
+	itemArrays itemSlab
 	// nums[n] is the state of document "doc-" n (docNumber) for every n
 	// below len(nums); other ids are in their vbucket's docs map. The
 	// table only grows by appending the next number, so generated ids,
@@ -141,6 +144,40 @@ func docNumber(id string) (n uint64, ok bool) {
 		n = n*10 + uint64(c)
 	}
 	return n, true
+}
+
+// itemSlab carves the vbuckets' item arrays from big chunks, so that the
+// history's growth costs few page faults (the chunks are huge-page advised,
+// adviseHuge) where an allocation per array would fault in every page of
+// fresh memory: with 1024 vbuckets, growing their arrays was the bucket's
+// main cost. An outgrown array stays in its chunk until the chunk's other
+// arrays are gone (after Compact), so items take up to about twice their
+// size; items are small next to the bodies.
+type itemSlab struct {
+	free  []item // the rest of the current chunk
+	sizes int    // the next chunk's length
+}
+
+const (
+	minItemChunk = 4 << 10
+	maxItemChunk = 64 << 10
+)
+
+// alloc returns an empty array of capacity n.
+func (s *itemSlab) alloc(n int) []item {
+	if n > len(s.free) {
+		size := max(s.sizes, minItemChunk)
+		if n > size/4 {
+			// Too big to share a chunk.
+			return make([]item, 0, n)
+		}
+		s.sizes = min(2*size, maxItemChunk)
+		s.free = make([]item, size)
+		adviseHuge(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.free))), uintptr(size)*unsafe.Sizeof(item{})))
+	}
+	a := s.free[:0:n]
+	s.free = s.free[n:]
+	return a
 }
 
 // bytesOf views an immutable string as bytes without copying, for
@@ -330,8 +367,8 @@ func (b *Bucket) Expire(docid string) (upr.Vbno, upr.Seqno, bool) {
 // at chunk[off:], which the bucket keeps instead (see arena.adopt).
 func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, off uint32) (upr.Vbno, upr.Seqno, bool) {
 	vb := b.VbOf(docid)
+	// No defer: it costs a few percent of the source's speed here.
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	v := &b.vbs[vb]
 	n, dense := b.docSlotLocked(v, docid)
 	var m docMeta
@@ -341,6 +378,7 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 		m = v.docs[docid]
 	}
 	if op != upr.OpMutation && !m.live() {
+		b.mu.Unlock()
 		return vb, 0, false
 	}
 	m = m.next(op == upr.OpMutation)
@@ -358,7 +396,9 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 	} else {
 		it.chunk, it.off = b.arena.adopt(chunk), off
 	}
-	return vb, b.appendLocked(v, it), true
+	seqno := b.appendLocked(v, it)
+	b.mu.Unlock()
+	return vb, seqno, true
 }
 
 // docSlotLocked says where docid's state is kept: b.nums[n] if dense, else
@@ -395,9 +435,7 @@ func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
 	if len(v.items) == cap(v.items) {
 		// Double rather than let append grow big slices by 1.25×: fewer
 		// copies of the history at Set's pace.
-		grown := make([]item, len(v.items), max(64, 2*cap(v.items)))
-		copy(grown, v.items)
-		v.items = grown
+		v.items = append(b.itemArrays.alloc(max(64, 2*cap(v.items))), v.items...)
 	}
 	v.items = append(v.items, it)
 	b.signalLocked()
@@ -557,6 +595,7 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 	// freed (once no event refers to them), and to new item arrays, since
 	// feeds may still be sending from the old ones.
 	a := newArena()
+	b.itemArrays = itemSlab{} // let the old chunks go with the old arrays
 	for vb := range b.vbs {
 		v := &b.vbs[vb]
 		var items []item
@@ -566,12 +605,12 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 			for i := range kept {
 				kept[i].snapEnd = i == len(kept)-1
 			}
-			items = make([]item, 0, 2*(len(kept)+len(v.items)-n))
+			items = b.itemArrays.alloc(2 * (len(kept) + len(v.items) - n))
 			items = append(items, kept...)
 			items = append(items, v.items[n:]...)
 			v.compacted = c
 		} else {
-			items = append(make([]item, 0, 2*len(v.items)), v.items...)
+			items = append(b.itemArrays.alloc(2*len(v.items)), v.items...)
 		}
 		for i := range items {
 			it := &items[i]
