@@ -3,6 +3,7 @@ package workload
 import (
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -190,13 +191,16 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // arena bytes are never modified once written (except the snapEnd flag,
 // under the bucket's lock), so events may share the bytes.
 type item struct {
-	seqno   upr.Seqno
-	rev     uint64
-	emit    int64
-	chunk   uint32 // arena chunk holding key then value
-	off     uint32
-	klen    uint32
-	vlen    uint32
+	seqno upr.Seqno
+	rev   uint64
+	emit  int64
+	chunk uint32 // arena chunk holding key then value
+	off   uint32
+	klen  uint32
+	vlen  uint32
+	// num is 1 + the key's docNumber, or 0 if it has none (or one too
+	// big): dedup tells documents apart without reading their keys.
+	num     uint32
 	op      upr.Opcode
 	snapEnd bool // last item of a closed snapshot
 }
@@ -370,7 +374,8 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 	// No defer: it costs a few percent of the source's speed here.
 	b.mu.Lock()
 	v := &b.vbs[vb]
-	n, dense := b.docSlotLocked(v, docid)
+	num, isNum := docNumber(docid)
+	n, dense := b.docSlotLocked(v, docid, num, isNum)
 	var m docMeta
 	if dense {
 		m = b.nums[n]
@@ -391,6 +396,9 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 		v.docs[docid] = m
 	}
 	it := item{op: op, rev: m.rev(), klen: uint32(len(docid)), vlen: uint32(len(value))}
+	if isNum && num < math.MaxUint32 {
+		it.num = uint32(num + 1)
+	}
 	if chunk == nil {
 		it.chunk, it.off = b.arena.add(bytesOf(docid), value)
 	} else {
@@ -402,10 +410,10 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 }
 
 // docSlotLocked says where docid's state is kept: b.nums[n] if dense, else
-// v.docs[docid]. When docid's number is the next one, the table grows by
-// it, and its state moves there from the map if it was in it.
-func (b *Bucket) docSlotLocked(v *vbucket, docid string) (n uint64, dense bool) {
-	n, ok := docNumber(docid)
+// v.docs[docid]. n, ok are docNumber(docid). When docid's number is the
+// next one, the table grows by it, and its state moves there from the map
+// if it was in it.
+func (b *Bucket) docSlotLocked(v *vbucket, docid string, n uint64, ok bool) (uint64, bool) {
 	switch {
 	case !ok || n > uint64(len(b.nums)):
 		return 0, false
@@ -547,7 +555,8 @@ func (b *Bucket) forgetDocsLocked(v *vbucket, lost []item) {
 		}
 	}
 	for id, m := range affected {
-		if n, dense := b.docSlotLocked(v, id); dense {
+		num, isNum := docNumber(id)
+		if n, dense := b.docSlotLocked(v, id, num, isNum); dense {
 			b.nums[n] = m
 		} else if m == 0 {
 			delete(v.docs, id)
@@ -637,14 +646,14 @@ func (b *Bucket) dedupLocked(items []item) []item {
 	out := make([]item, 0, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
 		it := &items[i]
-		// The key's bytes never change: a string may share them.
-		k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
-		if n, ok := docNumber(k); ok && n < uint64(len(b.seen)) {
+		if n := int(it.num) - 1; n >= 0 && n < len(b.seen) {
 			if b.seen[n] == b.epoch {
 				continue
 			}
 			b.seen[n] = b.epoch
 		} else {
+			// The key's bytes never change: a string may share them.
+			k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
 			if _, dup := others[k]; dup {
 				continue
 			}

@@ -35,7 +35,8 @@ func TestDocNumber(t *testing.T) {
 func TestDocStates(t *testing.T) {
 	b := NewBucket(1, 1)
 	rev := func(id string) (uint64, bool) {
-		n, dense := b.docSlotLocked(&b.vbs[0], id)
+		num, isNum := docNumber(id)
+		n, dense := b.docSlotLocked(&b.vbs[0], id, num, isNum)
 		m := b.vbs[0].docs[id]
 		if dense {
 			m = b.nums[n]
