@@ -14,7 +14,10 @@ import (
 // summaryColumns are the figures the end-of-run table shows per phase, in
 // order; a column appears only when some cell has it.
 var summaryColumns = []struct{ metric, title string }{
+	{"docs_per_sec", "docs/s"},
 	{"mutations_per_sec", "mut/s"},
+	{"pipeline_to_raw_ratio", "pipe/raw"},
+	{"initial_build_ms", "build ms"},
 	{"entries_per_sec", "entries/s"},
 	{"index_lag_p50_ms", "lag p50 ms"},
 	{"index_lag_p99_ms", "lag p99 ms"},
