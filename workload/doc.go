@@ -44,6 +44,14 @@
 //     a vector, as KV does; streams starting below it get one
 //     deduplicated snapshot, and the oracle refuses vectors below it.
 //
+// The source must never be what limits a benchmark (BenchmarkGenerateApply
+// measures it), so the hot path avoids copies, allocations and string
+// maps: the generator carves each operation's id and body from a slab
+// chunk that the bucket keeps rather than copies (Generator.Apply), the
+// bucket's history lives in one append-only arena and in item arrays
+// carved from big huge-page-advised chunks (fresh memory's page faults are
+// most of what is left), and generated ids find their state by number.
+//
 // The spec format is YAML; testdata/default-spec.yaml is the default spec
 // printed by Spec.YAML (kept in sync by a test). Unknown fields are errors;
 // errors name the field's path ("workload.ops.update: must be in [0,1]").
