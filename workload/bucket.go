@@ -161,7 +161,7 @@ type itemSlab struct {
 
 const (
 	minItemChunk = 4 << 10
-	maxItemChunk = 64 << 10
+	maxItemChunk = 256 << 10
 )
 
 // alloc returns an empty array of capacity n.
@@ -231,7 +231,7 @@ type chunkSizes struct{ next int }
 
 const (
 	minChunk = 64 << 10
-	maxChunk = 8 << 20
+	maxChunk = 32 << 20
 )
 
 // alloc returns an empty chunk with room for at least n bytes.
