@@ -3,6 +3,9 @@ package indexer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
@@ -171,16 +174,85 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 		return nil
 	}
 	// No usable recovery point: start the slice over, empty.
-	if err := s.store.Destroy(); err != nil {
-		return fmt.Errorf("slice %q: destroy to start over: %w", s.name, err)
-	}
-	st, err := ix.cfg.Engine.Open(s.dir, ix.cfg.EngineOptions)
+	st, err := ix.replaceEmpty(s)
 	if err != nil {
-		return fmt.Errorf("slice %q: reopen empty: %w", s.name, err)
+		return fmt.Errorf("slice %q: start over empty: %w", s.name, err)
 	}
 	s.store = st
 	s.cache.reset(true)
 	s.ts = upr.NewTsVbuuid(ix.cfg.NumVbuckets)
 	s.rps = nil
+	return nil
+}
+
+// Suffixes of the directories replaceEmpty works in beside a slice's.
+const (
+	freshSuffix = ".new"
+	oldSuffix   = ".old"
+)
+
+// replaceEmpty replaces s's store by a new, empty one so that a crash at any
+// moment leaves at s.dir either the old store, intact, or the new one,
+// complete — never a store half removed or half created, which an engine
+// could not open again. The new store is created and closed beside the old
+// one, the old one is renamed aside, the new one renamed into place, and only
+// then is the old one removed. A crash in between leaves s.dir missing (the
+// slice reopens empty, which is what was being done) and leftovers that
+// openSlice removes.
+func (ix *Indexer) replaceEmpty(s *slice) (engines.Store, error) {
+	fresh, old := s.dir+freshSuffix, s.dir+oldSuffix
+	if err := removeLeftovers(s.dir, ix.cfg.Engine.Name); err != nil {
+		return nil, err
+	}
+	st, err := ix.cfg.Engine.Open(fresh, ix.cfg.EngineOptions)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Close(); err != nil {
+		return nil, err
+	}
+	if err := s.store.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(s.dir, old); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(fresh, s.dir); err != nil {
+		return nil, err
+	}
+	if err := engines.SyncDir(filepath.Dir(s.dir)); err != nil {
+		return nil, err
+	}
+	st, err = ix.cfg.Engine.Open(s.dir, ix.cfg.EngineOptions)
+	if err != nil {
+		return nil, err
+	}
+	if err := engines.RemoveStoreDir(old, ix.cfg.Engine.Name); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return st, nil
+}
+
+// removeLeftovers removes what an interrupted replaceEmpty left beside the
+// slice directory dir: stores carrying engine's marker, or directories
+// still empty because the crash came before the marker was written.
+func removeLeftovers(dir, engine string) error {
+	for _, d := range []string{dir + freshSuffix, dir + oldSuffix} {
+		ents, err := os.ReadDir(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return err
+		case len(ents) == 0:
+			if err := os.Remove(d); err != nil {
+				return err
+			}
+		default:
+			if err := engines.RemoveStoreDir(d, engine); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

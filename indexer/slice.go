@@ -73,6 +73,9 @@ type slice struct {
 }
 
 func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
+	if err := removeLeftovers(dir, cfg.Engine.Name); err != nil {
+		return nil, fmt.Errorf("open slice %q: %w", name, err)
+	}
 	st, err := cfg.Engine.Open(dir, cfg.EngineOptions)
 	if err != nil {
 		return nil, fmt.Errorf("open slice %q: %w", name, err)
