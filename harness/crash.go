@@ -740,6 +740,11 @@ func (c *crashChild) run(ctx context.Context) error {
 	if err := c.checkCovered(from); err != nil {
 		return err
 	}
+	// The bucket now exists again, so a slice restored past a failover
+	// the killed child never processed can be found and rolled back.
+	if from, err = c.p.checkHold(ctx, from); err != nil {
+		return fmt.Errorf("check the restored vectors against the bucket: %w", err)
+	}
 	regen := time.Since(start)
 
 	start = time.Now()

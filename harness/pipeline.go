@@ -182,7 +182,7 @@ func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.T
 		p.insts = append(p.insts, inst)
 		p.compiled = append(p.compiled, compiled)
 	}
-	ts, err := p.ix.Recover()
+	ts, err := p.recoverSlices(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -308,16 +308,28 @@ func (r *rollbackNeeded) Error() string {
 	return fmt.Sprintf("the bucket asked %d vbucket(s) to roll back", len(r.points))
 }
 
-// requestStreams asks for every vbucket's stream from ts. The bucket
-// decides each answer when a stream is requested, so a probe feed first
-// reads every vbucket's answer; when some are Rollback it returns their
-// points and no feed, else it opens the feed the projector will read, whose
-// answers (StreamBegin) the projector then sees first.
+// requestStreams asks for every vbucket's stream from ts: when the bucket
+// answers some with Rollback it returns their points and no feed, else it
+// opens the feed the projector will read.
 func (p *pipeline) requestStreams(ctx context.Context, ts *upr.TsVbuuid) (*workload.Feed, map[upr.Vbno]upr.Seqno, error) {
+	rollbacks, err := p.probe(ctx, ts)
+	if err != nil || len(rollbacks) > 0 {
+		return nil, rollbacks, err
+	}
+	feed, err := p.openFeed(ts)
+	return feed, nil, err
+}
+
+// probe reads the bucket's answer to a stream request from ts for every
+// vbucket (the bucket decides each answer when the stream is requested)
+// through a feed of its own, and returns the rollback points of those
+// answered with Rollback.
+func (p *pipeline) probe(ctx context.Context, ts *upr.TsVbuuid) (map[upr.Vbno]upr.Seqno, error) {
 	probe, err := p.openFeed(ts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	defer probe.Close()
 	rollbacks := map[upr.Vbno]upr.Seqno{}
 	answered := make([]bool, p.spec.Vbuckets)
 	left := p.spec.Vbuckets
@@ -325,8 +337,7 @@ func (p *pipeline) requestStreams(ctx context.Context, ts *upr.TsVbuuid) (*workl
 	for left > 0 {
 		n, err := probe.Next(ctx, buf)
 		if err != nil {
-			probe.Close()
-			return nil, nil, err
+			return nil, err
 		}
 		for _, ev := range buf[:n] {
 			if answered[ev.Vb] {
@@ -343,12 +354,36 @@ func (p *pipeline) requestStreams(ctx context.Context, ts *upr.TsVbuuid) (*workl
 			}
 		}
 	}
-	probe.Close()
-	if len(rollbacks) > 0 {
-		return nil, rollbacks, nil
+	return rollbacks, nil
+}
+
+// recoverSlices is the restart flow's recovery: every slice back to its
+// newest persistent snapshot, then checkHold. It returns the vector to
+// resume the streams from.
+func (p *pipeline) recoverSlices(ctx context.Context) (*upr.TsVbuuid, error) {
+	ts, err := p.ix.Recover()
+	if err != nil {
+		return nil, err
 	}
-	feed, err := p.openFeed(ts)
-	return feed, nil, err
+	return p.checkHold(ctx, ts)
+}
+
+// checkHold makes sure the newest vector the slices were restored to is
+// still on the bucket's history. A crash after a failover the indexer never
+// processed can leave a slice restored past the branch point, on the old
+// vbuuid; no snapshot on the new branch could ever cover it, so the slices
+// are rolled back to the points the bucket names. It returns the vector to
+// resume from: ts, or the one that rollback restored.
+func (p *pipeline) checkHold(ctx context.Context, ts *upr.TsVbuuid) (*upr.TsVbuuid, error) {
+	hold := p.ix.RecoveryHold()
+	if hold == nil {
+		return ts, nil
+	}
+	points, err := p.probe(ctx, hold)
+	if err != nil || len(points) == 0 {
+		return ts, err
+	}
+	return p.ix.Rollback(points)
 }
 
 // openFeed opens a feed with one endless stream per vbucket from ts.

@@ -185,6 +185,21 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 	return nil
 }
 
+// RecoveryHold is the vector the first snapshot after Recover or Rollback
+// must cover (the newest any slice was restored to), or nil when no such
+// hold is pending. A caller that can ask the producer should check it is
+// still on the producer's history: a slice restored past a failover the
+// indexer never saw (a crash came first) holds a vector no snapshot on the
+// new branch can cover, and must be rolled back further (Rollback).
+func (ix *Indexer) RecoveryHold() *upr.TsVbuuid {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.holdUntil == nil {
+		return nil
+	}
+	return ix.holdUntil.Clone()
+}
+
 // Suffixes of the directories replaceEmpty works in beside a slice's.
 const (
 	freshSuffix = ".new"
