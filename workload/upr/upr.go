@@ -1,7 +1,3 @@
-// Package upr holds the types of the UPR (DCP) change-stream protocol a KV
-// bucket speaks to its consumers: stream requests and their answers, snapshot
-// markers, mutations, deletions, stream ends, failover logs, and the
-// timestamp vectors the indexer keeps.
 package upr
 
 import (

@@ -1,0 +1,35 @@
+// Package harness runs idxbench's scenarios: it turns a scenario (a workload
+// spec, indexer settings and a list of phases) into measured, verified
+// results, one cell of the engine × data dir × core count × repeat matrix at
+// a time.
+//
+// Data flows like this:
+//
+//	RunConfig ─ Prepare (validates everything, touches no disk)
+//	   │
+//	   ▼
+//	plan.Run ─ for each cell: a child process of the same binary, pinned to
+//	   │        its cores with GOMAXPROCS set, given a CellJob on stdin
+//	   │        (RunChild) ─ results written after every cell
+//	   ▼
+//	RunCell ─ builds the cell's pipeline: KV bucket + generator + oracle
+//	   │      (workload), coordinator, projector over a feed of every vbucket,
+//	   │      indexer on the engine ─ then runs the phases in order
+//	   ▼
+//	runPhase ─ a fresh measure.Registry per phase (HDR histograms per
+//	            operation, a tick a second to stderr and ticks.jsonl),
+//	            resource accounting, the phase's own metrics, and, for phases
+//	            that change the index, verification: a full scan of every
+//	            index compared with the oracle at the scan's snapshot vector.
+//
+// Phases: load (initial build from a backfill), ingest, scan, persist,
+// rollback (KV failover), restart, build-index (INIT stream, merge into
+// MAINT), drop-index and raw-ingest (the engine alone). The crash test
+// (RunCrashTest, RunCrashChild) kills child processes with SIGKILL and checks
+// every recovery; see crash.go.
+//
+// Faults are injected on purpose only: --inject-slowdown (slowedEngine) to
+// check that a comparison catches a regression, and the failovers of the
+// rollback phase and the crash test. The harness deletes only directories
+// it created and marked (datadir.go).
+package harness
