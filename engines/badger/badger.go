@@ -127,6 +127,9 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
 		}
 	}
+	if err := removeEmptyMemtables(path); err != nil {
+		return nil, fmt.Errorf("open badger store %q: %w", path, err)
+	}
 	db, err := badgerdb.OpenManaged(set.badgerOptions(path))
 	if err != nil {
 		if !created && !environmental(err) {
@@ -731,4 +734,34 @@ func (s *Store) Destroy() error {
 		err = nil
 	}
 	return errors.Join(err, engines.RemoveStoreDir(s.dir, Name))
+}
+
+// removeEmptyMemtables deletes zero-length memtable files (*.mem, badger's
+// write-ahead logs). A process killed just after badger created one, before
+// it sized and wrote it, leaves such a file, and badger then refuses to open
+// the database ("while opening fid: N err: Create a new file"). A zero-length
+// log holds no writes, so removing it loses nothing. Found by the crash test.
+func removeEmptyMemtables(path string) error {
+	ents, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Size() == 0 {
+			if err := os.Remove(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
