@@ -305,35 +305,3 @@ func TestOpenTwice(t *testing.T) {
 	t.Log(err)
 }
 
-// TestInvertedBounds: an iterator whose upper bound is below its lower one
-// is empty, whatever it seeks to.
-func TestInvertedBounds(t *testing.T) {
-	s, err := open(filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	mustApply(t, s, func(b *engines.Batch) {
-		for _, k := range []string{"k1", "k3", "k5", "k7", "k9"} {
-			b.Set(engines.Main, []byte(k), nil)
-		}
-	})
-	v, err := s.NewView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	it, err := v.NewIter(engines.Main, []byte("k6"), []byte("k2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	for _, seek := range []string{"k0", "k4", "k6", "k8"} {
-		if it.SeekGE([]byte(seek)) {
-			t.Errorf("SeekGE(%s) in [k6, k2) found %q", seek, it.Key())
-		}
-	}
-	if it.First() {
-		t.Errorf("First in [k6, k2) found %q", it.Key())
-	}
-}
