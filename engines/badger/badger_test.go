@@ -235,4 +235,3 @@ func TestOpenTwice(t *testing.T) {
 	}
 	t.Log(err)
 }
-

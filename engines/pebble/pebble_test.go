@@ -304,4 +304,3 @@ func TestOpenTwice(t *testing.T) {
 	}
 	t.Log(err)
 }
-
