@@ -87,7 +87,18 @@ func runGolden(t testing.TB, c goldenCase) (gen, stream string) {
 		g.Apply(b, op)
 	}
 	h := xxhash.New()
+	streamAll(t, b, func(ev *upr.Event) {
+		fmt.Fprintf(h, "%d %d %d %d %d %d %d %q %q\n", ev.Op, ev.Vb, ev.Vbuuid, ev.Seqno, ev.RevSeqno, ev.SnapStart, ev.SnapEnd, ev.Key, ev.Value)
+	})
+	return g.Digest(), fmt.Sprintf("%016x", h.Sum64())
+}
+
+// streamAll requests every vbucket of b from seqno 0 on one feed and hands
+// fn each event until the feed has nothing more.
+func streamAll(t testing.TB, b *Bucket, fn func(ev *upr.Event)) {
+	t.Helper()
 	f := b.NewFeed()
+	defer f.Close()
 	for vb := range b.Vbuckets() {
 		if err := f.Request(upr.StreamRequest{Vb: upr.Vbno(vb), End: EndlessSeqno}); err != nil {
 			t.Fatal(err)
@@ -100,11 +111,10 @@ func runGolden(t testing.TB, c goldenCase) (gen, stream string) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			break
+			return
 		}
-		for _, ev := range buf[:n] {
-			fmt.Fprintf(h, "%d %d %d %d %d %d %d %q %q\n", ev.Op, ev.Vb, ev.Vbuuid, ev.Seqno, ev.RevSeqno, ev.SnapStart, ev.SnapEnd, ev.Key, ev.Value)
+		for i := range buf[:n] {
+			fn(&buf[i])
 		}
 	}
-	return g.Digest(), fmt.Sprintf("%016x", h.Sum64())
 }

@@ -114,27 +114,11 @@ func TestApplyBuffered(t *testing.T) {
 		}
 	}
 	got := map[string]string{}
-	f := b.NewFeed()
-	for vb := range b.Vbuckets() {
-		if err := f.Request(upr.StreamRequest{Vb: upr.Vbno(vb), End: EndlessSeqno}); err != nil {
-			t.Fatal(err)
+	streamAll(t, b, func(ev *upr.Event) {
+		if ev.Op == upr.OpMutation {
+			got[string(ev.Key)] = string(ev.Value)
 		}
-	}
-	buf := make([]upr.Event, 64)
-	for {
-		n, err := f.Poll(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		for _, ev := range buf[:n] {
-			if ev.Op == upr.OpMutation {
-				got[string(ev.Key)] = string(ev.Value)
-			}
-		}
-	}
+	})
 	if len(got) != len(want) {
 		t.Fatalf("%d live documents streamed, want %d", len(got), len(want))
 	}
