@@ -130,6 +130,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 			return cell, fmt.Errorf("phase %s: %w", ph.Label(), perr)
 		}
 	}
+	addRebuildRatios(&cell)
 	return cell, nil
 }
 
@@ -302,8 +303,10 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 			m["persists"] = float64(op.CumCount)
 		case op.Op == "rollback":
 			m["rollback_ms"] = ms(op.CumMax)
+			m["engine_rollback_ms"] = max(m["engine_rollback_ms"], ms(op.CumMax))
 		case op.Op == "recover":
 			m["restore_ms"] = ms(op.CumMax)
+			m["engine_rollback_ms"] = max(m["engine_rollback_ms"], ms(op.CumMax))
 		case op.Op == "snapshot":
 			m["snapshot_p99_ms"] = ms(op.CumP99)
 			m["snapshots"] = float64(op.CumCount)

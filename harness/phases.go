@@ -51,7 +51,7 @@ func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) erro
 	if docs > 0 {
 		m["docs_per_sec"] = float64(docs) / build.Seconds()
 	}
-	return nil
+	return c.countEntries(ctx, m)
 }
 
 // driver applies generated operations to the bucket, closed loop (as fast as

@@ -127,7 +127,8 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err != nil {
 		return err
 	}
-	m["resume_ms"] = ms(time.Since(start))
+	resumed := time.Now()
+	m["resume_ms"] = ms(resumed.Sub(start))
 	m["rollbacks"] = float64(rollbacks)
 	m["vbuckets_failed_over"] = float64(len(vbs))
 	restored := c.p.ix.SnapshotTS() // the restart vector until a new snapshot
@@ -139,8 +140,15 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	m["recovery_ms"] = ms(time.Since(start))
+	m["catch_up_ms"] = ms(time.Since(resumed))
+	if isRebuild(ph, len(vbs), c.p.spec.Vbuckets) {
+		m[rebuildMetric] = m["recovery_ms"]
+	}
 	if kv.Sum() >= restored.Sum() {
 		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
+	}
+	if err := c.countEntries(ctx, m); err != nil {
+		return err
 	}
 	if !errors.Is(dropErr, coordinator.ErrInRecovery) {
 		out.Verify, out.VerifyDetail = results.VerifyFail,
@@ -181,6 +189,7 @@ func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) e
 	if err != nil {
 		return err
 	}
+	resumed := time.Now()
 	m["open_ms"] = ms(open)
 	if err := c.waitScannable(ctx); err != nil {
 		return err
@@ -190,10 +199,70 @@ func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) e
 		return err
 	}
 	m["recovery_ms"] = ms(time.Since(start))
+	m["catch_up_ms"] = ms(time.Since(resumed))
 	if kv.Sum() >= from.Sum() {
 		m["mutations_replayed"] = float64(kv.Sum() - from.Sum())
 	}
+	return c.countEntries(ctx, m)
+}
+
+// countEntries sets index_entries to the number of entries of every live
+// index together (partitions and all), counted by a Count scan of each at
+// the latest snapshot. It runs after what a phase measures.
+func (c *cellRun) countEntries(ctx context.Context, m map[string]float64) error {
+	total := 0
+	for _, inst := range c.p.insts {
+		res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanCount})
+		if err != nil {
+			return fmt.Errorf("count the entries of %s: %w", inst.Defn.Name, err)
+		}
+		total += res.Count
+	}
+	m["index_entries"] = float64(total)
 	return nil
+}
+
+// rebuildMetric marks the phase that measured a rebuild from zero: its
+// value is that phase's recovery_ms.
+const rebuildMetric = "rebuild_from_zero_ms"
+
+// isRebuild reports whether a rollback phase rebuilds every index from
+// zero: an unknown vbuuid on every vbucket leaves no persistent snapshot
+// usable, so every slice is emptied and the whole bucket streamed again,
+// through the same flow and the same measurements as a rollback to a
+// snapshot.
+func isRebuild(ph Phase, failed, vbuckets int) bool {
+	return ph.Type == PhaseRollback && ph.Point == PointUnknownVbuuid && failed == vbuckets
+}
+
+// addRebuildRatios relates each rollback and restart of the cell to the
+// cell's rebuild from zero (the last phase isRebuild picked, if any):
+// recovery_to_rebuild_ratio is the phase's recovery_ms (until caught up)
+// over the rebuild's, and rollback_to_rebuild_ratio the engines' share
+// alone, the phase's engine_rollback_ms over the same. A cell without a
+// rebuild phase gets neither.
+func addRebuildRatios(cell *results.Cell) {
+	var rebuild float64
+	for _, ph := range cell.Phases {
+		if v, ok := ph.Metrics[rebuildMetric]; ok && v > 0 {
+			rebuild = v
+		}
+	}
+	if rebuild == 0 {
+		return
+	}
+	for _, ph := range cell.Phases {
+		m := ph.Metrics
+		if _, ok := m[rebuildMetric]; ok {
+			continue
+		}
+		if v, ok := m["recovery_ms"]; ok {
+			m["recovery_to_rebuild_ratio"] = v / rebuild
+		}
+		if v, ok := m["engine_rollback_ms"]; ok {
+			m["rollback_to_rebuild_ratio"] = v / rebuild
+		}
+	}
 }
 
 // waitScannable polls until every index answers a scan again.

@@ -12,24 +12,37 @@ import (
 )
 
 // summaryColumns are the figures the end-of-run table shows per phase, in
-// order; a column appears only when some cell has it.
-var summaryColumns = []struct{ metric, title string }{
-	{"docs_per_sec", "docs/s"},
-	{"mutations_per_sec", "mut/s"},
-	{"pipeline_to_raw_ratio", "pipe/raw"},
-	{"initial_build_ms", "build ms"},
-	{"entries_per_sec", "entries/s"},
-	{"index_lag_p50_ms", "lag p50 ms"},
-	{"index_lag_p99_ms", "lag p99 ms"},
-	{"scans_per_sec", "scans/s"},
-	{"scan_p50_ms", "scan p50 ms"},
-	{"scan_p99_ms", "scan p99 ms"},
-	{"persist_ms", "persist ms"},
-	{"rollback_ms", "rollback ms"},
-	{"recovery_ms", "recovery ms"},
-	{"write_amp", "write amp"},
-	{"disk_bytes", "disk MiB"},
-	{"peak_rss_bytes", "RSS MiB"},
+// order; a column appears only when some cell has it. A column shows the
+// first of its metrics that a phase has.
+var summaryColumns = []struct {
+	metrics []string
+	title   string
+}{
+	{[]string{"index_entries"}, "entries"},
+	{[]string{"docs_per_sec"}, "docs/s"},
+	{[]string{"mutations_per_sec"}, "mut/s"},
+	{[]string{"pipeline_to_raw_ratio"}, "pipe/raw"},
+	{[]string{"initial_build_ms"}, "build ms"},
+	{[]string{"entries_per_sec"}, "entries/s"},
+	{[]string{"index_lag_p50_ms"}, "lag p50 ms"},
+	{[]string{"index_lag_p99_ms"}, "lag p99 ms"},
+	{[]string{"scans_per_sec"}, "scans/s"},
+	{[]string{"scan_p50_ms"}, "scan p50 ms"},
+	{[]string{"scan_p99_ms"}, "scan p99 ms"},
+	{[]string{"persist_ms"}, "persist ms"},
+	// The indexer's own restore of its slices in a rollback or restart
+	// phase; the raw engine's rollback in a raw-ingest phase.
+	{[]string{"engine_rollback_ms", "rollback_ms"}, "rollback ms"},
+	{[]string{"open_ms"}, "open ms"},
+	{[]string{"scans_resume_ms", "first_scan_ms"}, "scans back ms"},
+	{[]string{"catch_up_ms"}, "catch-up ms"},
+	{[]string{"recovery_ms"}, "recovery ms"},
+	{[]string{"mutations_replayed"}, "replayed"},
+	{[]string{"recovery_to_rebuild_ratio"}, "rec/rebuild"},
+	{[]string{"rollback_to_rebuild_ratio"}, "rb/rebuild"},
+	{[]string{"write_amp"}, "write amp"},
+	{[]string{"disk_bytes"}, "disk MiB"},
+	{[]string{"peak_rss_bytes"}, "RSS MiB"},
 }
 
 // PrintSummary writes one table per phase with a row per cell, so engines
@@ -49,11 +62,9 @@ func PrintSummary(w io.Writer, run *results.Run) {
 		var cols []int
 		for i, col := range summaryColumns {
 			for _, c := range run.Cells {
-				if ph := findPhase(c, name); ph != nil {
-					if _, ok := ph.Metrics[col.metric]; ok {
-						cols = append(cols, i)
-						break
-					}
+				if ph := findPhase(c, name); ph != nil && columnMetric(col.metrics, ph.Metrics) != "" {
+					cols = append(cols, i)
+					break
 				}
 			}
 		}
@@ -77,7 +88,7 @@ func PrintSummary(w io.Writer, run *results.Run) {
 			} else {
 				row = append(row, ph.Verify)
 				for _, i := range cols {
-					row = append(row, formatMetric(summaryColumns[i].metric, ph.Metrics))
+					row = append(row, formatMetric(columnMetric(summaryColumns[i].metrics, ph.Metrics), ph.Metrics))
 				}
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
@@ -98,6 +109,16 @@ func findPhase(c results.Cell, name string) *results.Phase {
 		}
 	}
 	return nil
+}
+
+// columnMetric is the first of names that m has, or "".
+func columnMetric(names []string, m map[string]float64) string {
+	for _, n := range names {
+		if _, ok := m[n]; ok {
+			return n
+		}
+	}
+	return ""
 }
 
 func formatMetric(name string, m map[string]float64) string {
