@@ -20,9 +20,13 @@
 //     aligned HWT to a stability timestamp (ST) every SnapshotInterval
 //     when it moved (and early when the queue is half full); in
 //     coordinator mode STs come only from PromoteST.
-//  3. The flusher takes every queued key version with seqno ≤ ST and
-//     applies it to the slices of its index instance, partitions in
-//     parallel, in engine batches of at most FlushBatchSize operations,
+//  3. The flusher takes every queued key version with seqno ≤ ST — a
+//     round — and hands each slice its part as a job. A slice runs its
+//     jobs in round order; slices run in parallel (at most GOMAXPROCS at
+//     once); up to two rounds are in flight, so a slice done with one
+//     round goes on with the next while a slower one finishes, and queue
+//     space frees slice by slice. A job applies its key versions in
+//     engine batches of at most FlushBatchSize operations,
 //     each batch also rewriting the slice's timestamp vector in the meta
 //     keyspace. Back-index logic: an upsert reads the document's previous
 //     key (from the back keyspace, or from earlier key versions of the same
@@ -30,13 +34,15 @@
 //     nothing when it is unchanged, else replaces the main entry and the
 //     back entry; a deletion removes both when present. A primary index
 //     keeps no back index.
-//  4. The storage manager then publishes an in-memory snapshot at the
-//     flushed vector, when it is snapshot-aligned: one engine read view
-//     per slice, a new one only for slices that changed, shared and
-//     reference-counted so scans can hold a snapshot while newer ones are
-//     published. Every PersistInterval it creates a recovery point of each
-//     slice changed since its last one, with the snapshot's vector as
-//     meta, keeping MaxRollbacks of them.
+//  4. At the round's boundary each job also takes what the storage
+//     manager asked of its slice: a read view for the in-memory snapshot
+//     when the round's vector is snapshot-aligned and the slice changed,
+//     and, every PersistInterval, a recovery point of a slice changed
+//     since its last one (the round's vector as meta, keeping MaxRollbacks
+//     of them). Rounds complete in order: when all of a round's jobs are
+//     done its snapshot is published — the new views, the unchanged
+//     slices' previous ones, shared and reference-counted so scans can
+//     hold a snapshot while newer ones are published.
 //  5. Scans (Range, Lookup, Count, All) pick a snapshot by consistency
 //     (any; request_plus: one covering the bucket's seqnos at request
 //     time; at_plus: one covering a given vector), waiting with a
@@ -64,7 +70,8 @@
 //
 // Concurrency: Run starts the reader and the flush loop; the rest of the
 // API is safe to call from any goroutine. Two locks: flushMu serialises
-// flushes, snapshots, persists and instance changes (held across engine
-// calls); mu guards the queues, the timekeeper and the published snapshot
-// (held briefly, never across engine calls).
+// starting and completing rounds, persists and instance changes (an
+// instance change first waits for the rounds in flight); mu guards the
+// queues, the timekeeper and the published snapshot (held briefly, never
+// across engine calls). A slice's writer state belongs to its running job.
 package indexer

@@ -6,43 +6,100 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
-// flushLoop wakes every SnapshotInterval, and when kicked (queue half full,
-// queue full, a promotion), and flushes.
+// maxRounds is how many flush rounds may be in flight at once. With two, a
+// slice that finished its part of one round goes on with the next while a
+// slower slice (or one taking a recovery point) is still busy, and the
+// reader's queue space frees slice by slice instead of at a barrier.
+const maxRounds = 2
+
+// A round is one flush to a stability timestamp: every slice's queued key
+// versions up to target applied, then, at that boundary in each slice, a
+// read view for the in-memory snapshot and a recovery point when due. Each
+// slice's part is a job; a slice runs its jobs in round order, slices run
+// in parallel, and rounds complete — publish their snapshot — in order.
+type round struct {
+	target   *upr.TsVbuuid // the flushed vector once the round is done
+	snapshot bool          // publish a snapshot at target when done
+	persist  bool          // the jobs take recovery points at target
+	start    time.Time
+	items    int     // data key versions taken from the queues
+	lag      []int64 // sampled EmitNanos of those key versions
+	jobs     []*sliceJob
+
+	remaining atomic.Int32
+	done      chan struct{} // closed when every job is done
+}
+
+// sliceJob is one slice's part of a round.
+type sliceJob struct {
+	s       *slice
+	items   []item
+	view    bool // take a view at the round's boundary
+	persist bool // take a recovery point there
+
+	// Results, written by the job before the round's done closes.
+	res      flushResult
+	v        *viewRef
+	persistD time.Duration
+	err      error
+}
+
+// flushLoop wakes every SnapshotInterval, when kicked (queue half full,
+// queue full, a promotion) and when a round completes, and flushes. When
+// ctx ends it waits for the rounds in flight and completes them.
 func (ix *Indexer) flushLoop(ctx context.Context) error {
 	t := time.NewTicker(ix.cfg.SnapshotInterval)
 	defer t.Stop()
 	for {
+		promote := true
 		select {
 		case <-ctx.Done():
-			return nil
+			ix.flushMu.Lock()
+			defer ix.flushMu.Unlock()
+			return ix.drain()
 		case <-t.C:
 		case <-ix.kick:
+		case <-ix.roundDone:
+			// A new round only under queue pressure; the timer paces
+			// the rest.
+			ix.mu.Lock()
+			promote = ix.q.len()+ix.inflight >= ix.cfg.QueueSize/2
+			ix.mu.Unlock()
 		}
-		if err := ix.flushOnce(); err != nil {
+		if err := ix.flushOnce(promote); err != nil {
 			return err
 		}
 	}
 }
 
-// flushOnce is one step of the flusher. In local mode it promotes the
-// aligned high-watermark when it moved; in coordinator mode it takes the
-// last promotion. It flushes to that stability timestamp and snapshots.
+// flushOnce is one step of the flusher. It completes the rounds that are
+// done. Then, if fewer than maxRounds are in flight and promote is set: in
+// local mode it promotes the aligned high-watermark when it moved, in
+// coordinator mode it takes the last promotion, and it starts a round to
+// that stability timestamp.
 //
 // Then, if the queues are still full and no stability timestamp was found
 // on this wake and the one before, nothing would ever drain them (a
 // snapshot larger than the queue bound can never become aligned while the
 // reader is blocked): it flushes everything queued without taking a
 // snapshot ("flush only"). Scans see it at the next aligned snapshot.
-func (ix *Indexer) flushOnce() error {
+func (ix *Indexer) flushOnce(promote bool) error {
 	ix.flushMu.Lock()
 	defer ix.flushMu.Unlock()
 	if ix.broken != nil {
 		return ix.broken
+	}
+	if err := ix.completeRounds(false); err != nil {
+		return err
+	}
+	if len(ix.rounds) >= maxRounds || !promote {
+		return nil
 	}
 	ix.mu.Lock()
 	if ix.closed {
@@ -58,8 +115,9 @@ func (ix *Indexer) flushOnce() error {
 	ix.mu.Unlock()
 	if st != nil {
 		ix.stalls = 0
-		if err := ix.flushTo(st, true); err != nil {
-			return err
+		ix.startRound(st, true)
+		if len(ix.rounds) >= maxRounds {
+			return nil
 		}
 	}
 	ix.mu.Lock()
@@ -75,17 +133,36 @@ func (ix *Indexer) flushOnce() error {
 	ix.mu.Unlock()
 	if hwt != nil {
 		ix.st.flushOnly.Add(1)
-		return ix.flushTo(hwt, ix.cfg.STMode == ModeLocal)
+		ix.startRound(hwt, ix.cfg.STMode == ModeLocal)
+		return nil
 	}
 	// An idle indexer still takes its due recovery points, of the
 	// published snapshot, which is what the stores hold.
-	if ix.cfg.PersistInterval > 0 && time.Since(ix.lastPersist) >= ix.cfg.PersistInterval && ix.flushed.Equal(ix.snap.ts) {
+	if len(ix.rounds) == 0 && ix.cfg.PersistInterval > 0 && time.Since(ix.lastPersist) >= ix.cfg.PersistInterval && ix.flushed.Equal(ix.snap.ts) {
 		if err := ix.persist(ix.snap.ts); err != nil {
 			ix.broken = err
 			return err
 		}
 	}
 	return nil
+}
+
+// lockQuiet takes the flush lock and completes every round in flight, so
+// the slices are the caller's until it unlocks. On error the lock is held
+// too.
+func (ix *Indexer) lockQuiet() error {
+	ix.flushMu.Lock()
+	return ix.drain()
+}
+
+// drain waits for every round in flight and completes it. The caller holds
+// flushMu.
+func (ix *Indexer) drain() error {
+	err := ix.completeRounds(true)
+	if err == nil {
+		err = ix.broken
+	}
+	return err
 }
 
 // mergeTS returns, per vbucket, the later of flushed and target: target's
@@ -100,16 +177,17 @@ func mergeTS(flushed, target *upr.TsVbuuid) *upr.TsVbuuid {
 	return m
 }
 
-// flushTo applies every queued key version with seqno ≤ target's into the
-// slices, partitions in parallel, then (if snapshot is set and the flushed
-// vector is snapshot-aligned) publishes an in-memory snapshot and, when the
+// startRound takes every queued key version with seqno ≤ target's, hands
+// each slice its part as a job, and returns; completeRounds finishes the
+// round. If snapshot is set and the vector the round reaches is
+// snapshot-aligned, the round publishes an in-memory snapshot and, when the
 // persist interval elapsed, takes recovery points. The caller holds flushMu.
-func (ix *Indexer) flushTo(target *upr.TsVbuuid, snapshot bool) error {
-	start := time.Now()
-	var dirty []*slice
+func (ix *Indexer) startRound(target *upr.TsVbuuid, snapshot bool) {
+	r := &round{start: time.Now(), done: make(chan struct{})}
+	jobs := make(map[*slice]*sliceJob)
 	var routeErr error
 	ix.mu.Lock()
-	n := ix.q.take(target, func(run []item) {
+	r.items = ix.q.take(target, func(run []item) {
 		for i := range run {
 			it := &run[i]
 			inst := ix.insts[it.inst]
@@ -125,55 +203,170 @@ func (ix *Indexer) flushTo(target *upr.TsVbuuid, snapshot bool) error {
 				continue
 			}
 			s := inst.slices[it.part]
-			if len(s.work) == 0 {
-				dirty = append(dirty, s)
+			j := jobs[s]
+			if j == nil {
+				j = &sliceJob{s: s, items: ix.getItems()}
+				jobs[s] = j
 			}
-			s.work = append(s.work, *it)
+			j.items = append(j.items, *it)
 			if ix.lagSeq++; ix.lagSeq >= ix.cfg.LagSampleEvery {
 				ix.lagSeq = 0
 				if it.emit != 0 {
-					ix.lagPending = append(ix.lagPending, it.emit)
+					r.lag = append(r.lag, it.emit)
 				}
 			}
 		}
 	})
-	ix.inflight += n
+	ix.inflight += r.items
 	ix.mu.Unlock()
 
-	flushed := mergeTS(ix.flushed, target)
-	res, err := ix.applyAll(dirty, flushed)
-	for _, s := range dirty {
-		clear(s.work)
-		s.work = s.work[:0]
+	base := ix.flushed
+	if n := len(ix.rounds); n > 0 {
+		base = ix.rounds[n-1].target
 	}
-	ix.mu.Lock()
-	ix.inflight -= n
-	ix.space.Broadcast()
-	ix.mu.Unlock()
-	if err = errors.Join(routeErr, err); err != nil {
-		ix.broken = err
-		return err
-	}
-	ix.flushed = flushed
-	ix.st.flushes.Add(1)
-	ix.st.flushedKVs.Add(int64(res.applied))
-	ix.st.docsIndexed.Add(int64(res.changed))
-	ix.record("flush", time.Since(start))
-
-	if !snapshot || !flushed.SnapAligned() || (len(dirty) == 0 && flushed.Equal(ix.snap.ts) && !ix.recovering) {
-		return nil
-	}
-	if ix.holdUntil != nil && !covers(flushed, ix.holdUntil) {
+	r.target = mergeTS(base, target)
+	r.snapshot = snapshot && r.target.SnapAligned()
+	if r.snapshot && ix.holdUntil != nil && !covers(r.target, ix.holdUntil) {
 		// Some slice was restored to a later vector than others and is
 		// replaying what it already holds: no snapshot until all caught up.
-		return nil
+		r.snapshot = false
 	}
-	if err := ix.takeSnapshot(flushed); err != nil {
-		ix.broken = err
-		return err
+	if r.snapshot && ix.cfg.PersistInterval > 0 && time.Since(ix.lastPersist) >= ix.cfg.PersistInterval {
+		r.persist = true
+		ix.lastPersist = r.start
 	}
-	if ix.cfg.PersistInterval > 0 && time.Since(ix.lastPersist) >= ix.cfg.PersistInterval {
-		if err := ix.persist(flushed); err != nil {
+	for _, inst := range ix.insts {
+		for _, s := range inst.slices {
+			j := jobs[s]
+			if j != nil {
+				s.dirty, s.unsaved = true, true
+			}
+			view, persist := r.snapshot && s.dirty, r.persist && s.unsaved
+			if j == nil && !view && !persist {
+				continue
+			}
+			if j == nil {
+				j = &sliceJob{s: s}
+			}
+			if view {
+				j.view, s.dirty = true, false
+			}
+			if persist {
+				j.persist, s.unsaved = true, false
+			}
+			r.jobs = append(r.jobs, j)
+		}
+	}
+	if routeErr != nil {
+		// Run nothing: the round completes failed.
+		r.jobs = append(r.jobs[:0], &sliceJob{err: routeErr})
+	}
+	ix.rounds = append(ix.rounds, r)
+	r.remaining.Store(int32(len(r.jobs)))
+	if len(r.jobs) == 0 {
+		close(r.done)
+		return
+	}
+	for _, j := range r.jobs {
+		if j.s == nil {
+			ix.jobDone(r)
+			continue
+		}
+		prev, done := j.s.tail, make(chan struct{})
+		j.s.tail = done
+		go ix.runJob(r, j, prev, done)
+	}
+}
+
+// runJob runs j after the slice's previous job (prev), with at most
+// GOMAXPROCS jobs writing at once.
+func (ix *Indexer) runJob(r *round, j *sliceJob, prev <-chan struct{}, done chan<- struct{}) {
+	defer ix.jobDone(r)
+	defer close(done)
+	if prev != nil {
+		<-prev
+	}
+	ix.sem <- struct{}{}
+	defer func() { <-ix.sem }()
+	s := j.s
+	if s.failed != nil {
+		j.err = fmt.Errorf("slice %q: an earlier flush failed: %w", s.name, s.failed)
+		return
+	}
+	if len(j.items) > 0 {
+		s.work = j.items
+		j.res, j.err = s.apply(r.target, ix.cfg.FlushBatchSize, ix.cfg.Durability)
+		s.work = nil
+		ix.mu.Lock()
+		ix.inflight -= len(j.items)
+		ix.space.Broadcast()
+		ix.mu.Unlock()
+		ix.putItems(j.items)
+		j.items = nil
+	}
+	if j.err == nil && j.view {
+		j.v, j.err = s.newView()
+	}
+	if j.err == nil && j.persist {
+		start := time.Now()
+		j.err = s.persist(r.target, ix.cfg.MaxRollbacks, ix.cfg.Durability)
+		j.persistD = time.Since(start)
+	}
+	if j.err != nil {
+		s.failed = j.err
+	}
+}
+
+func (ix *Indexer) jobDone(r *round) {
+	if r.remaining.Add(-1) == 0 {
+		close(r.done)
+		select {
+		case ix.roundDone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (ix *Indexer) getItems() []item {
+	if p, ok := ix.itemPool.Get().(*[]item); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func (ix *Indexer) putItems(items []item) {
+	clear(items) // drop the key and docid references
+	items = items[:0]
+	ix.itemPool.Put(&items)
+}
+
+// completeRounds completes the rounds in flight in order: all of them when
+// wait is set, else those already done. The caller holds flushMu.
+func (ix *Indexer) completeRounds(wait bool) error {
+	for len(ix.rounds) > 0 {
+		r := ix.rounds[0]
+		if wait {
+			<-r.done
+		} else {
+			select {
+			case <-r.done:
+			default:
+				return nil
+			}
+		}
+		ix.rounds = ix.rounds[1:]
+		if err := ix.completeRound(r); err != nil {
+			// The later rounds still run; wait for them so no job
+			// outlives the flusher, and keep the first error.
+			for _, later := range ix.rounds {
+				<-later.done
+				for _, j := range later.jobs {
+					if j.v != nil {
+						j.v.release()
+					}
+				}
+			}
+			ix.rounds = nil
 			ix.broken = err
 			return err
 		}
@@ -181,23 +374,53 @@ func (ix *Indexer) flushTo(target *upr.TsVbuuid, snapshot bool) error {
 	return nil
 }
 
-// applyAll applies each slice's work, in parallel over at most GOMAXPROCS
-// goroutines.
-func (ix *Indexer) applyAll(dirty []*slice, target *upr.TsVbuuid) (flushResult, error) {
-	var total flushResult
-	if len(dirty) == 1 {
-		return dirty[0].apply(target, ix.cfg.FlushBatchSize, ix.cfg.Durability)
+// completeRound accounts for a finished round and publishes its snapshot.
+func (ix *Indexer) completeRound(r *round) error {
+	var res flushResult
+	var errs []error
+	fresh := make(map[*slice]*viewRef)
+	var persistD time.Duration
+	persisted := false
+	for _, j := range r.jobs {
+		errs = append(errs, j.err)
+		res.applied += j.res.applied
+		res.changed += j.res.changed
+		if j.v != nil {
+			fresh[j.s] = j.v
+		}
+		if j.persist {
+			persisted = true
+			persistD = max(persistD, j.persistD)
+		}
 	}
-	results := make([]flushResult, len(dirty))
-	errs := make([]error, len(dirty))
-	ix.parallel(len(dirty), func(i int) {
-		results[i], errs[i] = dirty[i].apply(target, ix.cfg.FlushBatchSize, ix.cfg.Durability)
-	})
-	for _, r := range results {
-		total.applied += r.applied
-		total.changed += r.changed
+	if err := errors.Join(errs...); err != nil {
+		for _, v := range fresh {
+			v.release()
+		}
+		return err
 	}
-	return total, errors.Join(errs...)
+	ix.flushed = r.target
+	ix.st.flushes.Add(1)
+	ix.st.flushedKVs.Add(int64(res.applied))
+	ix.st.docsIndexed.Add(int64(res.changed))
+	ix.record("flush", time.Since(r.start))
+	ix.lagPending = append(ix.lagPending, r.lag...)
+	if !r.snapshot {
+		return nil
+	}
+	if len(fresh) > 0 || !r.target.Equal(ix.snap.ts) || ix.recovering {
+		if err := ix.takeSnapshot(r.target, fresh); err != nil {
+			return err
+		}
+	}
+	if r.persist {
+		if persisted {
+			ix.st.persisted.Add(1)
+			ix.record("persist", persistD)
+		}
+		ix.setPersistedTS(r.target)
+	}
+	return nil
 }
 
 // parallel runs fn(0..n-1) on at most GOMAXPROCS goroutines and waits.
@@ -219,14 +442,14 @@ func (ix *Indexer) parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// takeSnapshot publishes an in-memory snapshot at ts (new views for the
-// slices that changed) and records the index lag of the sampled mutations
-// it makes visible.
-func (ix *Indexer) takeSnapshot(ts *upr.TsVbuuid) error {
+// takeSnapshot publishes an in-memory snapshot at ts (the views in fresh,
+// new views for slices new to it) and records the index lag of the sampled
+// mutations it makes visible.
+func (ix *Indexer) takeSnapshot(ts *upr.TsVbuuid, fresh map[*slice]*viewRef) error {
 	start := time.Now()
 	// Counted first, so whoever sees the snapshot sees it counted.
 	ix.st.snapshots.Add(1)
-	if err := ix.publish(ts, true); err != nil {
+	if err := ix.publishViews(ts, fresh, false); err != nil {
 		return err
 	}
 	ix.record("snapshot", time.Since(start))
@@ -241,9 +464,14 @@ func (ix *Indexer) takeSnapshot(ts *upr.TsVbuuid) error {
 }
 
 // publish makes a snapshot at ts the latest and wakes scans waiting for
-// one. The caller holds flushMu.
+// one; with renew, slices changed since the last snapshot get new views.
+// The caller holds flushMu and no round is in flight.
 func (ix *Indexer) publish(ts *upr.TsVbuuid, renew bool) error {
-	next, err := nextSnapshot(ix.snap, ts.Clone(), ix.insts, renew, time.Now())
+	return ix.publishViews(ts, nil, renew)
+}
+
+func (ix *Indexer) publishViews(ts *upr.TsVbuuid, fresh map[*slice]*viewRef, renew bool) error {
+	next, err := nextSnapshot(ix.snap, ts.Clone(), ix.insts, fresh, renew, time.Now())
 	if err != nil {
 		return err
 	}
@@ -258,7 +486,8 @@ func (ix *Indexer) publish(ts *upr.TsVbuuid, renew bool) error {
 }
 
 // persist takes a recovery point at ts of every slice changed since its
-// last one, in parallel, and drops those beyond MaxRollbacks.
+// last one, in parallel, and drops those beyond MaxRollbacks. The caller
+// holds flushMu and no round is in flight.
 func (ix *Indexer) persist(ts *upr.TsVbuuid) error {
 	start := time.Now()
 	var unsaved []*slice
@@ -282,6 +511,9 @@ func (ix *Indexer) persist(ts *upr.TsVbuuid) error {
 	})
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for _, s := range unsaved {
+		s.unsaved = false
 	}
 	ix.st.persisted.Add(1)
 	ix.setPersistedTS(ts)

@@ -217,10 +217,16 @@ func feed(t testing.TB, ix *Indexer, b *projector.Batch) {
 	}
 }
 
-// step runs one deterministic flush-loop step.
+// step runs one deterministic flush-loop step and waits for the rounds it
+// started to complete.
 func step(t testing.TB, ix *Indexer) {
 	t.Helper()
-	if err := ix.flushOnce(); err != nil {
+	if err := ix.flushOnce(true); err != nil {
+		t.Fatal(err)
+	}
+	err := ix.lockQuiet()
+	ix.flushMu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 }

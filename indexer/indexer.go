@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,10 @@ type Indexer struct {
 	lagPending  []int64       // sampled EmitNanos flushed but not yet visible
 	stalls      int           // flush-loop wakes that found the queue full and no ST
 	broken      error         // a failed apply leaves slices behind the vector
+	rounds      []*round      // flush rounds in flight, oldest first
+	roundDone   chan struct{} // a round's last job finished
+	sem         chan struct{} // bounds the flush jobs writing at once
+	itemPool    sync.Pool     // of *[]item, the jobs' key versions
 
 	// mu guards the stream-side state and the published snapshot; it is
 	// held briefly and never across engine calls.
@@ -135,6 +140,8 @@ func New(cfg Config) (*Indexer, error) {
 	ix := &Indexer{
 		cfg:         cfg,
 		kick:        make(chan struct{}, 1),
+		roundDone:   make(chan struct{}, 1),
+		sem:         make(chan struct{}, runtime.GOMAXPROCS(0)),
 		insts:       make(map[uint64]*instance),
 		flushed:     upr.NewTsVbuuid(cfg.NumVbuckets),
 		lastPersist: time.Now(),
@@ -169,8 +176,10 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 	if err := validIndexName(name); err != nil {
 		return fmt.Errorf("create index: %w", err)
 	}
-	ix.flushMu.Lock()
 	defer ix.flushMu.Unlock()
+	if err := ix.lockQuiet(); err != nil {
+		return fmt.Errorf("create index %q: %w", name, err)
+	}
 	if err := ix.ddlAllowed(); err != nil {
 		return fmt.Errorf("create index %q: %w", name, err)
 	}
@@ -210,8 +219,11 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 // DropInstance removes the instance from scans and the flusher, waits until
 // no scan reads it, and destroys its slices' stores.
 func (ix *Indexer) DropInstance(id uint64) error {
-	ix.flushMu.Lock()
-	if err := ix.ddlAllowed(); err != nil {
+	err := ix.lockQuiet()
+	if err == nil {
+		err = ix.ddlAllowed()
+	}
+	if err != nil {
 		ix.flushMu.Unlock()
 		return fmt.Errorf("drop instance %d: %w", id, err)
 	}
@@ -222,7 +234,7 @@ func (ix *Indexer) DropInstance(id uint64) error {
 	}
 	delete(ix.insts, id)
 	inst.state = StateDeleted
-	err := ix.publish(ix.snap.ts, false)
+	err = ix.publish(ix.snap.ts, false)
 	ix.flushMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("drop index %q: %w", inst.defn.Name, err)

@@ -52,7 +52,8 @@ type slice struct {
 	primary bool
 	store   engines.Store
 
-	// Flusher-owned state (the flush lock guards it).
+	// Writer state: owned by the slice's running flush job, or, when no
+	// job runs, by whoever holds the flush lock.
 	ts      *upr.TsVbuuid // what the contents correspond to
 	work    []item        // this flush's key versions, vb by vb
 	batch   engines.Batch
@@ -60,10 +61,16 @@ type slice struct {
 	keyBuf  []byte
 	mainBuf []byte
 	cache   *backCache // nil when Config.BackIndexCacheBytes is 0
-	dirty   bool       // changed since the last in-memory snapshot
-	unsaved bool       // changed since the last recovery point
 	rps     []uint64   // retained recovery points, oldest first
 	nextRP  uint64
+	failed  error // a flush job failed: the contents are unknown
+
+	// Dispatch state (the flush lock guards it): what the jobs handed out
+	// so far leave behind. tail is closed when the last job handed out is
+	// done (nil: none was).
+	dirty   bool // changed since the last in-memory snapshot
+	unsaved bool // changed since the last recovery point
+	tail    chan struct{}
 
 	// Open views: a slice is destroyed or rolled back only after the
 	// last one closes.
@@ -210,7 +217,6 @@ func (s *slice) apply(target *upr.TsVbuuid, batchSize int, d engines.Durability)
 	if err := commit(true); err != nil {
 		return res, err
 	}
-	s.dirty, s.unsaved = true, true
 	return res, nil
 }
 
@@ -312,7 +318,6 @@ func (s *slice) persist(ts *upr.TsVbuuid, keep int, d engines.Durability) error 
 	}
 	s.nextRP++
 	s.rps = ids
-	s.unsaved = false
 	for len(s.rps) > keep {
 		if err := s.store.DropRecoveryPoint(s.rps[0]); err != nil {
 			return fmt.Errorf("slice %q: drop recovery point %d: %w", s.name, s.rps[0], err)

@@ -88,41 +88,72 @@ func (s *snapshot) lookup(id uint64, name string) *snapInstance {
 	return nil
 }
 
-// nextSnapshot builds the snapshot following prev at ts over insts. Slices
-// of instances prev does not have get a new view; so do, when renew is set,
-// slices changed since prev; the others share prev's views.
-func nextSnapshot(prev *snapshot, ts *upr.TsVbuuid, insts map[uint64]*instance, renew bool, now time.Time) (*snapshot, error) {
+// nextSnapshot builds the snapshot following prev at ts over insts. A slice
+// with a view in fresh gets it (fresh's views pass to the snapshot, or are
+// released on failure). Slices of instances prev does not have get a new
+// view; so do, when renew is set, slices changed since prev; the others
+// share prev's views.
+func nextSnapshot(prev *snapshot, ts *upr.TsVbuuid, insts map[uint64]*instance, fresh map[*slice]*viewRef, renew bool, now time.Time) (*snapshot, error) {
 	next := &snapshot{seq: 1, ts: ts, taken: now, insts: make(map[uint64]*snapInstance, len(insts))}
 	if prev != nil {
 		next.seq = prev.seq + 1
 	}
 	next.refs.Store(1)
+	fail := func(err error) (*snapshot, error) {
+		errs := []error{err}
+		for _, v := range fresh {
+			if !next.holds(v) {
+				errs = append(errs, v.release())
+			}
+		}
+		return nil, errors.Join(append(errs, next.releasePartial())...)
+	}
 	var renewed []*slice
+	used := 0
 	for id, inst := range insts {
 		si := &snapInstance{id: id, inst: inst, views: make([]*viewRef, len(inst.slices))}
+		next.insts[id] = si
 		var old *snapInstance
 		if prev != nil {
 			old = prev.insts[id]
 		}
 		for p, sl := range inst.slices {
+			if v := fresh[sl]; v != nil {
+				si.views[p] = v
+				used++
+				continue
+			}
 			if old != nil && !(renew && sl.dirty) {
 				si.views[p] = old.views[p].acquire()
 				continue
 			}
 			v, err := sl.newView()
 			if err != nil {
-				next.insts[id] = si
-				return nil, errors.Join(err, next.releasePartial())
+				return fail(err)
 			}
 			si.views[p] = v
 			renewed = append(renewed, sl)
 		}
-		next.insts[id] = si
+	}
+	if used != len(fresh) {
+		return fail(errors.New("indexer: a fresh view belongs to no instance's slice"))
 	}
 	for _, sl := range renewed {
 		sl.dirty = false
 	}
 	return next, nil
+}
+
+// holds reports whether v is one of s's views.
+func (s *snapshot) holds(v *viewRef) bool {
+	for _, si := range s.insts {
+		for _, w := range si.views {
+			if w == v {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // releasePartial releases a snapshot whose construction failed midway.
