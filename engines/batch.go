@@ -70,3 +70,12 @@ func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
 	b.ops = b.ops[:0]
 }
+
+// Clone returns a copy of b that shares no memory with it, in two
+// allocations.
+func (b *Batch) Clone() *Batch {
+	return &Batch{
+		buf: append(make([]byte, 0, len(b.buf)), b.buf...),
+		ops: append(make([]opRef, 0, len(b.ops)), b.ops...),
+	}
+}

@@ -35,6 +35,7 @@ phases:
 				b.ReportMetric(ing["key_versions_flushed"]/ing["ingest_seconds"], "kv/s")
 				b.ReportMetric(ing["raw_mutations_per_sec"], "raw_mutations/s")
 				b.ReportMetric(ing["pipeline_to_raw_ratio"], "pipeline/raw")
+				b.ReportMetric(ing["pipeline_to_raw_cpu_ratio"], "pipeline/raw_cpu")
 			}
 		})
 	}

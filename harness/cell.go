@@ -29,8 +29,10 @@ type cellRun struct {
 	ticks  *results.TickWriter
 	rng    *rand.Rand
 	p      *pipeline
-	// rec records the stores' batches for raw_ratio phases (nil if none).
-	rec *batchRecorder
+	// rec records the stores' calls for raw_ratio phases (nil if none)
+	// until rawPhases of them have run.
+	rec       *batchRecorder
+	rawPhases int
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -88,10 +90,13 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	pipeEngine := eng
 	for _, ph := range sc.Phases {
-		if ph.RawRatio && c.rec == nil {
-			c.rec = &batchRecorder{}
-			pipeEngine = c.rec.wrap(eng)
+		if ph.RawRatio {
+			c.rawPhases++
 		}
+	}
+	if c.rawPhases > 0 {
+		c.rec = newBatchRecorder()
+		pipeEngine = c.rec.wrap(eng)
 	}
 	c.p, err = newPipeline(pipelineConfig{
 		spec: spec, engine: pipeEngine, opts: opts, dir: filepath.Join(dir, "pipeline"),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/engines/baseline"
+	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/results"
 )
@@ -145,8 +146,9 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	}
 	d := &driver{c: c, rate: rate}
 	if ph.RawRatio {
-		c.rec.start()
+		c.rec.mark()
 	}
+	cpu0 := measure.ProcessCPU()
 	start := time.Now()
 	dctx := ctx
 	if ph.Mutations == 0 {
@@ -162,15 +164,27 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		return err
 	}
 	el := time.Since(start)
+	cpu := measure.ProcessCPU() - cpu0
 	n := d.applied.Load()
 	m["mutations"] = float64(n)
 	m["ingest_seconds"] = el.Seconds()
 	m["mutations_per_sec"] = float64(n) / el.Seconds()
 	if ph.RawRatio {
-		raw, ops, err := replayRaw(c.engine, c.opts, filepath.Join(c.dir, "replay"), c.rec.stop())
+		streams := c.rec.streams()
+		if c.rawPhases--; c.rawPhases == 0 {
+			c.rec.stop()
+		}
+		rawCPU0 := measure.ProcessCPU()
+		raw, ops, err := replayRaw(c.engine, c.opts, filepath.Join(c.dir, "replay"), streams)
 		if err != nil {
 			return err
 		}
+		// CPU time is steadier than wall time on a shared machine: when
+		// both runs are CPU-bound the two ratios agree.
+		rawCPU := measure.ProcessCPU() - rawCPU0
+		m["ingest_cpu_seconds"] = cpu.Seconds()
+		m["raw_replay_cpu_seconds"] = rawCPU.Seconds()
+		m["pipeline_to_raw_cpu_ratio"] = rawCPU.Seconds() / cpu.Seconds()
 		m["raw_replay_seconds"] = raw.Seconds()
 		m["raw_replay_ops"] = float64(ops)
 		m["raw_mutations_per_sec"] = float64(n) / raw.Seconds()

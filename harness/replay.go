@@ -11,25 +11,60 @@ import (
 	"github.com/idxbench/idxbench/engines"
 )
 
-// batchRecorder captures, while active, every batch the pipeline's stores
-// apply, per store and in order, so the same entry stream can afterwards be
-// written straight into fresh stores of the same engine: the raw rate the
-// pipeline's ingest is measured against (pipeline_to_raw_ratio). Recording
-// costs one copy of each batch, charged to the pipeline.
+// batchRecorder captures every call that changes a pipeline store — batches,
+// recovery points created and dropped, rollbacks, destroys — per store
+// directory and in order, from the cell's start, so a raw_ratio phase can be
+// replayed straight into fresh stores of the same engine: the raw rate the
+// pipeline's ingest is measured against (pipeline_to_raw_ratio).
+//
+// The replay first applies, untimed, what came before the phase, so the raw
+// stores hold what the pipeline's held when the phase began (an engine
+// writes into a populated store more slowly than into an empty one), then
+// times the phase's own calls. Recording costs one copy of each batch,
+// charged to the pipeline, and holds every batch of the cell in memory until
+// the last raw_ratio phase is done.
 type batchRecorder struct {
 	mu     sync.Mutex
 	active bool
-	stores []*recordedStore
+	stores map[string]*recordedStore // by directory: a reopened store continues its stream
+	order  []*recordedStore
 }
 
 type recordedStore struct {
-	mu      sync.Mutex
-	batches []recordedBatch
+	mu   sync.Mutex
+	ops  []recordedOp
+	mark int // ops[:mark] came before the measured phase
 }
 
-type recordedBatch struct {
-	b engines.Batch
-	d engines.Durability
+type recordedKind uint8
+
+const (
+	recApply recordedKind = iota
+	recCreateRP
+	recDropRP
+	recRollback
+	recGet
+)
+
+// recordedOp is one call to replay: a batch applied with its durability, a
+// point read (key in meta, keyspace in id), or a recovery-point call with
+// its id (and meta for a create).
+type recordedOp struct {
+	kind recordedKind
+	b    *engines.Batch
+	d    engines.Durability
+	id   uint64
+	meta []byte
+}
+
+// replayStream is one store's recorded calls: pre is applied untimed, timed
+// is measured.
+type replayStream struct {
+	pre, timed []recordedOp
+}
+
+func newBatchRecorder() *batchRecorder {
+	return &batchRecorder{active: true, stores: make(map[string]*recordedStore)}
 }
 
 // wrap returns e with every store it opens recorded.
@@ -41,42 +76,53 @@ func (r *batchRecorder) wrap(e engines.Engine) engines.Engine {
 		if err != nil {
 			return nil, err
 		}
-		rs := &recordedStore{}
 		r.mu.Lock()
-		r.stores = append(r.stores, rs)
+		rs := r.stores[dir]
+		if rs == nil {
+			rs = &recordedStore{}
+			r.stores[dir] = rs
+			r.order = append(r.order, rs)
+		}
 		r.mu.Unlock()
 		return &recordingStore{Store: s, r: r, rs: rs}, nil
 	}
 	return w
 }
 
-// start drops what was recorded and starts recording.
-func (r *batchRecorder) start() {
+// mark starts a measured phase: what every store recorded so far becomes
+// the untimed prefix of its replay.
+func (r *batchRecorder) mark() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, rs := range r.stores {
+	for _, rs := range r.order {
 		rs.mu.Lock()
-		rs.batches = nil
+		rs.mark = len(rs.ops)
 		rs.mu.Unlock()
 	}
-	r.active = true
 }
 
-// stop stops recording and returns each store's batches.
-func (r *batchRecorder) stop() [][]recordedBatch {
+// streams returns, per store that changed during the measured phase, its
+// calls before the phase and during it. Recording goes on.
+func (r *batchRecorder) streams() []replayStream {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.active = false
-	var out [][]recordedBatch
-	for _, rs := range r.stores {
+	var out []replayStream
+	for _, rs := range r.order {
 		rs.mu.Lock()
-		if len(rs.batches) > 0 {
-			out = append(out, rs.batches)
+		if len(rs.ops) > rs.mark {
+			out = append(out, replayStream{pre: rs.ops[:rs.mark:rs.mark], timed: rs.ops[rs.mark:len(rs.ops):len(rs.ops)]})
 		}
-		rs.batches = nil
 		rs.mu.Unlock()
 	}
 	return out
+}
+
+// stop ends recording and drops everything recorded.
+func (r *batchRecorder) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active = false
+	r.stores, r.order = nil, nil
 }
 
 func (r *batchRecorder) isActive() bool {
@@ -91,39 +137,73 @@ type recordingStore struct {
 	rs *recordedStore
 }
 
+func (s *recordingStore) add(op recordedOp) {
+	if !s.r.isActive() {
+		return
+	}
+	s.rs.mu.Lock()
+	s.rs.ops = append(s.rs.ops, op)
+	s.rs.mu.Unlock()
+}
+
 func (s *recordingStore) Apply(b *engines.Batch, d engines.Durability) error {
 	if s.r.isActive() {
-		var c engines.Batch
-		for i := 0; i < b.Len(); i++ {
-			op := b.Op(i)
-			if op.Kind == engines.OpSet {
-				c.Set(op.Keyspace, op.Key, op.Value)
-			} else {
-				c.Delete(op.Keyspace, op.Key)
-			}
-		}
-		s.rs.mu.Lock()
-		s.rs.batches = append(s.rs.batches, recordedBatch{b: c, d: d})
-		s.rs.mu.Unlock()
+		s.add(recordedOp{kind: recApply, b: b.Clone(), d: d})
 	}
 	return s.Store.Apply(b, d)
 }
 
-// replayRaw writes each store's recorded batches, in order and with the same
-// durability, into a fresh store of engine e under dir — stores in parallel
-// over GOMAXPROCS workers, as the flusher applies slices — and returns the
-// wall time it took and the operations written.
-func replayRaw(e engines.Engine, opts engines.Options, dir string, streams [][]recordedBatch) (time.Duration, int, error) {
-	stores := make([]engines.Store, len(streams))
-	var errs []error
-	for i := range streams {
-		s, err := e.Open(filepath.Join(dir, fmt.Sprintf("s%d", i)), opts)
-		if err != nil {
-			errs = append(errs, err)
-			break
-		}
-		stores[i] = s
+// Get is recorded too: the back-index reads are engine work the stream
+// asks for, not pipeline overhead.
+func (s *recordingStore) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	s.add(recordedOp{kind: recGet, id: uint64(ks), meta: append([]byte(nil), key...)})
+	return s.Store.Get(ks, key)
+}
+
+func (s *recordingStore) CreateRecoveryPoint(id uint64, meta []byte) error {
+	s.add(recordedOp{kind: recCreateRP, id: id, meta: append([]byte(nil), meta...)})
+	return s.Store.CreateRecoveryPoint(id, meta)
+}
+
+func (s *recordingStore) DropRecoveryPoint(id uint64) error {
+	s.add(recordedOp{kind: recDropRP, id: id})
+	return s.Store.DropRecoveryPoint(id)
+}
+
+func (s *recordingStore) RollbackTo(id uint64) error {
+	s.add(recordedOp{kind: recRollback, id: id})
+	return s.Store.RollbackTo(id)
+}
+
+// Destroy empties the store: its stream starts again from nothing.
+func (s *recordingStore) Destroy() error {
+	s.rs.mu.Lock()
+	s.rs.ops, s.rs.mark = nil, 0
+	s.rs.mu.Unlock()
+	return s.Store.Destroy()
+}
+
+func (op *recordedOp) replay(s engines.Store) error {
+	switch op.kind {
+	case recApply:
+		return s.Apply(op.b, op.d)
+	case recCreateRP:
+		return s.CreateRecoveryPoint(op.id, op.meta)
+	case recDropRP:
+		return s.DropRecoveryPoint(op.id)
+	case recRollback:
+		return s.RollbackTo(op.id)
+	case recGet:
+		_, _, err := s.Get(engines.Keyspace(op.id), op.meta)
+		return err
 	}
+	return fmt.Errorf("recorded call of unknown kind %d", op.kind)
+}
+
+// replayRaw replays each stream into a fresh store of engine e under dir,
+// removed afterwards (see replayStreams).
+func replayRaw(e engines.Engine, opts engines.Options, dir string, streams []replayStream) (time.Duration, int, error) {
+	stores := make([]engines.Store, len(streams))
 	defer func() {
 		for _, s := range stores {
 			if s != nil {
@@ -131,37 +211,56 @@ func replayRaw(e engines.Engine, opts engines.Options, dir string, streams [][]r
 			}
 		}
 	}()
-	if err := errors.Join(errs...); err != nil {
-		return 0, 0, fmt.Errorf("raw replay: %w", err)
-	}
-	ops := 0
-	for _, st := range streams {
-		for _, rb := range st {
-			ops += rb.b.Len()
-		}
-	}
-	work := make(chan int, len(streams))
 	for i := range streams {
-		work <- i
+		s, err := e.Open(filepath.Join(dir, fmt.Sprintf("s%d", i)), opts)
+		if err != nil {
+			return 0, 0, fmt.Errorf("raw replay: %w", err)
+		}
+		stores[i] = s
 	}
-	close(work)
-	errc := make([]error, len(streams))
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(streams)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				for _, rb := range streams[i] {
-					if err := stores[i].Apply(&rb.b, rb.d); err != nil {
-						errc[i] = err
-						break
+	return replayStreams(stores, streams)
+}
+
+// replayStreams replays streams[i] into stores[i], stores in parallel over
+// GOMAXPROCS workers as the flusher applies slices: first every stream's
+// prefix, untimed, then the measured calls. It returns the wall time of the
+// measured part and the batch operations it wrote.
+func replayStreams(stores []engines.Store, streams []replayStream) (time.Duration, int, error) {
+	run := func(ops func(replayStream) []recordedOp) error {
+		work := make(chan int, len(streams))
+		for i := range streams {
+			work <- i
+		}
+		close(work)
+		errc := make([]error, len(streams))
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), len(streams)) {
+			wg.Go(func() {
+				for i := range work {
+					for _, op := range ops(streams[i]) {
+						if err := op.replay(stores[i]); err != nil {
+							errc[i] = fmt.Errorf("raw replay: %w", err)
+							break
+						}
 					}
 				}
-			}
-		}()
+			})
+		}
+		wg.Wait()
+		return errors.Join(errc...)
 	}
-	wg.Wait()
-	return time.Since(start), ops, errors.Join(errc...)
+	if err := run(func(s replayStream) []recordedOp { return s.pre }); err != nil {
+		return 0, 0, err
+	}
+	n := 0
+	for _, st := range streams {
+		for _, op := range st.timed {
+			if op.kind == recApply {
+				n += op.b.Len()
+			}
+		}
+	}
+	start := time.Now()
+	err := run(func(s replayStream) []recordedOp { return s.timed })
+	return time.Since(start), n, err
 }

@@ -78,6 +78,13 @@ func sub(a, b uint64) uint64 {
 	return a - b
 }
 
+// ProcessCPU is the user plus system time this process (and the children
+// it waited for) used so far.
+func ProcessCPU() time.Duration {
+	s := snapshotResources()
+	return s.user + s.sys
+}
+
 func snapshotResources() resourceSnapshot {
 	s := resourceSnapshot{at: time.Now()}
 	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
