@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 	"unsafe"
@@ -48,8 +47,8 @@ type BucketOptions struct {
 // Every vbucket keeps its full mutation history on the current branch, so a
 // stream may start at any seqno and the oracle can answer for any vector.
 // Compact deduplicates history below a vector to bound memory, as KV does.
-// Until then a mutation costs about len(docid)+len(value)+48 bytes, up to
-// twice that for the 48 (see itemSlab).
+// Until then a mutation costs about len(docid)+len(value)+48 bytes (see
+// history).
 //
 // The hot path (Set) is built for speed, since the source must outrun every
 // engine: keys and values go to one bucket-wide append-only arena (a
@@ -76,8 +75,8 @@ type Bucket struct {
 
 	// arena holds the keys and values of every vbucket's history.
 	arena arena
-	// itemArrays is where the vbuckets' item arrays come from.
-	itemArrays itemSlab
+	// segs is where the vbuckets' history segments come from.
+	segs segSlab
 	// nums[n] is the state of document "doc-" n (docNumber) for every n
 	// below len(nums); other ids are in their vbucket's docs map. The
 	// table only grows by appending the next number, so generated ids,
@@ -91,7 +90,7 @@ type Bucket struct {
 
 type vbucket struct {
 	log   upr.FailoverLog // newest first
-	items []item          // current branch history, ascending seqno
+	items history         // current branch history, ascending seqno
 	high  upr.Seqno
 	// inSnap counts the mutations of the open snapshot.
 	inSnap int
@@ -145,40 +144,6 @@ func docNumber(id string) (n uint64, ok bool) {
 		n = n*10 + uint64(c)
 	}
 	return n, true
-}
-
-// itemSlab carves the vbuckets' item arrays from big chunks, so that the
-// history's growth costs few page faults (the chunks are huge-page advised,
-// adviseHuge) where an allocation per array would fault in every page of
-// fresh memory: with 1024 vbuckets, growing their arrays was the bucket's
-// main cost. An outgrown array stays in its chunk until the chunk's other
-// arrays are gone (after Compact), so items take up to about twice their
-// size; items are small next to the bodies.
-type itemSlab struct {
-	free  []item // the rest of the current chunk
-	sizes int    // the next chunk's length
-}
-
-const (
-	minItemChunk = 4 << 10
-	maxItemChunk = 256 << 10
-)
-
-// alloc returns an empty array of capacity n.
-func (s *itemSlab) alloc(n int) []item {
-	if n > len(s.free) {
-		size := max(s.sizes, minItemChunk)
-		if n > size/4 {
-			// Too big to share a chunk.
-			return make([]item, 0, n)
-		}
-		s.sizes = min(2*size, maxItemChunk)
-		s.free = make([]item, size)
-		adviseHuge(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.free))), uintptr(size)*unsafe.Sizeof(item{})))
-	}
-	a := s.free[:0:n]
-	s.free = s.free[n:]
-	return a
 }
 
 // bytesOf views an immutable string as bytes without copying, for
@@ -440,12 +405,7 @@ func (b *Bucket) appendLocked(v *vbucket, it item) upr.Seqno {
 		it.snapEnd = true
 		v.inSnap = 0
 	}
-	if len(v.items) == cap(v.items) {
-		// Double rather than let append grow big slices by 1.25×: fewer
-		// copies of the history at Set's pace.
-		v.items = append(b.itemArrays.alloc(max(64, 2*cap(v.items))), v.items...)
-	}
-	v.items = append(v.items, it)
+	v.items.append(&b.segs, it)
 	b.signalLocked()
 	return it.seqno
 }
@@ -515,13 +475,12 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	if branchSeqno < v.compacted {
 		return fmt.Errorf("failover vb %d: history below seqno %d is compacted, cannot branch at %d", vb, v.compacted, branchSeqno)
 	}
-	n := v.find(branchSeqno + 1)
-	b.forgetDocsLocked(v, v.items[n:])
-	// Clip so later appends never write into an array a stream still reads.
-	v.items = slices.Clip(v.items[:n])
+	n := v.items.find(branchSeqno + 1)
+	b.forgetDocsLocked(v, n)
+	v.items.truncate(n, &b.segs)
 	if n > 0 {
 		// The new branch starts a new snapshot.
-		v.items[n-1].snapEnd = true
+		v.items.last().snapEnd = true
 	}
 	v.inSnap = 0
 	v.high = branchSeqno
@@ -534,21 +493,22 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	return nil
 }
 
-// forgetDocsLocked rolls the state of the documents of lost, the items a
-// failover drops from the end of v's history, back to what the rest of
-// the history says: their latest version there, or nothing.
-func (b *Bucket) forgetDocsLocked(v *vbucket, lost []item) {
-	if len(lost) == 0 {
+// forgetDocsLocked rolls the state of the documents of the items a
+// failover drops from the end of v's history, those from index n on, back
+// to what the rest of the history says: their latest version there, or
+// nothing.
+func (b *Bucket) forgetDocsLocked(v *vbucket, n int) {
+	h := &v.items
+	if n >= h.len() {
 		return
 	}
-	kept := v.items[:len(v.items)-len(lost)]
 	// Which documents changed, and what the kept history says of them.
-	affected := make(map[string]docMeta, len(lost))
-	for i := range lost {
-		affected[string(b.arena.key(&lost[i]))] = 0
+	affected := make(map[string]docMeta, h.len()-n)
+	for i := n; i < h.len(); i++ {
+		affected[string(b.arena.key(h.at(i)))] = 0
 	}
-	for i := range kept {
-		it := &kept[i]
+	for i := range n {
+		it := h.at(i)
 		k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
 		if _, ok := affected[k]; ok {
 			affected[k] = docMeta(it.rev<<1) | docMeta(b2u(it.op == upr.OpMutation))
@@ -571,11 +531,6 @@ func b2u(x bool) uint64 {
 		return 1
 	}
 	return 0
-}
-
-// find returns the index of the first item with seqno ≥ s.
-func (v *vbucket) find(s upr.Seqno) int {
-	return sort.Search(len(v.items), func(i int) bool { return v.items[i].seqno >= s })
 }
 
 // Compact deduplicates every vbucket's history at or below below's seqno
@@ -601,39 +556,41 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 	}
 	// Every vbucket's history moves to a new arena, so that the dropped
 	// versions' bytes, and the chunks adopted from a generator, can be
-	// freed (once no event refers to them), and to new item arrays, since
+	// freed (once no event refers to them), and to new segments, since
 	// feeds may still be sending from the old ones.
 	a := newArena()
-	b.itemArrays = itemSlab{} // let the old chunks go with the old arrays
+	b.segs = segSlab{} // let the old chunks go with the old segments
 	for vb := range b.vbs {
 		v := &b.vbs[vb]
-		var items []item
-		if c := upto[vb]; c > 0 {
-			n := v.find(c + 1)
-			kept := b.dedupLocked(v.items[:n])
-			for i := range kept {
-				kept[i].snapEnd = i == len(kept)-1
-			}
-			items = b.itemArrays.alloc(2 * (len(kept) + len(v.items) - n))
-			items = append(items, kept...)
-			items = append(items, v.items[n:]...)
-			v.compacted = c
-		} else {
-			items = append(b.itemArrays.alloc(2*len(v.items)), v.items...)
+		old := &v.items
+		var items history
+		add := func(it item) {
+			it.chunk, it.off = a.add(b.arena.key(&it), b.arena.value(&it))
+			items.append(&b.segs, it)
 		}
-		for i := range items {
-			it := &items[i]
-			it.chunk, it.off = a.add(b.arena.key(it), b.arena.value(it))
+		n := 0
+		if c := upto[vb]; c > 0 {
+			n = old.find(c + 1)
+			kept := b.dedupLocked(old, n)
+			for i, it := range kept {
+				it.snapEnd = i == len(kept)-1
+				add(it)
+			}
+			v.compacted = c
+		}
+		for i := n; i < old.len(); i++ {
+			add(*old.at(i))
 		}
 		v.items = items
 	}
 	b.arena = a
 }
 
-// dedupLocked returns each document's latest version in items (whose
-// bytes are in b.arena), in seqno order. Generated ids are told apart by
-// their number (b.seen), others by a map keyed by the arena's bytes.
-func (b *Bucket) dedupLocked(items []item) []item {
+// dedupLocked returns each document's latest version among h's first n
+// items (whose bytes are in b.arena), in seqno order. Generated ids are
+// told apart by their number (b.seen), others by a map keyed by the
+// arena's bytes.
+func (b *Bucket) dedupLocked(h *history, n int) []item {
 	if len(b.seen) < len(b.nums) {
 		b.seen = append(b.seen, make([]uint32, len(b.nums)-len(b.seen))...)
 	}
@@ -643,9 +600,9 @@ func (b *Bucket) dedupLocked(items []item) []item {
 		b.epoch = 1
 	}
 	var others map[string]struct{}
-	out := make([]item, 0, len(items))
-	for i := len(items) - 1; i >= 0; i-- {
-		it := &items[i]
+	out := make([]item, 0, n)
+	for i := n - 1; i >= 0; i-- {
+		it := h.at(i)
 		if n := int(it.num) - 1; n >= 0 && n < len(b.seen) {
 			if b.seen[n] == b.epoch {
 				continue

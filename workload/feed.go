@@ -62,9 +62,11 @@ type stream struct {
 	resume bool
 	// pending is the rest of the snapshot being sent, and pendingArena
 	// the arena its bytes are in (a compaction may replace the bucket's
-	// arena meanwhile).
+	// arena meanwhile): a view of the vbucket's history, or of buf if it
+	// spans segments (history.view).
 	pending      []item
 	pendingArena arena
+	buf          []item
 }
 
 func (s *stream) finished() bool { return !s.open && s.answer == nil && s.final == nil }
@@ -327,7 +329,7 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 		// a deletion, and request_plus consumers reach the current seqno.
 		s.backfill = false
 		limit := min(s.req.End, v.high)
-		s.pending, s.pendingArena = f.b.dedupLocked(v.items[:v.find(limit+1)]), f.b.arena
+		s.pending, s.pendingArena = f.b.dedupLocked(&v.items, v.items.find(limit+1)), f.b.arena
 		if len(s.pending) == 0 {
 			// Nothing yet (or, below a compaction, nothing left): an empty
 			// vbucket sends no backfill snapshot.
@@ -342,8 +344,9 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 	if v.high <= s.sent {
 		return cutNothing
 	}
-	i := v.find(s.sent + 1)
-	if v.items[i].seqno > s.req.End {
+	h := &v.items
+	i := h.find(s.sent + 1)
+	if h.at(i).seqno > s.req.End {
 		s.sent = s.req.End
 		return cutAgain
 	}
@@ -351,18 +354,19 @@ func (f *Feed) nextSnapshotLocked(s *stream, v *vbucket, ev *upr.Event) cut {
 	// is, or the stream's end; and for a resumed partial snapshot at least
 	// to the requester's SnapEnd.
 	j := i
-	for j+1 < len(v.items) && v.items[j+1].seqno <= s.req.End &&
-		(!v.items[j].snapEnd || s.resume && v.items[j].seqno < s.req.SnapEnd) {
+	for j+1 < h.len() && h.at(j+1).seqno <= s.req.End &&
+		(!h.at(j).snapEnd || s.resume && h.at(j).seqno < s.req.SnapEnd) {
 		j++
 	}
-	group := v.items[i : j+1 : j+1]
+	// pending is empty, so its copy buffer is free.
+	group := h.view(i, j+1, &s.buf)
 	start := s.sent + 1
 	if s.resume {
 		start = s.req.SnapStart
 		s.resume = false
 	}
 	s.sent = group[len(group)-1].seqno
-	if j+1 < len(v.items) && v.items[j+1].seqno > s.req.End {
+	if j+1 < h.len() && h.at(j+1).seqno > s.req.End {
 		s.sent = s.req.End
 	}
 	s.pending, s.pendingArena = group, f.b.arena

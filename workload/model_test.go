@@ -252,6 +252,10 @@ func TestFeedModel(t *testing.T) {
 		s.Vbuckets = 1 + r.IntN(6)
 		s.Docs = r.IntN(60)
 		s.SnapshotItems = 1 + r.IntN(8)
+		if r.IntN(4) == 0 {
+			// Snapshots longer than a history segment (segItems).
+			s.SnapshotItems = segItems/2 + r.IntN(2*segItems)
+		}
 		s.Fields.Cities = 5
 		s.ValueSize = SizeDist{Dist: "fixed", Mean: 1}
 		s.Ops = OpMix{Insert: 0.3, Update: 0.4, Delete: 0.15, Expire: 0.15}

@@ -130,7 +130,7 @@ func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]liveDoc, error) {
 		if s < v.compacted {
 			return nil, fmt.Errorf("vb %d: seqno %d is below the forgotten history (up to %d)", vb, s, v.compacted)
 		}
-		for _, it := range b.dedupLocked(v.items[:v.find(s+1)]) {
+		for _, it := range b.dedupLocked(&v.items, v.items.find(s+1)) {
 			if it.op == upr.OpMutation {
 				docs = append(docs, liveDoc{string(b.arena.key(&it)), b.arena.value(&it)})
 			}
