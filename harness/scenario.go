@@ -102,9 +102,10 @@ type Phase struct {
 	// their new branch starts (recent, boundary, unknown-vbuuid).
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
-	// RawRatio makes an ingest phase record every batch the stores apply
-	// and replay them straight into fresh stores afterwards, reporting the
-	// pipeline's rate as a fraction of that raw rate.
+	// RawRatio makes an ingest phase replay every call the stores got
+	// (from the cell's start: the earlier calls untimed) straight into
+	// fresh stores afterwards, reporting the pipeline's rate as a fraction
+	// of that raw rate.
 	RawRatio bool `yaml:"raw_ratio,omitempty"`
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).

@@ -73,7 +73,9 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 		return nil, fmt.Errorf("%s: stop Run first", what)
 	}
 	start := time.Now()
-	ix.flushMu.Lock()
+	// Run stopped, so no round is in flight; a failed one left the
+	// indexer broken, which the restore below repairs.
+	_ = ix.lockQuiet()
 	defer ix.flushMu.Unlock()
 
 	// Stop serving the old snapshot, fail waiters, drop the queues.
