@@ -77,6 +77,10 @@ func (r *batchRecorder) wrap(e engines.Engine) engines.Engine {
 			return nil, err
 		}
 		r.mu.Lock()
+		if !r.active {
+			r.mu.Unlock()
+			return s, nil
+		}
 		rs := r.stores[dir]
 		if rs == nil {
 			rs = &recordedStore{}

@@ -99,6 +99,17 @@ func TestReplayReproducesTheStores(t *testing.T) {
 
 	streams := rec.streams()
 	rec.stop()
+	// Stores opened after the recording stopped work unrecorded.
+	other, err := w.Open(filepath.Join(t.TempDir(), "b"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Apply(new(engines.Batch), engines.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if len(streams) != 1 || len(streams[0].pre) != 2 || len(streams[0].timed) != 7 {
 		t.Fatalf("recorded %d streams, want 1 with 2 calls before the mark and 7 after: %+v", len(streams), streams)
 	}
