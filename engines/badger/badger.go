@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
 
 	"github.com/idxbench/idxbench/engines"
 )
@@ -507,7 +508,7 @@ func (s *Store) RollbackTo(id uint64) error {
 // rollbackLocked rolls back in three commits' worth of steps, each
 // durable before the next: (1) the rollback marker is set and newer
 // recovery points deleted; (2) every key changed since the point's version
-// T is rewritten to its state at T, in as many transactions as it takes, all
+// T is rewritten to its state at T, in as many batches as it takes, all
 // at one new version; (3) the marker is deleted. A crash before (3) leaves
 // the marker, and Open runs the rollback again: step (2) reads the state at
 // T, which nothing after T changes, so redoing it is harmless.
@@ -518,6 +519,11 @@ func (s *Store) rollbackLocked(id uint64) error {
 	}
 	w := s.ts.Load() + 1
 	if err := s.rewriteSince(t, w); err != nil {
+		return err
+	}
+	// Durable before the marker goes: after a power loss, the log pages
+	// need not reach the disk in the order they were written.
+	if err := s.db.Sync(); err != nil {
 		return err
 	}
 	s.ts.Store(w)
@@ -568,54 +574,94 @@ func (s *Store) markRollback(id uint64) (uint64, error) {
 // state), and old is a plain iterator at t that follows along, giving each
 // changed key's state at t. old moves with Next while the next changed key
 // is close and with Seek when it is far, so no key costs a point lookup.
+// The writes go to badger in batches written while the walk goes on
+// (rewriter).
 func (s *Store) rewriteSince(t, w uint64) error {
 	cur := s.db.NewTransactionAt(w-1, false)
 	defer cur.Discard()
 	atT := s.db.NewTransactionAt(t, false)
 	defer atT.Discard()
 
-	out := s.db.NewTransactionAt(w-1, true)
-	defer func() { out.Discard() }()
-	// put adds one write, committing and starting a new transaction when
-	// the current one is full. All of them commit at w: readers see none of
-	// it until s.ts moves to w.
-	put := func(key, value []byte, del bool) error {
-		for {
-			var err error
-			if del {
-				err = out.Delete(key)
-			} else {
-				err = out.Set(key, value)
-			}
-			if !errors.Is(err, badgerdb.ErrTxnTooBig) {
-				return err
-			}
-			if err := out.CommitAt(w, nil); err != nil {
-				return err
-			}
-			out = s.db.NewTransactionAt(w-1, true)
-		}
-	}
-
+	r := newRewriter(s.db, w)
 	for ks := range engines.NumKeyspaces {
 		prefix := []byte{byte(ks)}
 		changed := cur.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, AllVersions: true, SinceTs: t})
 		old := atT.NewIterator(badgerdb.IteratorOptions{Prefix: prefix})
-		err := rewriteKeyspace(changed, old, put)
+		err := rewriteKeyspace(changed, old, r)
 		changed.Close()
 		old.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", ks, err)
+			return errors.Join(fmt.Errorf("%s: %w", ks, err), r.abort())
 		}
 	}
-	return out.CommitAt(w, nil)
+	return r.finish()
 }
 
-// nextBeforeSeek is how many Next calls old may make towards a changed key
-// before a Seek is cheaper.
-const nextBeforeSeek = 8
+// maxInflight is how many batches of a rollback's writes may be being
+// written while the walk fills the next one.
+const maxInflight = 2
 
-func rewriteKeyspace(changed, old *badgerdb.Iterator, put func(key, value []byte, del bool) error) error {
+// deletedMeta is the pb.KV meta of a deletion: badger's bitDelete, as
+// its backup format (Backup, KVLoader) carries it.
+var deletedMeta = []byte{1}
+
+// rewriter sends a rollback's writes to badger, all at version w (readers
+// see none of it until s.ts moves to w, and the writes are idempotent, so
+// they need not be one transaction). It uses badger's KVLoader, the
+// restore path, rather than transactions: the writes reach the memtable
+// in the walk's key order (a transaction's go in map order, and random
+// inserts into a large skiplist cost a cache miss per level), without a
+// transaction's per-key bookkeeping, and batches are written
+// asynchronously while the walk goes on, at most maxInflight at a time.
+// Values are copied into an arena that only grows, since badger keeps
+// references to them until their batch is written; KVLoader copies keys.
+type rewriter struct {
+	ldr   *badgerdb.KVLoader
+	kv    pb.KV
+	w     uint64
+	arena []byte
+}
+
+func newRewriter(db *badgerdb.DB, w uint64) *rewriter {
+	return &rewriter{ldr: db.NewKVLoader(maxInflight), w: w}
+}
+
+// keep returns a copy of b in the arena (nil for an empty b).
+func (r *rewriter) keep(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if cap(r.arena)-len(r.arena) < len(b) {
+		r.arena = make([]byte, 0, max(256<<10, len(b)))
+	}
+	n := len(r.arena)
+	r.arena = append(r.arena, b...)
+	return r.arena[n:len(r.arena):len(r.arena)]
+}
+
+// put adds one write; value must stay unchanged until finish.
+func (r *rewriter) put(key, value []byte, del bool) error {
+	r.kv = pb.KV{Key: key, Value: value, Version: r.w}
+	if del {
+		r.kv.Meta = deletedMeta
+	}
+	return r.ldr.Set(&r.kv)
+}
+
+// finish sends what is left and waits until every write is done.
+func (r *rewriter) finish() error { return r.ldr.Finish() }
+
+// abort waits for the writes already sent (what it sends too is harmless:
+// a rollback is redone whole).
+func (r *rewriter) abort() error { return r.ldr.Finish() }
+
+// nextBeforeSeek is how many Next calls old may make towards a changed key
+// before it seeks instead. A Seek repositions every level's iterator
+// (decoding a block in each when the cache misses: ~10–20 µs), a Next
+// within a block costs well under a microsecond.
+const nextBeforeSeek = 32
+
+func rewriteKeyspace(changed, old *badgerdb.Iterator, r *rewriter) error {
 	var last []byte
 	seeked := false
 	for changed.Rewind(); changed.Valid(); changed.Next() {
@@ -623,7 +669,7 @@ func rewriteKeyspace(changed, old *badgerdb.Iterator, put func(key, value []byte
 		if last != nil && bytes.Equal(item.Key(), last) {
 			continue // an older version of a key already handled
 		}
-		key := item.KeyCopy(nil)
+		key := item.KeyCopy(last[:0])
 		last = key
 
 		// Position old at the first key ≥ key as of t.
@@ -646,21 +692,19 @@ func rewriteKeyspace(changed, old *badgerdb.Iterator, put func(key, value []byte
 		var err error
 		switch {
 		case !existed && !deletedNow:
-			err = put(key, nil, true)
+			err = r.put(key, nil, true)
 		case existed:
-			var was []byte
-			if was, err = old.Item().ValueCopy(nil); err != nil {
-				break
-			}
-			same := false
-			if !deletedNow && item.ValueSize() == int64(len(was)) {
-				// Index entries are presence-only (empty values), so this
-				// read is rare.
-				err = item.Value(func(v []byte) error { same = bytes.Equal(v, was); return nil })
-			}
-			if err == nil && !same {
-				err = put(key, was, false)
-			}
+			err = old.Item().Value(func(was []byte) error {
+				if !deletedNow && item.ValueSize() == int64(len(was)) {
+					// Index entries are presence-only (empty values), so
+					// this read is rare.
+					same := false
+					if err := item.Value(func(v []byte) error { same = bytes.Equal(v, was); return nil }); err != nil || same {
+						return err
+					}
+				}
+				return r.put(key, r.keep(was), false)
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("rewrite %x: %w", key, err)

@@ -1,9 +1,13 @@
 package badger_test
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -114,4 +118,77 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+}
+
+// BenchmarkRollback times RollbackTo after updates, the baseline's
+// rollback shape: load E documents (a Main entry and a Back entry each),
+// take recovery point 1, update E/4 random documents (Main delete + Main
+// put + Back overwrite), roll back to 1. Only the rollback is timed; one
+// iteration is one whole store. E comes from IDXBENCH_BADGER_ROLLBACK_ENTRIES
+// (default 200000), e.g.
+//
+//	IDXBENCH_BADGER_ROLLBACK_ENTRIES=2000000 go test ./engines/badger -run '^$' -bench Rollback -benchtime 1x
+func BenchmarkRollback(b *testing.B) {
+	entries := 200_000
+	if v := os.Getenv("IDXBENCH_BADGER_ROLLBACK_ENTRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("IDXBENCH_BADGER_ROLLBACK_ENTRIES=%q: want a positive integer", v)
+		}
+		entries = n
+	}
+	var cpu time.Duration
+	b.StopTimer()
+	for i := range b.N {
+		s, err := badger.Open(filepath.Join(b.TempDir(), fmt.Sprint(i)), engines.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := newEntryGen()
+		keys := make([][]byte, entries)
+		var batch engines.Batch
+		flush := func() {
+			if err := s.Apply(&batch, engines.NoSync); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
+		doc := func(d int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(d)) }
+		for d := range entries {
+			keys[d] = bytes.Clone(g.next())
+			batch.Set(engines.Main, keys[d], nil)
+			batch.Set(engines.Back, doc(d), keys[d])
+			if batch.Len() >= 2*benchBatch {
+				flush()
+			}
+		}
+		flush()
+		if err := s.CreateRecoveryPoint(1, nil); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		for range entries / 4 {
+			d := rng.IntN(entries)
+			batch.Delete(engines.Main, keys[d])
+			keys[d] = bytes.Clone(g.next())
+			batch.Set(engines.Main, keys[d], nil)
+			batch.Set(engines.Back, doc(d), keys[d])
+			if batch.Len() >= 3*benchBatch {
+				flush()
+			}
+		}
+		flush()
+		c := cpuTime()
+		b.StartTimer()
+		if err := s.RollbackTo(1); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += cpuTime() - c
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "rollback_ms")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "rollback_cpu_ms")
 }

@@ -18,8 +18,9 @@
 // version counter from MaxVersion and reading the recovery points back.
 // RollbackTo(id) marks the rollback durably, then rewrites every key with a
 // version above T to its state at T, at one new version, walking the
-// changed versions beside an iterator at T. A crash part way leaves the
-// mark, and Open finishes the rollback.
+// changed versions beside an iterator at T; the rewrite's transactions
+// commit while the walk goes on (at most two outstanding). A crash part
+// way leaves the mark, and Open finishes the rollback.
 //
 // Costs and limits: rollback writes one version per key changed since the
 // point, and reads every table holding a version newer than T (after

@@ -36,7 +36,7 @@ import (
 
 var (
 	flagSeed      = flag.Uint64("seed", 0, "seed of the kill test's plans (0: derive one from the time)")
-	flagKillCases = flag.Int("kill-cases", 8, "how many kill -9 cases TestKillDuringPlan runs")
+	flagKillCases = flag.Int("kill-cases", 6, "how many kill -9 cases TestKillDuringPlan runs")
 )
 
 // killChildEnv holds a killJob as JSON in a kill test's child process.
@@ -231,7 +231,7 @@ func TestKillDuringPlan(t *testing.T) {
 	t.Logf("seed: %d (rerun: go test ./engines/badger -run TestKillDuringPlan -seed %d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	for c := range *flagKillCases {
-		job := killJob{Dir: filepath.Join(t.TempDir(), "store"), Seed: rng.Uint64(), Steps: 200 + rng.IntN(1200)}
+		job := killJob{Dir: filepath.Join(t.TempDir(), "store"), Seed: rng.Uint64(), Steps: 100 + rng.IntN(400)}
 		job.Kill = rng.IntN(job.Steps)
 		// Kills during a rollback are the interesting ones: aim at one
 		// often.
