@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -33,6 +34,8 @@ type cellRun struct {
 	// until rawPhases of them have run.
 	rec       *batchRecorder
 	rawPhases int
+	// prof is the running per-phase CPU profile (see startProfile).
+	prof *os.File
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -175,6 +178,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		c.mu.Unlock()
 	}()
 
+	if err := c.startProfile(ph.Label()); err != nil {
+		return out, err
+	}
 	stopTicks := c.startTicker(ph.Label(), reg, &out)
 	span := measure.Begin()
 	before := c.p.ix.Stats()
@@ -203,6 +209,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}
 	res := span.End()
+	if perr := c.stopProfile(); err == nil {
+		err = perr
+	}
 	stopTicks()
 	final := reg.Tick(time.Now())
 	c.addResourceMetrics(out.Metrics, res, before)

@@ -44,6 +44,9 @@ type CellJob struct {
 	// Slowdown, when positive, makes every engine batch take that fraction
 	// longer: an injected regression (see slowedEngine).
 	Slowdown float64 `json:"slowdown,omitempty"`
+	// ProfileDir, when set, receives a CPU profile of every phase (and of
+	// a raw_ratio phase's replay), named engine-dir-cCORES-rREPEAT-phase.
+	ProfileDir string `json:"profile_dir,omitempty"`
 }
 
 // Overrides are command-line values that replace the scenario's.

@@ -174,6 +174,11 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		if c.rawPhases--; c.rawPhases == 0 {
 			c.rec.stop()
 		}
+		if c.prof != nil {
+			if err := c.startProfile(ph.Label() + "-raw-replay"); err != nil {
+				return err
+			}
+		}
 		rawCPU0 := measure.ProcessCPU()
 		raw, ops, err := replayRaw(c.engine, c.opts, filepath.Join(c.dir, "replay"), streams)
 		if err != nil {

@@ -1,7 +1,10 @@
 package harness
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -134,5 +137,35 @@ func TestReplayReproducesTheStores(t *testing.T) {
 	}
 	if len(rps) != 1 || rps[0].ID != 2 || string(rps[0].Meta) != "two" {
 		t.Errorf("replayed recovery points %+v, want only 2 (two)", rps)
+	}
+}
+
+// TestCPUProfilePerPhase: a cell with a profile directory writes one CPU
+// profile per phase, and one of a raw_ratio phase's replay.
+func TestCPUProfilePerPhase(t *testing.T) {
+	dir := t.TempDir()
+	scen := []byte(`
+name: profiled
+workload: {docs: 500, vbuckets: 8}
+phases:
+  - type: load
+  - {type: ingest, mutations: 1000, raw_ratio: true}
+`)
+	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 2, Scenario: scen, Quiet: true, ProfileDir: dir}
+	cell, err := RunCell(context.Background(), job, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cell.Phase("ingest").Metrics["pipeline_to_raw_ratio"]; r <= 0 {
+		t.Errorf("pipeline_to_raw_ratio = %v", r)
+	}
+	for _, phase := range []string{"load", "ingest", "ingest-raw-replay"} {
+		b, err := os.ReadFile(filepath.Join(dir, "memory-d0-c2-r0-"+phase+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile of %s is not a gzipped pprof profile (%d bytes)", phase, len(b))
+		}
 	}
 }

@@ -41,6 +41,9 @@ type RunConfig struct {
 	// Slowdown injects a regression: every engine batch takes this
 	// fraction longer (0.1 = 10%). For checking that compare catches it.
 	Slowdown float64
+	// CPUProfile writes a CPU profile of every phase of every cell into
+	// Out/profiles.
+	CPUProfile bool
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -190,6 +193,13 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 	if err := os.MkdirAll(p.out, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir %s: %w", p.out, err)
 	}
+	profileDir := ""
+	if p.cfg.CPUProfile {
+		profileDir = filepath.Join(p.out, "profiles")
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return nil, fmt.Errorf("profile dir %s: %w", profileDir, err)
+		}
+	}
 
 	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
 	run := &results.Run{
@@ -223,6 +233,7 @@ cells:
 						MetricsAddr: p.cfg.MetricsAddr,
 						Quiet:       p.cfg.Quiet,
 						Slowdown:    p.cfg.Slowdown,
+						ProfileDir:  profileDir,
 					}
 					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
 					cell := runChildProcess(ctx, exe, job, stderr)

@@ -11,7 +11,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
@@ -31,6 +31,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		printSpec   = fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower (e.g. 10%), to check that compare catches a regression")
+		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
 	)
 	pos, err := parseFlags(fs, runSynopsis, args, stdout)
 	if err != nil {
@@ -41,7 +42,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := harness.RunConfig{
 		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
-		MetricsAddr: *metricsAddr, Quiet: *quiet,
+		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile,
 	}
 	cfg.Engines = splitList(*engineList)
 	cfg.Dirs = splitList(*dirList)
