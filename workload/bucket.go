@@ -107,21 +107,34 @@ type vbucket struct {
 	everUUIDs []upr.Vbuuid
 }
 
-// docMeta is a document's latest revision and whether that revision is a
-// mutation (live) rather than a deletion or expiration: rev<<1 | live. The
+// docMeta is a document's latest revision, whether that revision is a
+// mutation (live) rather than a deletion or expiration, and, if known, the
+// document's vbucket (so that writes to a known generated id skip hashing
+// it): rev<<metaRevShift | (vb+1)<<1 | live, vb+1 = 0 when unknown. The
 // zero value is a document that does not exist.
 type docMeta uint64
 
-func (m docMeta) rev() uint64 { return uint64(m >> 1) }
+const metaRevShift = 12 // 11 bits for vb+1 ≤ MaxVbuckets
+
+func (m docMeta) rev() uint64 { return uint64(m >> metaRevShift) }
 func (m docMeta) live() bool  { return m&1 != 0 }
 
-// next is the state after a new revision, live or not.
-func (m docMeta) next(live bool) docMeta {
-	n := docMeta(m.rev()+1) << 1
-	if live {
-		n |= 1
-	}
-	return n
+// vb returns the document's vbucket, if m records it.
+func (m docMeta) vb() (upr.Vbno, bool) {
+	x := uint64(m>>1) & (1<<(metaRevShift-1) - 1)
+	return upr.Vbno(x - 1), x != 0
+}
+
+// makeDocMeta is the state of a document at revision rev, live or not; its
+// vbucket is not recorded.
+func makeDocMeta(rev uint64, live bool) docMeta {
+	return docMeta(rev<<metaRevShift | b2u(live))
+}
+
+// next is the state after a new revision, live or not, of a document in
+// vbucket vb.
+func (m docMeta) next(live bool, vb upr.Vbno) docMeta {
+	return makeDocMeta(m.rev()+1, live) | docMeta(uint64(vb)+1)<<1
 }
 
 // docNumber parses a generated document id, "doc-" and at least 10
@@ -335,11 +348,17 @@ func (b *Bucket) Expire(docid string) (upr.Vbno, upr.Seqno, bool) {
 // bucket copies docid and value; otherwise they already lie back to back
 // at chunk[off:], which the bucket keeps instead (see arena.adopt).
 func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, off uint32) (upr.Vbno, upr.Seqno, bool) {
-	vb := b.VbOf(docid)
+	num, isNum := docNumber(docid)
 	// No defer: it costs a few percent of the source's speed here.
 	b.mu.Lock()
+	vb, known := upr.Vbno(0), false
+	if isNum && num < uint64(len(b.nums)) {
+		vb, known = b.nums[num].vb()
+	}
+	if !known {
+		vb = b.VbOf(docid)
+	}
 	v := &b.vbs[vb]
-	num, isNum := docNumber(docid)
 	n, dense := b.docSlotLocked(v, docid, num, isNum)
 	var m docMeta
 	if dense {
@@ -351,7 +370,7 @@ func (b *Bucket) write(docid string, value []byte, op upr.Opcode, chunk []byte, 
 		b.mu.Unlock()
 		return vb, 0, false
 	}
-	m = m.next(op == upr.OpMutation)
+	m = m.next(op == upr.OpMutation, vb)
 	if dense {
 		b.nums[n] = m
 	} else {
@@ -511,7 +530,7 @@ func (b *Bucket) forgetDocsLocked(v *vbucket, n int) {
 		it := h.at(i)
 		k := unsafe.String(unsafe.SliceData(b.arena.key(it)), it.klen)
 		if _, ok := affected[k]; ok {
-			affected[k] = docMeta(it.rev<<1) | docMeta(b2u(it.op == upr.OpMutation))
+			affected[k] = makeDocMeta(it.rev, it.op == upr.OpMutation)
 		}
 	}
 	for id, m := range affected {

@@ -232,12 +232,19 @@ func (g *Generator) Digest() string {
 }
 
 func (g *Generator) record(op Op) {
-	var hdr [1 + 2*binaryLen]byte
+	// The header and a generated id in one write (the digest does not
+	// depend on how its input is split).
+	var buf [1 + 2*binaryLen + maxDocIDLen]byte
+	hdr := buf[:1+2*binaryLen]
 	hdr[0] = byte(op.Kind)
 	putLen(hdr[1:], len(op.DocID))
 	putLen(hdr[1+binaryLen:], len(op.Value))
-	g.digest.Write(hdr[:])
-	g.digest.WriteString(op.DocID)
+	if len(op.DocID) <= maxDocIDLen {
+		g.digest.Write(append(hdr, op.DocID...))
+	} else {
+		g.digest.Write(hdr)
+		g.digest.WriteString(op.DocID)
+	}
 	g.digest.Write(op.Value)
 }
 
@@ -477,12 +484,14 @@ func (g *Generator) body(buf []byte, target int) []byte {
 	buf = slices.Grow(buf, pad+2)[:n+pad]
 	p := buf[n:]
 	for len(p) >= 12 {
-		// Twelve symbols from the low 60 bits of a draw, two at a time.
+		// Twelve symbols from the low 60 bits of a draw, two per lookup,
+		// in two stores.
 		x := r.Uint64()
-		_ = p[11]
-		for k := 0; k < 12; k += 2 {
-			binary.LittleEndian.PutUint16(p[k:], padPairs[x>>(5*k)&1023])
-		}
+		lo := uint64(padPairs[x&1023]) | uint64(padPairs[x>>10&1023])<<16 |
+			uint64(padPairs[x>>20&1023])<<32 | uint64(padPairs[x>>30&1023])<<48
+		hi := uint32(padPairs[x>>40&1023]) | uint32(padPairs[x>>50&1023])<<16
+		binary.LittleEndian.PutUint64(p, lo)
+		binary.LittleEndian.PutUint32(p[8:], hi)
 		p = p[12:]
 	}
 	if len(p) > 0 {

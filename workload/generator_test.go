@@ -435,3 +435,61 @@ func TestAliasZipf(t *testing.T) {
 		within(t, "alias P(rank)", counts[k]/draws, math.Pow(float64(k+1), -0.8)/zeta, 0.005)
 	}
 }
+
+// TestZipfCached checks that remembering terms (powCache) changes nothing:
+// along a random walk of n, with jumps past the cache's reach, the zeta
+// sum, eta and every draw are bit for bit those of the plain formulas.
+func TestZipfCached(t *testing.T) {
+	seed := testSeed(t)
+	walk := rand.New(rand.NewPCG(seed, 1))
+	theta := 0.99 // a variable: constant arithmetic would be exact
+	z := newZipf(0, theta)
+	var zetan float64
+	var n, zetaN uint64
+	zeta2 := 1 + math.Pow(0.5, theta)
+	for step := range 20000 {
+		switch x := walk.IntN(100); {
+		case x == 0:
+			n += uint64(walk.IntN(5 * powCacheSize)) // a jump past the cache
+		case x == 1 && n > 3*powCacheSize:
+			n -= uint64(walk.IntN(3 * powCacheSize))
+		case x < 50:
+			n++
+		case n > 1:
+			n--
+		}
+		n = max(n, 1)
+		z.resize(n)
+		// The reference: the same sums in the same order, from math.Pow.
+		for ; zetaN < n; zetaN++ {
+			zetan += math.Pow(float64(zetaN+1), -theta)
+		}
+		for ; zetaN > n; zetaN-- {
+			zetan -= math.Pow(float64(zetaN), -theta)
+		}
+		if z.zetan != zetan {
+			t.Fatalf("step %d, n %d: zeta %v, want %v", step, n, z.zetan, zetan)
+		}
+		r1 := rand.New(rand.NewPCG(uint64(step), 2))
+		r2 := rand.New(rand.NewPCG(uint64(step), 2))
+		got := z.sample(r1)
+		want := uint64(0)
+		if n > 1 {
+			eta := (1 - math.Pow(2/float64(n), 1-theta)) / (1 - zeta2/zetan)
+			if math.Float64bits(z.eta) != math.Float64bits(eta) { // NaN for n = 2
+				t.Fatalf("step %d, n %d: eta %v, want %v", step, n, z.eta, eta)
+			}
+			u := r2.Float64()
+			switch uz := u * zetan; {
+			case uz < 1:
+			case uz < zeta2:
+				want = 1
+			default:
+				want = min(uint64(float64(n)*math.Pow(eta*u-eta+1, 1/(1-theta))), n-1)
+			}
+		}
+		if got != want {
+			t.Fatalf("step %d, n %d: drew %d, want %d", step, n, got, want)
+		}
+	}
+}

@@ -128,3 +128,48 @@ func TestApplyBuffered(t *testing.T) {
 		}
 	}
 }
+
+// TestDocVbucket checks that writes to generated ids, which find their
+// vbucket in the state the bucket keeps (docMeta.vb) rather than hash the
+// id, land where VbOf says: on first write, on later ones, after a delete,
+// and after a failover rolled states back (which forgets the vbucket).
+func TestDocVbucket(t *testing.T) {
+	const vbs = 64
+	b := NewBucket(vbs, 1)
+	check := func(id string, vb upr.Vbno, s upr.Seqno) {
+		t.Helper()
+		if want := VbOf(id, vbs); vb != want || s == 0 {
+			t.Fatalf("%s: written to vb %d seqno %d, want vb %d", id, vb, s, want)
+		}
+		if got := b.HighSeqno(vb); got != s {
+			t.Fatalf("%s: vb %d high seqno %d, want %d", id, vb, got, s)
+		}
+	}
+	for round := range 3 {
+		for n := range uint64(200) {
+			id := docID(n)
+			vb, s := b.Set(id, []byte("x"))
+			check(id, vb, s)
+			if int(n%3) == round {
+				vb, s, ok := b.Delete(id)
+				if !ok {
+					t.Fatalf("delete %s failed", id)
+				}
+				check(id, vb, s)
+			}
+		}
+		for vb := range upr.Vbno(vbs) {
+			if h := b.HighSeqno(vb); h > 0 {
+				if err := b.Failover(vb, h-1); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if m := docMeta(0).next(true, MaxVbuckets-1); m.rev() != 1 || !m.live() {
+		t.Fatalf("docMeta for the last vbucket: rev %d live %v", m.rev(), m.live())
+	} else if vb, ok := m.vb(); !ok || vb != MaxVbuckets-1 {
+		t.Fatalf("docMeta for the last vbucket: vb %d, %v", vb, ok)
+	}
+}
+
