@@ -188,7 +188,8 @@ type item struct {
 // of it stays valid forever. An item names its chunk by index; the table
 // only grows (a copy of its header sees every chunk its items name) until
 // Compact replaces it. Failover leaves the lost items' bytes in place;
-// Compact copies what it keeps into a new arena.
+// Compact makes a new arena of the chunks still mostly in use and copies
+// what it keeps of the others.
 //
 // Chunks are of two kinds: the arena's own, which add fills, and adopted
 // ones, written by a Generator, that hold operations' ids and bodies
@@ -573,32 +574,70 @@ func (b *Bucket) Compact(below *upr.TsVbuuid) {
 	if !compact {
 		return
 	}
-	// Every vbucket's history moves to a new arena, so that the dropped
-	// versions' bytes, and the chunks adopted from a generator, can be
-	// freed (once no event refers to them), and to new segments, since
-	// feeds may still be sending from the old ones.
-	a := newArena()
-	b.segs = segSlab{} // let the old chunks go with the old segments
+	// What each vbucket keeps below its compaction point, and how many
+	// bytes of each arena chunk the kept history still uses.
+	kept := make([][]item, len(b.vbs))
+	start := make([]int, len(b.vbs)) // index of the first item not deduplicated
+	live := make([]int, len(b.arena.chunks))
 	for vb := range b.vbs {
 		v := &b.vbs[vb]
-		old := &v.items
-		var items history
-		add := func(it item) {
-			it.chunk, it.off = a.add(b.arena.key(&it), b.arena.value(&it))
-			items.append(&b.segs, it)
-		}
-		n := 0
 		if c := upto[vb]; c > 0 {
-			n = old.find(c + 1)
-			kept := b.dedupLocked(old, n)
-			for i, it := range kept {
-				it.snapEnd = i == len(kept)-1
-				add(it)
+			start[vb] = v.items.find(c + 1)
+			kept[vb] = b.dedupLocked(&v.items, start[vb])
+			for i := range kept[vb] {
+				it := &kept[vb][i]
+				it.snapEnd = i == len(kept[vb])-1
+				live[it.chunk] += int(it.klen + it.vlen)
 			}
 			v.compacted = c
 		}
-		for i := n; i < old.len(); i++ {
-			add(*old.at(i))
+		for i := start[vb]; i < v.items.len(); i++ {
+			it := v.items.at(i)
+			live[it.chunk] += int(it.klen + it.vlen)
+		}
+	}
+	// The history moves to a new arena: chunks still at least half used
+	// stay as they are, the others' kept bytes are copied, so the dropped
+	// versions' bytes, and the generator's chunks they were in, can be
+	// freed (once no event refers to them) without copying everything
+	// each time; memory stays below about twice what the history uses.
+	// It moves to new segments too, since feeds may still be sending from
+	// the old ones.
+	old := &b.arena
+	a := arena{own: -1, shared: -1, sizes: old.sizes}
+	moved := make([]int32, len(old.chunks)) // chunk's index in a, or -1
+	for c, chunk := range old.chunks {
+		moved[c] = -1
+		if live[c] > 0 && 2*live[c] >= len(chunk) {
+			moved[c] = int32(len(a.chunks))
+			a.chunks = append(a.chunks, chunk)
+		}
+	}
+	// add fills a kept own chunk's spare room (its written bytes do not
+	// change), and a generator's kept chunk is the one it adopts next.
+	if old.own >= 0 {
+		a.own = int(moved[old.own])
+	}
+	if old.shared >= 0 {
+		a.shared = int(moved[old.shared])
+	}
+	b.segs = segSlab{} // let the old chunks go with the old segments
+	for vb := range b.vbs {
+		v := &b.vbs[vb]
+		var items history
+		add := func(it item) {
+			if c := moved[it.chunk]; c >= 0 {
+				it.chunk = uint32(c)
+			} else {
+				it.chunk, it.off = a.add(old.key(&it), old.value(&it))
+			}
+			items.append(&b.segs, it)
+		}
+		for _, it := range kept[vb] {
+			add(it)
+		}
+		for i := start[vb]; i < v.items.len(); i++ {
+			add(*v.items.at(i))
 		}
 		v.items = items
 	}

@@ -1,7 +1,9 @@
 package workload
 
 import (
+	"maps"
 	"testing"
+	"unsafe"
 
 	"github.com/idxbench/idxbench/workload/upr"
 )
@@ -173,3 +175,105 @@ func TestDocVbucket(t *testing.T) {
 	}
 }
 
+// TestCompactKeepsChunks compacts a generated bucket again and again, at
+// the current seqnos and halfway to them, and checks after each time that
+// a stream from 0 sends exactly the live documents with their latest
+// bodies; across the rounds Compact must both have kept arena chunks in
+// place and copied out of others.
+func TestCompactKeepsChunks(t *testing.T) {
+	s := DefaultSpec()
+	s.Docs, s.Vbuckets = 2000, 16
+	g, err := NewGenerator(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := g.NewBucket(BucketOptions{})
+	want := map[string]string{}
+	apply := func(op Op) {
+		g.Apply(b, op)
+		if op.Kind == OpInsert || op.Kind == OpUpdate {
+			want[op.DocID] = string(op.Value)
+		} else {
+			delete(want, op.DocID)
+		}
+	}
+	for op, ok := g.NextLoad(); ok; op, ok = g.NextLoad() {
+		apply(op)
+	}
+	// A feed that started before the compactions keeps streaming.
+	f := b.NewFeed()
+	defer f.Close()
+	for vb := range b.Vbuckets() {
+		if err := f.Request(upr.StreamRequest{Vb: upr.Vbno(vb), End: EndlessSeqno}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	followed := map[string]string{}
+	buf := make([]upr.Event, 100)
+	follow := func(polls int) {
+		for range polls {
+			n, err := f.Poll(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range buf[:n] {
+				switch ev.Op {
+				case upr.OpMutation:
+					followed[string(ev.Key)] = string(ev.Value)
+				case upr.OpDeletion, upr.OpExpiration:
+					delete(followed, string(ev.Key))
+				}
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}
+	kept, moved := 0, 0
+	for round := range 8 {
+		for range 6000 {
+			apply(g.Next())
+		}
+		follow(20) // leave the feed partway
+		before := map[*byte]bool{}
+		for _, c := range b.arena.chunks {
+			before[unsafe.SliceData(c)] = true
+		}
+		ts := b.CurrentSeqnos()
+		if round%2 == 1 {
+			for vb := range ts.Seqnos {
+				ts.Seqnos[vb] /= 2
+			}
+		}
+		b.Compact(ts)
+		for _, c := range b.arena.chunks {
+			if before[unsafe.SliceData(c)] {
+				kept++
+			} else {
+				moved++
+			}
+		}
+		got := map[string]string{}
+		streamAll(t, b, func(ev *upr.Event) {
+			if ev.Op == upr.OpMutation {
+				got[string(ev.Key)] = string(ev.Value)
+			}
+		})
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d live documents streamed, want %d", round, len(got), len(want))
+		}
+		for id, v := range want {
+			if got[id] != v {
+				t.Fatalf("round %d: %s: streamed %q, want %q", round, id, got[id], v)
+			}
+		}
+	}
+	follow(1 << 30)
+	if !maps.Equal(followed, want) {
+		t.Fatalf("the feed that followed the compactions holds %d documents, want %d (or different bodies)", len(followed), len(want))
+	}
+	if kept == 0 || moved == 0 {
+		t.Fatalf("compactions kept %d chunks in place and made %d new ones; want both", kept, moved)
+	}
+	t.Logf("compactions kept %d chunks in place and made %d new ones", kept, moved)
+}
