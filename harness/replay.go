@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
@@ -25,15 +26,26 @@ import (
 // the last raw_ratio phase is done.
 type batchRecorder struct {
 	mu     sync.Mutex
-	active bool
+	active atomic.Bool
 	stores map[string]*recordedStore // by directory: a reopened store continues its stream
 	order  []*recordedStore
 }
 
 type recordedStore struct {
-	mu   sync.Mutex
-	ops  []recordedOp
-	mark int // ops[:mark] came before the measured phase
+	mu    sync.Mutex
+	ops   []recordedOp
+	mark  int    // ops[:mark] came before the measured phase
+	arena []byte // copies of the keys read, in chunks never overwritten
+}
+
+// keep copies b into the store's arena. The caller holds mu.
+func (rs *recordedStore) keep(b []byte) []byte {
+	if cap(rs.arena)-len(rs.arena) < len(b) {
+		rs.arena = make([]byte, 0, max(64<<10, len(b)))
+	}
+	n := len(rs.arena)
+	rs.arena = append(rs.arena, b...)
+	return rs.arena[n:len(rs.arena):len(rs.arena)]
 }
 
 type recordedKind uint8
@@ -64,7 +76,9 @@ type replayStream struct {
 }
 
 func newBatchRecorder() *batchRecorder {
-	return &batchRecorder{active: true, stores: make(map[string]*recordedStore)}
+	r := &batchRecorder{stores: make(map[string]*recordedStore)}
+	r.active.Store(true)
+	return r
 }
 
 // wrap returns e with every store it opens recorded.
@@ -77,7 +91,7 @@ func (r *batchRecorder) wrap(e engines.Engine) engines.Engine {
 			return nil, err
 		}
 		r.mu.Lock()
-		if !r.active {
+		if !r.active.Load() {
 			r.mu.Unlock()
 			return s, nil
 		}
@@ -125,14 +139,8 @@ func (r *batchRecorder) streams() []replayStream {
 func (r *batchRecorder) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.active = false
+	r.active.Store(false)
 	r.stores, r.order = nil, nil
-}
-
-func (r *batchRecorder) isActive() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.active
 }
 
 type recordingStore struct {
@@ -142,7 +150,7 @@ type recordingStore struct {
 }
 
 func (s *recordingStore) add(op recordedOp) {
-	if !s.r.isActive() {
+	if !s.r.active.Load() {
 		return
 	}
 	s.rs.mu.Lock()
@@ -151,7 +159,7 @@ func (s *recordingStore) add(op recordedOp) {
 }
 
 func (s *recordingStore) Apply(b *engines.Batch, d engines.Durability) error {
-	if s.r.isActive() {
+	if s.r.active.Load() {
 		s.add(recordedOp{kind: recApply, b: b.Clone(), d: d})
 	}
 	return s.Store.Apply(b, d)
@@ -160,7 +168,11 @@ func (s *recordingStore) Apply(b *engines.Batch, d engines.Durability) error {
 // Get is recorded too: the back-index reads are engine work the stream
 // asks for, not pipeline overhead.
 func (s *recordingStore) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
-	s.add(recordedOp{kind: recGet, id: uint64(ks), meta: append([]byte(nil), key...)})
+	if s.r.active.Load() {
+		s.rs.mu.Lock()
+		s.rs.ops = append(s.rs.ops, recordedOp{kind: recGet, id: uint64(ks), meta: s.rs.keep(key)})
+		s.rs.mu.Unlock()
+	}
 	return s.Store.Get(ks, key)
 }
 

@@ -205,7 +205,7 @@ func (ix *Indexer) startRound(target *upr.TsVbuuid, snapshot bool) {
 			s := inst.slices[it.part]
 			j := jobs[s]
 			if j == nil {
-				j = &sliceJob{s: s, items: ix.getItems()}
+				j = &sliceJob{s: s, items: s.takeSpare()}
 				jobs[s] = j
 			}
 			j.items = append(j.items, *it)
@@ -297,11 +297,12 @@ func (ix *Indexer) runJob(r *round, j *sliceJob, prev <-chan struct{}, done chan
 		s.work = j.items
 		j.res, j.err = s.apply(r.target, ix.cfg.FlushBatchSize, ix.cfg.Durability)
 		s.work = nil
+		clear(j.items) // drop the key and docid references
 		ix.mu.Lock()
 		ix.inflight -= len(j.items)
+		s.spares = append(s.spares, j.items[:0])
 		ix.space.Broadcast()
 		ix.mu.Unlock()
-		ix.putItems(j.items)
 		j.items = nil
 	}
 	if j.err == nil && j.view {
@@ -327,17 +328,16 @@ func (ix *Indexer) jobDone(r *round) {
 	}
 }
 
-func (ix *Indexer) getItems() []item {
-	if p, ok := ix.itemPool.Get().(*[]item); ok {
-		return (*p)[:0]
+// takeSpare returns an emptied item buffer an earlier job of s gave back,
+// so a steady stream of rounds allocates none. The caller holds ix.mu.
+func (s *slice) takeSpare() []item {
+	n := len(s.spares)
+	if n == 0 {
+		return nil
 	}
-	return nil
-}
-
-func (ix *Indexer) putItems(items []item) {
-	clear(items) // drop the key and docid references
-	items = items[:0]
-	ix.itemPool.Put(&items)
+	b := s.spares[n-1]
+	s.spares = s.spares[:n-1]
+	return b
 }
 
 // completeRounds completes the rounds in flight in order: all of them when

@@ -106,7 +106,6 @@ type Indexer struct {
 	rounds      []*round      // flush rounds in flight, oldest first
 	roundDone   chan struct{} // a round's last job finished
 	sem         chan struct{} // bounds the flush jobs writing at once
-	itemPool    sync.Pool     // of *[]item, the jobs' key versions
 
 	// mu guards the stream-side state and the published snapshot; it is
 	// held briefly and never across engine calls.

@@ -71,6 +71,7 @@ type slice struct {
 	dirty   bool // changed since the last in-memory snapshot
 	unsaved bool // changed since the last recovery point
 	tail    chan struct{}
+	spares  [][]item // emptied job buffers to reuse; ix.mu guards it
 
 	// Open views: a slice is destroyed or rolled back only after the
 	// last one closes.
