@@ -218,6 +218,9 @@ func (ix *Indexer) startRound(target *upr.TsVbuuid, snapshot bool) {
 		}
 	})
 	ix.inflight += r.items
+	for s, j := range jobs {
+		s.lastJob = len(j.items)
+	}
 	ix.mu.Unlock()
 
 	base := ix.flushed
@@ -329,15 +332,17 @@ func (ix *Indexer) jobDone(r *round) {
 }
 
 // takeSpare returns an emptied item buffer an earlier job of s gave back,
-// so a steady stream of rounds allocates none. The caller holds ix.mu.
+// so a steady stream of rounds allocates none, or a new one as large as
+// the slice's last job. The caller holds ix.mu.
 func (s *slice) takeSpare() []item {
-	n := len(s.spares)
-	if n == 0 {
-		return nil
+	for n := len(s.spares); n > 0; n-- {
+		b := s.spares[n-1]
+		s.spares = s.spares[:n-1]
+		if cap(b) >= s.lastJob {
+			return b
+		}
 	}
-	b := s.spares[n-1]
-	s.spares = s.spares[:n-1]
-	return b
+	return make([]item, 0, s.lastJob)
 }
 
 // completeRounds completes the rounds in flight in order: all of them when

@@ -72,6 +72,7 @@ type slice struct {
 	unsaved bool // changed since the last recovery point
 	tail    chan struct{}
 	spares  [][]item // emptied job buffers to reuse; ix.mu guards it
+	lastJob int      // key versions in the last job handed out; ix.mu guards it
 
 	// Open views: a slice is destroyed or rolled back only after the
 	// last one closes.
