@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
@@ -36,6 +37,10 @@ type cellRun struct {
 	rawPhases int
 	// prof is the running per-phase CPU profile (see startProfile).
 	prof *os.File
+	// longestPersist is the longest round of persistent snapshots so far
+	// (nanoseconds): waits for a round allow for it, since a round of an
+	// O(data) snapshot (a bbolt file copy) grows with the data.
+	longestPersist atomic.Int64
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -147,12 +152,24 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 type indexerRecorder struct{ c *cellRun }
 
 func (r indexerRecorder) Record(op string, d time.Duration) {
+	if op == "persist" {
+		for old := r.c.longestPersist.Load(); int64(d) > old && !r.c.longestPersist.CompareAndSwap(old, int64(d)); {
+			old = r.c.longestPersist.Load()
+		}
+	}
 	r.c.mu.Lock()
 	rec := r.c.ixRec
 	r.c.mu.Unlock()
 	if rec != nil {
 		rec.Record(op, d)
 	}
+}
+
+// persistWait bounds a wait for rounds of persistent snapshots: the
+// interval and the longest round seen so far, n times, plus a margin.
+func (c *cellRun) persistWait(n int, margin time.Duration) time.Duration {
+	iv := c.p.ix.Config().PersistInterval
+	return time.Duration(n)*(iv+time.Duration(c.longestPersist.Load())) + margin
 }
 
 // Worker ids of a phase's registry.

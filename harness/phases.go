@@ -396,7 +396,8 @@ func (c *cellRun) persist(ctx context.Context, m map[string]float64) error {
 		return errors.New("persist phase: persistent snapshots are disabled (indexer.persist_interval < 0)")
 	}
 	before := c.p.ix.Stats().NumPersisted
-	pctx, cancel := context.WithTimeout(ctx, 3*iv+10*time.Second)
+	limit := c.persistWait(3, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	d := &driver{c: c, rate: 1000}
 	dctx, stop := context.WithCancel(pctx)
@@ -413,7 +414,7 @@ func (c *cellRun) persist(ctx context.Context, m map[string]float64) error {
 		return derr
 	}
 	if pctx.Err() != nil {
-		return fmt.Errorf("no persistent snapshot within %s", 3*iv+10*time.Second)
+		return fmt.Errorf("no persistent snapshot within %s", limit)
 	}
 	return c.p.waitCaughtUp(ctx, catchUpTimeout)
 }

@@ -32,7 +32,7 @@ func (c *cellRun) waitPersisted(ctx context.Context) (*upr.TsVbuuid, error) {
 		return nil, errors.New("persistent snapshots are disabled (indexer.persist_interval < 0)")
 	}
 	want := c.p.ix.SnapshotTS()
-	limit := 2*iv + 30*time.Second
+	limit := c.persistWait(2, 30*time.Second)
 	deadline := time.Now().Add(limit)
 	for {
 		if got := c.p.ix.PersistedTS(); got != nil && got.SeqnosLE(want) && want.SeqnosLE(got) {
