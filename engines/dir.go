@@ -73,19 +73,26 @@ func ClaimDir(dir, engine string) (created bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("store directory %q: %w", dir, err)
 	}
-	for _, e := range ents {
-		// A marker temp file left by a crash inside writeMarker does not
-		// make the directory foreign: it was ours.
-		if strings.HasPrefix(e.Name(), MarkerFile+".tmp") {
-			continue
-		}
+	if name := firstForeign(ents); name != "" {
 		return false, fmt.Errorf("store directory %q is not empty and has no %s marker (found %q): %w",
-			dir, MarkerFile, e.Name(), ErrForeignDir)
+			dir, MarkerFile, name, ErrForeignDir)
 	}
 	if err := writeMarker(dir, engine); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// firstForeign returns the first entry that is not a marker temp file, or
+// "". A marker temp file left by a crash inside writeMarker does not make a
+// directory foreign: it was ours.
+func firstForeign(ents []fs.DirEntry) string {
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), MarkerFile+".tmp") {
+			return e.Name()
+		}
+	}
+	return ""
 }
 
 // ReadMarker returns the engine named by dir's marker file. The error wraps
@@ -147,12 +154,21 @@ func checkWritable(dir string) error {
 }
 
 // RemoveStoreDir removes dir and everything under it, but only when its
-// marker names engine: a directory somebody else owns is never deleted. A
-// missing dir is not an error.
+// marker names engine, or when it holds nothing but the temp file of a
+// marker a crash interrupted: a directory somebody else owns is never
+// deleted. A missing dir is not an error.
 func RemoveStoreDir(dir, engine string) error {
 	owner, err := ReadMarker(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		ents, rerr := os.ReadDir(dir)
+		switch {
+		case errors.Is(rerr, fs.ErrNotExist):
+			return nil
+		case rerr == nil && len(ents) > 0 && firstForeign(ents) == "":
+			// A claim interrupted while writing the marker: ours.
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("remove store directory %q: %w", dir, err)
+			}
 			return nil
 		}
 		return fmt.Errorf("remove store directory %q: it has no %s marker: %w", dir, MarkerFile, ErrForeignDir)

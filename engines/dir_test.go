@@ -143,6 +143,23 @@ func TestRemoveStoreDir(t *testing.T) {
 	if err := RemoveStoreDir(unmarked, "bbolt"); !errors.Is(err, ErrForeignDir) {
 		t.Fatalf("unmarked: err = %v, want ErrForeignDir", err)
 	}
+
+	// A kill inside writeMarker leaves only the marker's temp file: the
+	// directory was ours and goes; with anything else beside it, it stays.
+	torn := filepath.Join(root, "t")
+	must(t, os.Mkdir(torn, 0o755))
+	must(t, os.WriteFile(filepath.Join(torn, MarkerFile+".tmp123"), []byte("idxbench store engine=bb"), 0o600))
+	must(t, os.WriteFile(filepath.Join(unmarked, MarkerFile+".tmp9"), nil, 0o600))
+	must(t, os.WriteFile(filepath.Join(unmarked, "theirs"), nil, 0o600))
+	if err := RemoveStoreDir(unmarked, "bbolt"); !errors.Is(err, ErrForeignDir) {
+		t.Fatalf("marker temp file beside a foreign one: err = %v, want ErrForeignDir", err)
+	}
+	if err := RemoveStoreDir(torn, "bbolt"); err != nil {
+		t.Fatalf("torn claim: %v", err)
+	}
+	if _, err := os.Stat(torn); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("torn claim still there: %v", err)
+	}
 }
 
 func TestWriteFileAtomic(t *testing.T) {
