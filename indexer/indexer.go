@@ -37,6 +37,9 @@ var (
 // Source delivers the projector's batches for this indexer. Recv blocks
 // until a batch is there; it returns io.EOF when the stream is over and
 // ctx's error when ctx is done. The indexer owns each batch it receives.
+// The key versions of one mutation (one per instance) must arrive in one
+// batch: after a batch, a vbucket whose last seqno ends its snapshot is
+// taken to be complete at that seqno.
 type Source interface {
 	Recv(ctx context.Context) (*projector.Batch, error)
 }

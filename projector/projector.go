@@ -15,7 +15,9 @@ import (
 // Options configure a Projector. The zero value works.
 type Options struct {
 	// BufferSize is the number of key versions per batch: a batch is sent
-	// as soon as it is full. Default 2000.
+	// once it is full, at the end of the event that filled it, so the key
+	// versions of one mutation always travel together (a batch may pass
+	// the size by one event's key versions). Default 2000.
 	BufferSize int
 	// FlushInterval bounds how long a partial batch waits in Run before it
 	// is sent. Default 5 ms.
@@ -257,6 +259,22 @@ func (p *Projector) Instances() []*Instance {
 // ev is not retained: its Key (the document id) is copied and its Value
 // only read while Handle runs.
 func (p *Projector) Handle(ctx context.Context, ev *upr.Event) error {
+	if err := p.handle(ctx, ev); err != nil {
+		return err
+	}
+	// Batches are cut between events only: the key versions of one
+	// mutation must reach the indexer together.
+	for _, e := range p.endpoints {
+		if e.batch != nil && len(e.batch.KVs) >= p.opts.BufferSize {
+			if err := p.send(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Projector) handle(ctx context.Context, ev *upr.Event) error {
 	p.stats.events.Add(1)
 	switch ev.Op {
 	case upr.OpStreamBegin:
@@ -438,9 +456,6 @@ func (p *Projector) emit(ctx context.Context, e *endpoint, kv KeyVersion, docid,
 	kv.Key = e.copyBytes(key)
 	e.batch.KVs = append(e.batch.KVs, kv)
 	e.counts[kv.Cmd]++
-	if len(e.batch.KVs) >= p.opts.BufferSize {
-		return p.send(ctx, e)
-	}
 	return nil
 }
 

@@ -471,6 +471,44 @@ func TestBatching(t *testing.T) {
 	}
 }
 
+// TestBatchesEndBetweenMutations: the key versions of one mutation (one per
+// instance) travel in one batch even when they overfill it. A batch ending
+// in the middle of a mutation lets the indexer see the vbucket aligned at
+// that seqno with key versions still missing, and snapshot or persist it.
+func TestBatchesEndBetweenMutations(t *testing.T) {
+	var insts []*Instance
+	for i, f := range []string{"a", "b", "c"} {
+		insts = append(insts, mustCompile(t, uint64(i+1), defn.IndexDefn{Name: "by_" + f, SecExprs: []string{f}}))
+	}
+	p, recs := newTestProjector(t, 1, Options{BufferSize: 2}, insts...)
+	evs := []upr.Event{streamBegin(0, 7), snapshot(0, 1, 2)}
+	for i := range 2 {
+		evs = append(evs, mutation(0, upr.Seqno(i+1), fmt.Sprint("d", i), `{"a":1,"b":2,"c":3}`))
+	}
+	handleAll(t, p, evs...)
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := upr.Seqno(0)
+	for i, b := range recs[0].batches {
+		var seqnos []upr.Seqno
+		for _, kv := range b.KVs {
+			if kv.Cmd == Upsert {
+				seqnos = append(seqnos, kv.Seqno)
+			}
+		}
+		if len(seqnos) > 0 && seqnos[0] == last {
+			t.Errorf("batch %d starts with seqno %d, which the batch before it ended with", i, last)
+		}
+		if len(seqnos) > 0 {
+			last = seqnos[len(seqnos)-1]
+		}
+	}
+	if got := len(recs[0].kvs()); got != 2+2*3 {
+		t.Errorf("%d key versions sent, want 8", got)
+	}
+}
+
 func TestAddDropInstance(t *testing.T) {
 	p, recs := newTestProjector(t, 1, Options{})
 	in := mustCompile(t, 1, defn.IndexDefn{Name: "pk", IsPrimary: true})
