@@ -137,6 +137,9 @@ func (p *pipeline) resume(ctx context.Context, ts *upr.TsVbuuid) (rollbacks int,
 		if ts, err = p.ix.Rollback(rb.points); err != nil {
 			return rollbacks, err
 		}
+		if ts, err = p.checkHold(ctx, ts); err != nil {
+			return rollbacks, err
+		}
 	}
 }
 
@@ -374,16 +377,29 @@ func (p *pipeline) recoverSlices(ctx context.Context) (*upr.TsVbuuid, error) {
 // vbuuid; no snapshot on the new branch could ever cover it, so the slices
 // are rolled back to the points the bucket names. It returns the vector to
 // resume from: ts, or the one that rollback restored.
+//
+// A hold the bucket accepts is confirmed (Indexer.ConfirmHold): its
+// positions on an older vbuuid lie before the branch point, and the
+// streams will resend them under the newest vbuuid.
 func (p *pipeline) checkHold(ctx context.Context, ts *upr.TsVbuuid) (*upr.TsVbuuid, error) {
-	hold := p.ix.RecoveryHold()
-	if hold == nil {
-		return ts, nil
+	for range 4 {
+		hold := p.ix.RecoveryHold()
+		if hold == nil {
+			return ts, nil
+		}
+		points, err := p.probe(ctx, hold)
+		if err != nil {
+			return nil, err
+		}
+		if len(points) == 0 {
+			p.ix.ConfirmHold()
+			return ts, nil
+		}
+		if ts, err = p.ix.Rollback(points); err != nil {
+			return nil, err
+		}
 	}
-	points, err := p.probe(ctx, hold)
-	if err != nil || len(points) == 0 {
-		return ts, err
-	}
-	return p.ix.Rollback(points)
+	return nil, errors.New("recovery hold still off the bucket's history after 4 rollbacks")
 }
 
 // openFeed opens a feed with one endless stream per vbucket from ts.

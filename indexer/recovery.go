@@ -187,12 +187,34 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 	return nil
 }
 
+// ConfirmHold tells the indexer that the producer accepted stream requests
+// at every position of the recovery hold (see RecoveryHold): each lies on
+// the producer's current history, so a snapshot on a newer branch covers a
+// position of an older vbuuid once it reaches its seqno. Until then a hold
+// position on an older vbuuid is covered only on that vbuuid: the streams
+// label what they resend with the newest vbuuid, and the indexer alone
+// cannot tell an ancestor from a branch the producer abandoned. Call it
+// with Run stopped.
+func (ix *Indexer) ConfirmHold() {
+	ix.flushMu.Lock()
+	defer ix.flushMu.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.holdUntil == nil {
+		return
+	}
+	h := ix.holdUntil.Clone()
+	clear(h.Vbuuids) // covers ignores a zero vbuuid
+	ix.holdUntil = h
+}
+
 // RecoveryHold is the vector the first snapshot after Recover or Rollback
 // must cover (the newest any slice was restored to), or nil when no such
 // hold is pending. A caller that can ask the producer should check it is
 // still on the producer's history: a slice restored past a failover the
 // indexer never saw (a crash came first) holds a vector no snapshot on the
-// new branch can cover, and must be rolled back further (Rollback).
+// new branch can cover, and must be rolled back further (Rollback); a
+// hold the producer accepts is confirmed with ConfirmHold.
 func (ix *Indexer) RecoveryHold() *upr.TsVbuuid {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()

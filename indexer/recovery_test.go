@@ -229,3 +229,56 @@ func TestRecoveryHoldsSnapshots(t *testing.T) {
 	}
 	wantEntries(t, r, modelEntries(t, g.log, 1, false, r.TS))
 }
+
+// TestConfirmHoldAcrossABranch: after a failover whose branch point lies
+// past every restored vector, the producer resends under the new vbuuid.
+// A hold on the old vbuuid is then covered only once confirmed: unconfirmed,
+// the indexer cannot tell an ancestor from an abandoned branch and keeps
+// scans waiting; confirmed, the replay publishes the snapshot.
+func TestConfirmHoldAcrossABranch(t *testing.T) {
+	for _, confirm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("confirm=%v", confirm), func(t *testing.T) {
+			ix := newTestIndexer(t, memoryEngine(t), Config{NumVbuckets: 2, PersistInterval: 1})
+			mustCreate(t, ix, 1, defn.IndexDefn{Name: "i", SecExprs: []string{"a"}, Partitions: 2})
+			g := newGen(2)
+			var sent []*projector.Batch
+			send := func(doc string, part int, v float64) {
+				g.upsert(doc, target{inst: 1, part: part, key: enc(t, v)})
+				b := g.batch()
+				sent = append(sent, b)
+				feed(t, ix, b)
+				step(t, ix)
+			}
+			send("a", 0, 1)
+			send("b", 1, 1)
+			send("a", 0, 2) // only partition 0 persists here
+			restart, err := ix.Rollback(map[upr.Vbno]upr.Seqno{0: 1000, 1: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ix.RecoveryHold() == nil {
+				t.Fatal("no recovery hold: the test needs slices restored to different vectors")
+			}
+			if confirm {
+				ix.ConfirmHold()
+			}
+			again := replay(sent, restart)
+			for i := range again.KVs {
+				again.KVs[i].Vbuuid += 500 // the new branch's vbuuid
+			}
+			feed(t, ix, again)
+			step(t, ix)
+			_, err = ix.Scan(context.Background(), ScanRequest{Index: "i", Kind: ScanAll})
+			switch {
+			case !confirm && !errors.Is(err, ErrRecovering):
+				t.Fatalf("unconfirmed hold on the old vbuuid: scan says %v, want ErrRecovering", err)
+			case confirm && err != nil:
+				t.Fatalf("confirmed hold: scan says %v, want the replayed snapshot", err)
+			}
+			if confirm {
+				r := scanAll(t, ix, "i")
+				wantEntries(t, r, modelEntries(t, g.log, 1, false, r.TS))
+			}
+		})
+	}
+}
