@@ -41,6 +41,7 @@ type pipeline struct {
 	ixMu sync.Mutex
 
 	started bool
+	from    *upr.TsVbuuid // the vector the streams last (re)started from
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errMu   sync.Mutex
@@ -278,6 +279,7 @@ func (p *pipeline) startFrom(ctx context.Context, ts *upr.TsVbuuid) error {
 	if len(rollbacks) > 0 {
 		return &rollbackNeeded{points: rollbacks}
 	}
+	p.from = ts.Clone()
 	p.feed = feed
 	p.tr = projector.NewChanTransport(16)
 	proj, err := projector.New([]projector.Transport{p.tr}, projector.Options{})

@@ -131,7 +131,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	m["resume_ms"] = ms(resumed.Sub(start))
 	m["rollbacks"] = float64(rollbacks)
 	m["vbuckets_failed_over"] = float64(len(vbs))
-	restored := c.p.ix.SnapshotTS() // the restart vector until a new snapshot
+	restored := c.p.from // the vector the streams restarted from
 	if err := c.waitScannable(ctx); err != nil {
 		return err
 	}
