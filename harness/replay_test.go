@@ -6,35 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
-
-// dumpStore lists every keyspace's entries as "ks key=value" lines.
-func dumpStore(t *testing.T, s engines.Store) []string {
-	t.Helper()
-	v, err := s.NewView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	var out []string
-	for ks := range engines.NumKeyspaces {
-		it, err := v.NewIter(ks, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			out = append(out, fmt.Sprintf("%v %s=%s", ks, it.Key(), it.Value()))
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
 
 // TestReplayReproducesTheStores records a store's calls before and after a
 // mark — batches, reads, recovery points, a rollback, a reopen — and checks
@@ -128,7 +104,7 @@ func TestReplayReproducesTheStores(t *testing.T) {
 	if n != 4 {
 		t.Errorf("replay counted %d batch operations after the mark, want 4", n)
 	}
-	if got, want := dumpStore(t, raw), dumpStore(t, s); !slices.Equal(got, want) {
+	if got, want := enginetest.Dump(t, raw), enginetest.Dump(t, s); got != want {
 		t.Errorf("replayed store differs:\n got %q\nwant %q", got, want)
 	}
 	rps, err := raw.RecoveryPoints()

@@ -188,14 +188,13 @@ func TestRestart(t *testing.T) {
 	})
 }
 
-// TestRecoveryHoldsSnapshots: slices restored to different vectors give
-// no snapshot until the replay passes the latest of them, and DDL is
-// refused meanwhile.
-func TestRecoveryHoldsSnapshots(t *testing.T) {
-	ix := newTestIndexer(t, memoryEngine(t), Config{NumVbuckets: 2, PersistInterval: 1})
+// heldRollback gives an indexer whose two partitions were restored to
+// different vectors: partition 1 to S2, partition 0 to S3 (the hold). It
+// returns the batches sent, both vectors and the restart vector.
+func heldRollback(t *testing.T) (ix *Indexer, g *gen, sent []*projector.Batch, s2, s3, restart *upr.TsVbuuid) {
+	ix = newTestIndexer(t, memoryEngine(t), Config{NumVbuckets: 2, PersistInterval: 1})
 	mustCreate(t, ix, 1, defn.IndexDefn{Name: "i", SecExprs: []string{"a"}, Partitions: 2})
-	g := newGen(2)
-	var sent []*projector.Batch
+	g = newGen(2)
 	send := func(doc string, part int, v float64) {
 		g.upsert(doc, target{inst: 1, part: part, key: enc(t, v)})
 		b := g.batch()
@@ -205,13 +204,21 @@ func TestRecoveryHoldsSnapshots(t *testing.T) {
 	}
 	send("a", 0, 1)
 	send("b", 1, 1)
-	s2 := ix.SnapshotTS()
+	s2 = ix.SnapshotTS()
 	send("a", 0, 2) // only partition 0 persists at S3
-	s3 := ix.SnapshotTS()
+	s3 = ix.SnapshotTS()
 	restart, err := ix.Rollback(map[upr.Vbno]upr.Seqno{0: 1000, 1: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ix, g, sent, s2, s3, restart
+}
+
+// TestRecoveryHoldsSnapshots: slices restored to different vectors give
+// no snapshot until the replay passes the latest of them, and DDL is
+// refused meanwhile.
+func TestRecoveryHoldsSnapshots(t *testing.T) {
+	ix, g, sent, s2, s3, restart := heldRollback(t)
 	if !restart.Equal(s2) {
 		t.Fatalf("restart at %v, want %v (partition 1's newest)", restart.Seqnos, s2.Seqnos)
 	}
@@ -238,24 +245,7 @@ func TestRecoveryHoldsSnapshots(t *testing.T) {
 func TestConfirmHoldAcrossABranch(t *testing.T) {
 	for _, confirm := range []bool{false, true} {
 		t.Run(fmt.Sprintf("confirm=%v", confirm), func(t *testing.T) {
-			ix := newTestIndexer(t, memoryEngine(t), Config{NumVbuckets: 2, PersistInterval: 1})
-			mustCreate(t, ix, 1, defn.IndexDefn{Name: "i", SecExprs: []string{"a"}, Partitions: 2})
-			g := newGen(2)
-			var sent []*projector.Batch
-			send := func(doc string, part int, v float64) {
-				g.upsert(doc, target{inst: 1, part: part, key: enc(t, v)})
-				b := g.batch()
-				sent = append(sent, b)
-				feed(t, ix, b)
-				step(t, ix)
-			}
-			send("a", 0, 1)
-			send("b", 1, 1)
-			send("a", 0, 2) // only partition 0 persists here
-			restart, err := ix.Rollback(map[upr.Vbno]upr.Seqno{0: 1000, 1: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
+			ix, g, sent, _, _, restart := heldRollback(t)
 			if ix.RecoveryHold() == nil {
 				t.Fatal("no recovery hold: the test needs slices restored to different vectors")
 			}
@@ -268,7 +258,7 @@ func TestConfirmHoldAcrossABranch(t *testing.T) {
 			}
 			feed(t, ix, again)
 			step(t, ix)
-			_, err = ix.Scan(context.Background(), ScanRequest{Index: "i", Kind: ScanAll})
+			_, err := ix.Scan(context.Background(), ScanRequest{Index: "i", Kind: ScanAll})
 			switch {
 			case !confirm && !errors.Is(err, ErrRecovering):
 				t.Fatalf("unconfirmed hold on the old vbuuid: scan says %v, want ErrRecovering", err)

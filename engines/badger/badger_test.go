@@ -33,29 +33,6 @@ func mustApply(t *testing.T, s engines.Store, fill func(b *engines.Batch)) {
 	}
 }
 
-func contents(t *testing.T, s engines.Store) string {
-	t.Helper()
-	v, err := s.NewView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	var b strings.Builder
-	for ks := range engines.NumKeyspaces {
-		it, err := v.NewIter(ks, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			fmt.Fprintf(&b, "%s:%s=%s ", ks, it.Key(), it.Value())
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
-}
-
 // TestRollbackAcrossReopen: recovery points survive a reopen (the discard
 // timestamp and version counter are restored), and rolling back restores
 // values, deletions and absences, and drops newer points.
@@ -73,7 +50,7 @@ func TestRollbackAcrossReopen(t *testing.T) {
 	if err := s.CreateRecoveryPoint(1, []byte("ts1")); err != nil {
 		t.Fatal(err)
 	}
-	want1 := contents(t, s)
+	want1 := enginetest.Dump(t, s)
 	mustApply(t, s, func(b *engines.Batch) {
 		b.Delete(engines.Main, []byte("a"))
 		b.Set(engines.Main, []byte("b"), nil)
@@ -107,7 +84,7 @@ func TestRollbackAcrossReopen(t *testing.T) {
 		if err := s.RollbackTo(1); err != nil {
 			t.Fatal(err)
 		}
-		if got := contents(t, s); got != want1 {
+		if got := enginetest.Dump(t, s); got != want1 {
 			t.Fatalf("round %d: after rollback\n got %s\nwant %s", round, got, want1)
 		}
 		mustApply(t, s, func(b *engines.Batch) { b.Set(engines.Main, []byte("z"), nil) })
@@ -133,7 +110,7 @@ func TestTxnTooBig(t *testing.T) {
 	if !errors.Is(err, badgerdb.ErrTxnTooBig) || !strings.Contains(err.Error(), "50000 ops") {
 		t.Fatalf("Apply of an oversized batch: %v", err)
 	}
-	if got := contents(t, s); got != "" {
+	if got := enginetest.Dump(t, s); got != "" {
 		t.Fatalf("oversized batch left %q", got[:min(len(got), 80)])
 	}
 }

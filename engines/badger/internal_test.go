@@ -3,12 +3,12 @@ package badger
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
 
 // TestInterruptedRollbackFinishedOnOpen simulates a crash after a
@@ -114,7 +114,7 @@ func TestRollbackOverManyBatches(t *testing.T) {
 	if err := s.CreateRecoveryPoint(1, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	want := dumpStore(t, s)
+	want := enginetest.Dump(t, s)
 	// Every document gets a second Main entry and a new Back value, and
 	// half of the old Main entries go: 30000 writes to undo.
 	apply(0, docs, "b")
@@ -134,7 +134,7 @@ func TestRollbackOverManyBatches(t *testing.T) {
 	if err := s.RollbackTo(1); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpStore(t, s); got != want {
+	if got := enginetest.Dump(t, s); got != want {
 		t.Fatalf("after the rollback: %d bytes of contents, want %d", len(got), len(want))
 	}
 	if err := s.Close(); err != nil {
@@ -143,30 +143,7 @@ func TestRollbackOverManyBatches(t *testing.T) {
 	if s, err = Open(dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpStore(t, s); got != want {
+	if got := enginetest.Dump(t, s); got != want {
 		t.Fatalf("after the rollback and a reopen: %d bytes of contents, want %d", len(got), len(want))
 	}
-}
-
-func dumpStore(t *testing.T, s *Store) string {
-	t.Helper()
-	v, err := s.NewView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	var b strings.Builder
-	for ks := range engines.NumKeyspaces {
-		it, err := v.NewIter(ks, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			fmt.Fprintf(&b, "%s:%s=%s\n", ks, it.Key(), it.Value())
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/engines/badger"
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
 
 // The kill test runs a seeded plan of batches, recovery points and
@@ -156,7 +157,7 @@ func (p *plan) dump() string {
 	slices.Sort(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s:%s=%s ", engines.Keyspace(k[0]), k[1:], p.live[k])
+		fmt.Fprintf(&b, "%s:%q=%q\n", engines.Keyspace(k[0]), k[1:], p.live[k]) // enginetest.Dump's format
 	}
 	return b.String()
 }
@@ -292,7 +293,7 @@ func checkKill(t *testing.T, job killJob, p *plan) {
 		t.Fatalf("%s: open: %v", what, err)
 	}
 	defer s.Close()
-	if got := contents(t, s); !slices.Contains(okStates, got) {
+	if got := enginetest.Dump(t, s); !slices.Contains(okStates, got) {
 		t.Errorf("%s: live contents are neither before nor after the step:\n got %s\nwant %s", what, got, strings.Join(okStates, "\n  or "))
 	}
 	rps, err := s.RecoveryPoints()
@@ -316,7 +317,7 @@ func checkKill(t *testing.T, job killJob, p *plan) {
 	if err := s.RollbackTo(newest); err != nil {
 		t.Fatalf("%s: roll back to %d: %v", what, newest, err)
 	}
-	if got, want := contents(t, s), p.points[newest]; got != want {
+	if got, want := enginetest.Dump(t, s), p.points[newest]; got != want {
 		t.Errorf("%s: after rolling back to recovery point %d:\n got %s\nwant %s", what, newest, got, want)
 	}
 }

@@ -1,7 +1,6 @@
 package baseline_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"github.com/idxbench/idxbench/engines"
 	_ "github.com/idxbench/idxbench/engines/all"
 	"github.com/idxbench/idxbench/engines/baseline"
+	"github.com/idxbench/idxbench/engines/enginetest"
 	"github.com/idxbench/idxbench/engines/memory"
 )
 
@@ -44,7 +44,7 @@ func TestSameContentsAcrossEngines(t *testing.T) {
 			if res.KVWrites != 2*int64(small.Entries) || res.EntriesPerSec <= 0 || res.ScanP99 < res.ScanP50 || res.ScanEntries <= 0 {
 				t.Errorf("implausible result %+v", res)
 			}
-			got := dump(t, s)
+			got := enginetest.Dump(t, s)
 			if want == "" {
 				want = got
 			} else if got != want {
@@ -52,26 +52,6 @@ func TestSameContentsAcrossEngines(t *testing.T) {
 			}
 		})
 	}
-}
-
-func dump(t *testing.T, s engines.Store) string {
-	v, err := s.NewView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	var b bytes.Buffer
-	for ks := engines.Keyspace(0); ks < engines.NumKeyspaces; ks++ {
-		it, err := v.NewIter(ks, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			fmt.Fprintf(&b, "%v %x %x\n", ks, it.Key(), it.Value())
-		}
-		it.Close()
-	}
-	return b.String()
 }
 
 // brokenRollback pretends to roll back but keeps the updated contents.
