@@ -161,6 +161,21 @@ var registry = struct {
 	m map[string]Engine
 }{m: map[string]Engine{}}
 
+// WrapStores returns e with every store it opens passed through wrap (given
+// the store's directory) — how a harness records, slows or watches an
+// engine's stores without an adapter knowing.
+func WrapStores(e Engine, wrap func(dir string, s Store) Store) Engine {
+	open := e.Open
+	e.Open = func(dir string, o Options) (Store, error) {
+		s, err := open(dir, o)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(dir, s), nil
+	}
+	return e
+}
+
 // Register makes an engine available by name. It panics on a duplicate name,
 // as two adapters claiming one name is a programming error.
 func Register(e Engine) {

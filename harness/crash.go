@@ -1100,16 +1100,9 @@ func (a *activity) close() error { return a.f.Close() }
 // trackedEngine wraps e so the status file says "persist" while a recovery
 // point is being created or dropped.
 func trackedEngine(e engines.Engine, a *activity) engines.Engine {
-	open := e.Open
-	w := e
-	w.Open = func(dir string, o engines.Options) (engines.Store, error) {
-		s, err := open(dir, o)
-		if err != nil {
-			return nil, err
-		}
-		return &trackedStore{Store: s, a: a}, nil
-	}
-	return w
+	return engines.WrapStores(e, func(_ string, s engines.Store) engines.Store {
+		return &trackedStore{Store: s, a: a}
+	})
 }
 
 type trackedStore struct {

@@ -11,16 +11,9 @@ import (
 // it did: a known, injected regression for checking that a comparison
 // (idxbench compare, a nightly gate) catches a slowdown of that size.
 func slowedEngine(e engines.Engine, frac float64, sleep func(time.Duration)) engines.Engine {
-	open := e.Open
-	w := e
-	w.Open = func(dir string, o engines.Options) (engines.Store, error) {
-		s, err := open(dir, o)
-		if err != nil {
-			return nil, err
-		}
-		return &slowStore{Store: s, frac: frac, sleep: sleep, now: time.Now}, nil
-	}
-	return w
+	return engines.WrapStores(e, func(_ string, s engines.Store) engines.Store {
+		return &slowStore{Store: s, frac: frac, sleep: sleep, now: time.Now}
+	})
 }
 
 type slowStore struct {

@@ -83,17 +83,11 @@ func newBatchRecorder() *batchRecorder {
 
 // wrap returns e with every store it opens recorded.
 func (r *batchRecorder) wrap(e engines.Engine) engines.Engine {
-	open := e.Open
-	w := e
-	w.Open = func(dir string, o engines.Options) (engines.Store, error) {
-		s, err := open(dir, o)
-		if err != nil {
-			return nil, err
-		}
+	return engines.WrapStores(e, func(dir string, s engines.Store) engines.Store {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		if !r.active.Load() {
-			r.mu.Unlock()
-			return s, nil
+			return s
 		}
 		rs := r.stores[dir]
 		if rs == nil {
@@ -101,10 +95,8 @@ func (r *batchRecorder) wrap(e engines.Engine) engines.Engine {
 			r.stores[dir] = rs
 			r.order = append(r.order, rs)
 		}
-		r.mu.Unlock()
-		return &recordingStore{Store: s, r: r, rs: rs}, nil
-	}
-	return w
+		return &recordingStore{Store: s, r: r, rs: rs}
+	})
 }
 
 // mark starts a measured phase: what every store recorded so far becomes

@@ -34,19 +34,12 @@ func (s *gatedStore) Apply(b *engines.Batch, d engines.Durability) error {
 func TestSlowSliceDoesNotHoldBackOthers(t *testing.T) {
 	var gate atomic.Pointer[chan struct{}]
 	var slowApplies, fastApplies atomic.Int32
-	mem := memoryEngine(t)
-	e := mem
-	e.Open = func(dir string, o engines.Options) (engines.Store, error) {
-		s, err := mem.Open(dir, o)
-		if err != nil {
-			return nil, err
-		}
-		counter := &fastApplies
+	e := engines.WrapStores(memoryEngine(t), func(dir string, s engines.Store) engines.Store {
 		if strings.Contains(dir, string(filepath.Separator)+"slow"+string(filepath.Separator)) {
-			return &gatedStore{Store: s, gate: &gate, applies: &slowApplies}, nil
+			return &gatedStore{Store: s, gate: &gate, applies: &slowApplies}
 		}
-		return &gatedStore{Store: s, gate: new(atomic.Pointer[chan struct{}]), applies: counter}, nil
-	}
+		return &gatedStore{Store: s, gate: new(atomic.Pointer[chan struct{}]), applies: &fastApplies}
+	})
 	ix := newTestIndexer(t, e, Config{NumVbuckets: 1})
 	mustCreate(t, ix, 1, defn.IndexDefn{Name: "slow", SecExprs: []string{"k"}})
 	mustCreate(t, ix, 2, defn.IndexDefn{Name: "fast", SecExprs: []string{"k"}})
