@@ -58,19 +58,8 @@ func (c *cellRun) waitPersisted(ctx context.Context) (*upr.TsVbuuid, error) {
 // slices back to persistent snapshots and catches up from there.
 func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) error {
 	m := out.Metrics
-	if err := c.p.start(ctx); err != nil {
-		return err
-	}
-	persisted, err := c.waitPersisted(ctx)
+	persisted, err := c.mutateAfterPersist(ctx, ph)
 	if err != nil {
-		return err
-	}
-	n := ph.Mutations
-	if n == 0 {
-		n = defaultRecoveryMutations
-	}
-	d := &driver{c: c}
-	if err := d.run(ctx, n); err != nil {
 		return err
 	}
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
@@ -166,21 +155,30 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	return nil
 }
 
-// restart stops the indexer cleanly after some mutations, reopens it and
-// measures the reopen, the first consistent scan and the catch-up.
-func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) error {
+// mutateAfterPersist starts the pipeline, waits for a round of persistent
+// snapshots and applies the phase's mutations (a default count if none):
+// the state a rollback or restart phase recovers from. It returns the
+// persisted vector.
+func (c *cellRun) mutateAfterPersist(ctx context.Context, ph Phase) (*upr.TsVbuuid, error) {
 	if err := c.p.start(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := c.waitPersisted(ctx); err != nil {
-		return err
+	persisted, err := c.waitPersisted(ctx)
+	if err != nil {
+		return nil, err
 	}
 	n := ph.Mutations
 	if n == 0 {
 		n = defaultRecoveryMutations
 	}
 	d := &driver{c: c}
-	if err := d.run(ctx, n); err != nil {
+	return persisted, d.run(ctx, n)
+}
+
+// restart stops the indexer cleanly after some mutations, reopens it and
+// measures the reopen, the first consistent scan and the catch-up.
+func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) error {
+	if _, err := c.mutateAfterPersist(ctx, ph); err != nil {
 		return err
 	}
 	kv := c.p.bucket.CurrentSeqnos()

@@ -148,7 +148,7 @@ func (p *plan) fill(b *engines.Batch, step int) {
 	p.live[string([]byte{byte(engines.Meta)})+"ts"] = ts
 }
 
-// dump formats the model like contents does.
+// dump formats the model as enginetest.Dump formats a store.
 func (p *plan) dump() string {
 	keys := make([]string, 0, len(p.live))
 	for k := range p.live {
@@ -157,7 +157,7 @@ func (p *plan) dump() string {
 	slices.Sort(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s:%q=%q\n", engines.Keyspace(k[0]), k[1:], p.live[k]) // enginetest.Dump's format
+		fmt.Fprintf(&b, "%s:%q=%q\n", engines.Keyspace(k[0]), k[1:], p.live[k])
 	}
 	return b.String()
 }
