@@ -137,12 +137,10 @@ func (ix *Indexer) flushOnce(promote bool) error {
 		return nil
 	}
 	// An idle indexer still takes its due recovery points, of the
-	// published snapshot, which is what the stores hold.
+	// published snapshot, which is what the stores hold: a round with
+	// nothing to apply.
 	if len(ix.rounds) == 0 && ix.cfg.PersistInterval > 0 && time.Since(ix.lastPersist) >= ix.cfg.PersistInterval && ix.flushed.Equal(ix.snap.ts) {
-		if err := ix.persist(ix.snap.ts); err != nil {
-			ix.broken = err
-			return err
-		}
+		ix.startRound(ix.flushed, true)
 	}
 	return nil
 }
@@ -488,42 +486,6 @@ func (ix *Indexer) publishViews(ts *upr.TsVbuuid, fresh map[*slice]*viewRef, ren
 	ix.snapCh = make(chan struct{})
 	ix.mu.Unlock()
 	return prev.release()
-}
-
-// persist takes a recovery point at ts of every slice changed since its
-// last one, in parallel, and drops those beyond MaxRollbacks. The caller
-// holds flushMu and no round is in flight.
-func (ix *Indexer) persist(ts *upr.TsVbuuid) error {
-	start := time.Now()
-	var unsaved []*slice
-	for _, inst := range ix.insts {
-		for _, s := range inst.slices {
-			if s.unsaved {
-				unsaved = append(unsaved, s)
-			}
-		}
-	}
-	ix.lastPersist = start
-	if len(unsaved) == 0 {
-		// Nothing changed since the slices' newest recovery points: the
-		// state at ts is already recoverable.
-		ix.setPersistedTS(ts)
-		return nil
-	}
-	errs := make([]error, len(unsaved))
-	ix.parallel(len(unsaved), func(i int) {
-		errs[i] = unsaved[i].persist(ts, ix.cfg.MaxRollbacks, ix.cfg.Durability)
-	})
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for _, s := range unsaved {
-		s.unsaved = false
-	}
-	ix.st.persisted.Add(1)
-	ix.setPersistedTS(ts)
-	ix.record("persist", time.Since(start))
-	return nil
 }
 
 func (ix *Indexer) setPersistedTS(ts *upr.TsVbuuid) {
