@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,7 +199,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	}
 	stopTicks := c.startTicker(ph.Label(), reg, &out)
 	span := measure.Begin()
-	before := c.p.ix.Stats()
+	before, _ := c.p.ix.Stats()
 
 	var err error
 	switch ph.Type {
@@ -237,15 +236,15 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		return out, err
 	}
 	if c.job.Verify && ph.Verifies() {
-		detail, verr := c.verify(ctx)
+		v, verr := c.verify(ctx)
 		if verr != nil {
 			return out, verr
 		}
 		switch {
-		case !strings.HasPrefix(detail, "ok"):
-			out.Verify, out.VerifyDetail = results.VerifyFail, detail
+		case !v.OK():
+			out.Verify, out.VerifyDetail = results.VerifyFail, v.String()
 		case out.Verify != results.VerifyFail:
-			out.Verify, out.VerifyDetail = results.VerifyPass, detail
+			out.Verify, out.VerifyDetail = results.VerifyPass, v.String()
 		}
 	}
 	if out.Verify == results.VerifyFail {
@@ -276,7 +275,7 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 			case now := <-t.C:
 				tick := reg.Tick(now)
 				var gv []measure.Gauge
-				if st, ok := c.p.stats(); ok {
+				if st, ok := c.p.ix.Stats(); ok {
 					gv = []measure.Gauge{
 						{Name: "queue", Value: float64(st.MutationQueueSize)},
 						{Name: "pending", Value: float64(st.DocsPending)},
@@ -346,7 +345,7 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 }
 
 func (c *cellRun) addResourceMetrics(m map[string]float64, r measure.Resources, before indexerStats) {
-	after := c.p.ix.Stats()
+	after, _ := c.p.ix.Stats()
 	m["wall_seconds"] = r.Wall.Seconds()
 	m["cpu_seconds"] = r.CPUSeconds
 	m["peak_rss_bytes"] = float64(r.PeakRSSBytes)

@@ -55,7 +55,6 @@ import (
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/indexer"
-	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/workload"
 	"github.com/idxbench/idxbench/workload/upr"
 )
@@ -727,7 +726,7 @@ func (c *crashChild) run(ctx context.Context) error {
 		}
 		from = upr.NewTsVbuuid(c.p.spec.Vbuckets)
 	} else {
-		if c.p, from, err = reopenPipeline(pcfg, coord); err != nil {
+		if c.p, from, err = reopenPipeline(pcfg); err != nil {
 			return err
 		}
 	}
@@ -742,13 +741,13 @@ func (c *crashChild) run(ctx context.Context) error {
 	}
 	// The bucket now exists again, so a slice restored past a failover
 	// the killed child never processed can be found and rolled back.
-	if from, err = c.p.checkHold(ctx, from); err != nil {
+	if from, err = c.p.ix.CheckHold(ctx, from); err != nil {
 		return fmt.Errorf("check the restored vectors against the bucket: %w", err)
 	}
 	regen := time.Since(start)
 
 	start = time.Now()
-	rollbacks, err := c.p.resume(ctx, from)
+	rollbacks, err := c.p.ix.Resume(ctx, from)
 	if err != nil {
 		return fmt.Errorf("resume streams from the recovered vector: %w", err)
 	}
@@ -760,7 +759,7 @@ func (c *crashChild) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv := c.p.bucket.CurrentSeqnos().Sum()
+	kv := c.p.kv.CurrentSeqnos().Sum()
 	var replayed uint64
 	if s := from.Sum(); kv > s {
 		replayed = kv - s
@@ -783,51 +782,35 @@ func (c *crashChild) run(ctx context.Context) error {
 	return c.ingest(ctx, func() bool { return !waitPersist || c.p.ix.PersistedTS() != nil }, report)
 }
 
-// reopenPipeline is the restart path of a new process: the coordinator's
-// ACTIVE instances are created again over their slices, and every slice is
-// restored to its newest recovery point. It returns the vector to resume
+// reopenPipeline is the restart path of a new process: the index node
+// reopens the coordinator's ACTIVE instances over their slices and restores
+// every slice to its newest recovery point. It returns the vector to resume
 // from. The bucket is still empty.
-func reopenPipeline(cfg pipelineConfig, coord *coordinator.Coordinator) (*pipeline, *upr.TsVbuuid, error) {
-	gen, err := workload.NewGenerator(cfg.spec)
+func reopenPipeline(cfg pipelineConfig) (*pipeline, *upr.TsVbuuid, error) {
+	p, err := openNodes(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &pipeline{spec: gen.Spec(), gen: gen, cfg: cfg, coord: coord}
-	p.bucket = gen.NewBucket(workload.BucketOptions{})
-	p.oracle = workload.NewOracle(p.bucket)
-	if p.ix, err = p.openIndexer(); err != nil {
-		return nil, nil, err
-	}
-	for _, inst := range coord.Instances() {
-		if inst.State != coordinator.Active {
-			continue
-		}
-		compiled, err := projector.Compile(inst.ID, inst.Defn)
-		if err != nil {
+	insts, defns := activeDefns(p.coord)
+	for _, d := range defns {
+		if err := p.ix.CreateInstance(d); err != nil {
 			return p, nil, err
 		}
-		if err := p.ix.CreateInstance(indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn}); err != nil {
-			return p, nil, fmt.Errorf("reopen index %q: %w", inst.Defn.Name, err)
-		}
-		p.insts = append(p.insts, inst)
-		p.compiled = append(p.compiled, compiled)
 	}
+	p.insts = insts
 	ts, err := p.ix.Recover()
-	if err != nil {
-		return p, nil, fmt.Errorf("recover slices: %w", err)
-	}
-	return p, ts, nil
+	return p, ts, err
 }
 
 // regenerate rebuilds the bucket the earlier cycles built: the load, then
 // the progress file's operations with its failovers at their places.
 func (c *crashChild) regenerate() error {
-	p := c.p
-	p.gen.Load(p.bucket)
+	kv := c.p.kv
+	kv.Load()
 	fo := c.progress.Failovers
 	for {
 		for len(fo) > 0 && fo[0].AfterOps == c.applied {
-			if err := p.bucket.Failover(fo[0].Vb, fo[0].Branch); err != nil {
+			if err := kv.Failover(fo[0].Vb, fo[0].Branch); err != nil {
 				return fmt.Errorf("replay failover %+v: %w", fo[0], err)
 			}
 			fo = fo[1:]
@@ -835,7 +818,7 @@ func (c *crashChild) regenerate() error {
 		if c.applied >= c.progress.Ops {
 			break
 		}
-		p.gen.Apply(p.bucket, p.gen.Next())
+		kv.Apply(kv.Next())
 		c.applied++
 	}
 	if len(fo) > 0 {
@@ -848,7 +831,7 @@ func (c *crashChild) regenerate() error {
 // bucket has on the same branch: the indexer would claim mutations KV never
 // made. (On an older branch the resume is answered with Rollback.)
 func (c *crashChild) checkCovered(from *upr.TsVbuuid) error {
-	kv := c.p.bucket.CurrentSeqnos()
+	kv := c.p.kv.CurrentSeqnos()
 	for vb := range from.Len() {
 		if from.Vbuuids[vb] == kv.Vbuuids[vb] && from.Seqnos[vb] > kv.Seqnos[vb] {
 			return fmt.Errorf("%w: recovered vector has vb %d at seqno %d, the regenerated bucket only %d (branch %d)",
@@ -861,21 +844,15 @@ func (c *crashChild) checkCovered(from *upr.TsVbuuid) error {
 // verify compares every index with the oracle once the index covers the
 // bucket. A difference is reported on stdout and returned as errDiverged.
 func (c *crashChild) verify(ctx context.Context, when string) (entries int, err error) {
-	cr := &cellRun{p: c.p}
-	detail, err := cr.verify(ctx)
+	v, err := (&cellRun{p: c.p}).verify(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("verify %s: %w", when, err)
 	}
-	if !strings.HasPrefix(detail, "ok") {
-		fmt.Fprintf(c.out, "DIVERGENCE cycle=%d %s: %s\n", c.job.Cycle, when, detail)
+	if !v.OK() {
+		fmt.Fprintf(c.out, "DIVERGENCE cycle=%d %s: %s\n", c.job.Cycle, when, v)
 		return 0, errDiverged
 	}
-	// detail: "ok: N indexes, M entries equal the oracle"
-	f := strings.Fields(detail)
-	if len(f) >= 4 {
-		entries, _ = strconv.Atoi(f[3])
-	}
-	return entries, nil
+	return v.Entries, nil
 }
 
 // waitCaughtUp waits until a snapshot covers the bucket. When that takes
@@ -891,7 +868,7 @@ func (c *crashChild) waitCaughtUp(ctx context.Context, when string) error {
 	if err == nil || ctx.Err() != nil || p.failure() != nil {
 		return err
 	}
-	kv, snap, hwt := p.bucket.CurrentSeqnos(), p.ix.SnapshotTS(), p.ix.HWT()
+	kv, snap, hwt := p.kv.CurrentSeqnos(), p.ix.SnapshotTS(), p.ix.HWT()
 	var lag []string
 	for vb := range kv.Len() {
 		if kv.Seqnos[vb] == 0 || snap.Seqnos[vb] >= kv.Seqnos[vb] && (snap.Vbuuids[vb] == 0 || snap.Vbuuids[vb] == kv.Vbuuids[vb]) {
@@ -949,7 +926,7 @@ func (c *crashChild) ingest(ctx context.Context, ready func() bool, report func(
 				return err
 			}
 		}
-		for kv := p.bucket.CurrentSeqnos().Sum(); kv > p.ix.SnapshotTS().Sum()+maxCrashLag; {
+		for kv := p.kv.CurrentSeqnos().Sum(); kv > p.ix.SnapshotTS().Sum()+maxCrashLag; {
 			if err := p.failure(); err != nil {
 				return err
 			}
@@ -959,7 +936,7 @@ func (c *crashChild) ingest(ctx context.Context, ready func() bool, report func(
 			time.Sleep(time.Millisecond)
 		}
 		for range chunk {
-			p.gen.Apply(p.bucket, p.gen.Next())
+			p.kv.Apply(p.kv.Next())
 			c.applied++
 		}
 		done += chunk
@@ -981,7 +958,7 @@ func (c *crashChild) rollback(ctx context.Context) error {
 	p := c.p
 	c.status.set(KillRollback)
 	defer c.status.set(KillIngest)
-	if err := p.stop(); err != nil {
+	if err := p.ix.Stop(); err != nil {
 		return err
 	}
 	from := p.ix.HWT()
@@ -999,7 +976,7 @@ func (c *crashChild) rollback(ctx context.Context) error {
 		}
 	} else {
 		for _, vb := range vbs {
-			high := p.bucket.HighSeqno(vb)
+			high := p.kv.HighSeqno(vb)
 			lo := upr.Seqno(0)
 			if persisted != nil && c.rng.IntN(4) != 0 && persisted.Seqnos[vb] <= high {
 				lo = persisted.Seqnos[vb]
@@ -1011,12 +988,12 @@ func (c *crashChild) rollback(ctx context.Context) error {
 			if err := c.saveProgress(); err != nil {
 				return err
 			}
-			if err := p.bucket.Failover(vb, fo.Branch); err != nil {
+			if err := p.kv.Failover(vb, fo.Branch); err != nil {
 				return err
 			}
 		}
 	}
-	if _, err := p.resume(ctx, from); err != nil {
+	if _, err := p.ix.Resume(ctx, from); err != nil {
 		return fmt.Errorf("resume after injected %s of %d vbuckets: %w", what, len(vbs), err)
 	}
 	when := fmt.Sprintf("after an injected %s of vbuckets %v", what, vbs)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/projector/kvnode"
 	"github.com/idxbench/idxbench/workload"
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
@@ -182,12 +183,11 @@ func TestCrashRegenerateReplaysFailovers(t *testing.T) {
 	job := crashJob{Seed: seed, Docs: 300, Vbuckets: 8}
 	build := func() (*crashChild, error) {
 		c := &crashChild{job: job}
-		gen, err := workload.NewGenerator(c.spec())
+		kv, err := kvnode.New(c.spec(), kvnode.Options{})
 		if err != nil {
 			return nil, err
 		}
-		c.p = &pipeline{gen: gen, bucket: gen.NewBucket(workload.BucketOptions{})}
-		c.p.oracle = workload.NewOracle(c.p.bucket)
+		c.p = &pipeline{kv: kv, oracle: workload.NewOracle(kv.Bucket())}
 		return c, nil
 	}
 	// The first process: a load, operations and failovers, recorded as
@@ -196,24 +196,24 @@ func TestCrashRegenerateReplaysFailovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.p.gen.Load(a.p.bucket)
+	a.p.kv.Load()
 	var prog crashProgress
 	for round := range 5 {
 		prog.Ops = a.applied + opsChunk
 		for range 700 + 37*round {
-			a.p.gen.Apply(a.p.bucket, a.p.gen.Next())
+			a.p.kv.Apply(a.p.kv.Next())
 			a.applied++
 		}
 		vb := upr.Vbno(round * 3 % job.Vbuckets)
-		fo := crashFailover{AfterOps: a.applied, Vb: vb, Branch: a.p.bucket.HighSeqno(vb) / 2}
+		fo := crashFailover{AfterOps: a.applied, Vb: vb, Branch: a.p.kv.Bucket().HighSeqno(vb) / 2}
 		prog.Failovers = append(prog.Failovers, fo)
-		if err := a.p.bucket.Failover(fo.Vb, fo.Branch); err != nil {
+		if err := a.p.kv.Bucket().Failover(fo.Vb, fo.Branch); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// What the first process reserved but never applied is applied too.
 	for a.applied < prog.Ops {
-		a.p.gen.Apply(a.p.bucket, a.p.gen.Next())
+		a.p.kv.Apply(a.p.kv.Next())
 		a.applied++
 	}
 
@@ -225,12 +225,12 @@ func TestCrashRegenerateReplaysFailovers(t *testing.T) {
 	if err := b.regenerate(); err != nil {
 		t.Fatal(err)
 	}
-	ka, kb := a.p.bucket.CurrentSeqnos(), b.p.bucket.CurrentSeqnos()
+	ka, kb := a.p.kv.Bucket().CurrentSeqnos(), b.p.kv.Bucket().CurrentSeqnos()
 	if !ka.Equal(kb) {
 		t.Fatalf("regenerated bucket differs:\nfirst       %v\nregenerated %v", ka, kb)
 	}
 	for vb := range job.Vbuckets {
-		if la, lb := a.p.bucket.FailoverLog(upr.Vbno(vb)), b.p.bucket.FailoverLog(upr.Vbno(vb)); !reflect.DeepEqual(la, lb) {
+		if la, lb := a.p.kv.Bucket().FailoverLog(upr.Vbno(vb)), b.p.kv.Bucket().FailoverLog(upr.Vbno(vb)); !reflect.DeepEqual(la, lb) {
 			t.Errorf("vb %d failover log: %v, regenerated %v", vb, la, lb)
 		}
 	}
@@ -331,28 +331,25 @@ func TestRestartAfterAFailoverPastARestoredSlice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.gen.Load(p.bucket)
-	if err := p.start(ctx); err != nil {
+	p.kv.Load()
+	if err := p.ix.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for range 500 {
-		p.gen.Apply(p.bucket, p.gen.Next())
+		p.kv.Apply(p.kv.Next())
 	}
 	c := &cellRun{p: p}
 	persisted, err := c.waitPersisted(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ix.Close(); err != nil {
+	if err := p.close(); err != nil {
 		t.Fatal(err)
 	}
 	// KV fails over vb 0 at half the persisted seqno; the "crashed"
 	// rollback had emptied by_city and not yet touched primary.
 	branch := persisted.Seqnos[0] / 2
-	if err := p.bucket.Failover(0, branch); err != nil {
+	if err := p.kv.Failover(0, branch); err != nil {
 		t.Fatal(err)
 	}
 	s, err := eng.Open(filepath.Join(cfg.dir, "slices", "by_city", "p0"), cfg.opts)
@@ -365,29 +362,29 @@ func TestRestartAfterAFailoverPastARestoredSlice(t *testing.T) {
 
 	// The new process: reopen, recover, rebuild the same KV (the
 	// generator is deterministic), resume and catch up.
-	q, from, err := reopenPipeline(cfg, p.coord)
+	q, from, err := reopenPipeline(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.close()
-	q.gen.Load(q.bucket)
+	q.kv.Load()
 	for range 500 {
-		q.gen.Apply(q.bucket, q.gen.Next())
+		q.kv.Apply(q.kv.Next())
 	}
-	if err := q.bucket.Failover(0, branch); err != nil {
+	if err := q.kv.Failover(0, branch); err != nil {
 		t.Fatal(err)
 	}
-	if from, err = q.checkHold(ctx, from); err != nil {
+	if from, err = q.ix.CheckHold(ctx, from); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.resume(ctx, from); err != nil {
+	if _, err := q.ix.Resume(ctx, from); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.waitCaughtUp(ctx, 10*time.Second); err != nil {
 		t.Fatalf("restart after a failover at vb 0 seqno %d, below primary's recovery point %v: %v", branch, persisted, err)
 	}
-	detail, err := (&cellRun{p: q}).verify(ctx)
-	if err != nil || !strings.HasPrefix(detail, "ok") {
-		t.Fatalf("verify: %v %s", err, detail)
+	v, err := (&cellRun{p: q}).verify(ctx)
+	if err != nil || !v.OK() {
+		t.Fatalf("verify: %v %s", err, v)
 	}
 }

@@ -16,7 +16,7 @@ type cellSource struct{ c *cellRun }
 func (s cellSource) Collect() metricsexport.Snapshot {
 	c := s.c
 	l := metricsexport.Labels{Engine: c.job.Engine}
-	st, ok := c.p.stats()
+	st, ok := c.p.ix.Stats()
 	if !ok {
 		return metricsexport.Snapshot{}
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/workload/upr"
 )
 
 type indexerStats = indexer.Stats
@@ -35,13 +34,12 @@ const maxOutstanding = 100_000
 // build until a snapshot covers the whole bucket.
 func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) error {
 	t0 := time.Now()
-	c.p.gen.Load(c.p.bucket)
+	docs := c.p.kv.Load()
 	m["kv_load_ms"] = ms(time.Since(t0))
-	docs := c.p.gen.Loaded()
 	m["docs"] = float64(docs)
 
 	start := time.Now()
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return err
 	}
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
@@ -69,7 +67,7 @@ func (d *driver) run(ctx context.Context, n int) error {
 	p := d.c.p
 	rec := d.c.reg.Recorder(workerIngest)
 	start := time.Now()
-	base := p.bucket.CurrentSeqnos().Sum()
+	base := p.kv.CurrentSeqnos().Sum()
 	for i := 0; n == 0 || i < n; i++ {
 		if i%1024 == 0 {
 			if ctx.Err() != nil {
@@ -90,7 +88,7 @@ func (d *driver) run(ctx context.Context, n int) error {
 				}
 			}
 		}
-		op := p.gen.Next()
+		op := p.kv.Next()
 		if d.rate > 0 {
 			intended := start.Add(time.Duration(float64(i) / d.rate * float64(time.Second)))
 			if wait := time.Until(intended); wait > 0 {
@@ -103,11 +101,11 @@ func (d *driver) run(ctx context.Context, n int) error {
 					return ctx.Err()
 				}
 			}
-			p.gen.Apply(p.bucket, op)
+			p.kv.Apply(op)
 			rec.RecordIntended("kv_mutation", intended, time.Now())
 		} else {
 			t := time.Now()
-			p.gen.Apply(p.bucket, op)
+			p.kv.Apply(op)
 			rec.Record("kv_mutation", time.Since(t))
 		}
 		d.applied.Add(1)
@@ -137,7 +135,7 @@ func (d *driver) throttle(ctx context.Context, kvSum uint64) error {
 // ingest applies the phase's mutations (or runs for its duration) and times
 // until a snapshot covers them all.
 func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) error {
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return err
 	}
 	rate := ph.Rate
@@ -202,7 +200,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 // open-loop ingest when under_ingest is set. request_plus scans are checked
 // to see every mutation applied before they were issued.
 func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error {
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return err
 	}
 	m := out.Metrics
@@ -270,9 +268,9 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					req.Low, req.High, req.Inclusion, req.Limit = k, k2, indexer.IncludeBoth, 0
 				}
 				if cons == indexer.AtPlus {
-					req.TS = c.p.bucket.CurrentSeqnos()
+					req.TS = c.p.kv.CurrentSeqnos()
 				}
-				kv := c.p.bucket.CurrentSeqnos()
+				kv := c.p.kv.CurrentSeqnos()
 				t := time.Now()
 				res, err := c.p.ix.Scan(pctx, req)
 				if err != nil {
@@ -388,33 +386,33 @@ func (c *cellRun) sampleKeys(ctx context.Context, index string, n int) ([][]any,
 // a trickle of mutations so there is something to persist, and reports how
 // long the round took.
 func (c *cellRun) persist(ctx context.Context, m map[string]float64) error {
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return err
 	}
 	iv := c.p.ix.Config().PersistInterval
 	if iv < 0 {
 		return errors.New("persist phase: persistent snapshots are disabled (indexer.persist_interval < 0)")
 	}
-	before := c.p.ix.Stats().NumPersisted
+	st, _ := c.p.ix.Stats()
+	before := st.NumPersisted
 	limit := c.persistWait(3, 10*time.Second)
-	pctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
 	d := &driver{c: c, rate: 1000}
-	dctx, stop := context.WithCancel(pctx)
+	dctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var derr error
 	go func() { defer wg.Done(); derr = d.run(dctx, 0) }()
-	for c.p.ix.Stats().NumPersisted < before+2 && pctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	_, err := c.p.ix.WaitPersisted(ctx, limit, func(_ *upr.TsVbuuid, rounds int64) bool { return rounds >= before+2 })
 	stop()
 	wg.Wait()
 	if derr != nil {
 		return derr
 	}
-	if pctx.Err() != nil {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return fmt.Errorf("no persistent snapshot within %s", limit)
+	}
+	if err != nil {
+		return err
 	}
 	return c.p.waitCaughtUp(ctx, catchUpTimeout)
 }
@@ -450,35 +448,4 @@ func (c *cellRun) rawIngest(ctx context.Context, ph Phase, m map[string]float64)
 	m["scan_p50_ms"] = ms(r.ScanP50)
 	m["scan_p99_ms"] = ms(r.ScanP99)
 	return nil
-}
-
-// verify waits until the index reflects the whole bucket, then compares a
-// full scan of every index with the oracle at the scan's snapshot vector.
-// It returns "ok: …" or a description of the differences.
-func (c *cellRun) verify(ctx context.Context) (string, error) {
-	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
-		return "", err
-	}
-	var problems []string
-	total := 0
-	for _, inst := range c.p.insts {
-		res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanAll})
-		if err != nil {
-			return "", fmt.Errorf("verify: scan %s: %w", inst.Defn.Name, err)
-		}
-		want, err := c.p.oracle.Expected(inst.Defn, res.TS)
-		if err != nil {
-			return "", fmt.Errorf("verify: oracle for %s: %w", inst.Defn.Name, err)
-		}
-		total += len(want)
-		if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
-			problems = append(problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
-				inst.Defn.Name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
-		}
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return strings.Join(problems, " | "), nil
-	}
-	return fmt.Sprintf("ok: %d indexes, %d entries equal the oracle", len(c.p.insts), total), nil
 }

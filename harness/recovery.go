@@ -33,23 +33,13 @@ func (c *cellRun) waitPersisted(ctx context.Context) (*upr.TsVbuuid, error) {
 	}
 	want := c.p.ix.SnapshotTS()
 	limit := c.persistWait(2, 30*time.Second)
-	deadline := time.Now().Add(limit)
-	for {
-		if got := c.p.ix.PersistedTS(); got != nil && got.SeqnosLE(want) && want.SeqnosLE(got) {
-			return got, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no persistent snapshot of the caught-up index within %s", limit)
-		}
-		if err := c.p.failure(); err != nil {
-			return nil, err
-		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	got, err := c.p.ix.WaitPersisted(ctx, limit, func(got *upr.TsVbuuid, _ int64) bool {
+		return got != nil && got.SeqnosLE(want) && want.SeqnosLE(got)
+	})
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, fmt.Errorf("no persistent snapshot of the caught-up index within %s", limit)
 	}
+	return got, err
 }
 
 // rollback is the KV-rollback flow: a persistent snapshot, more mutations,
@@ -76,7 +66,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 
 	// A scan waiting for a vector the bucket never reaches must fail with
 	// ErrIndexRollback when the rollback intervenes.
-	far := c.p.bucket.CurrentSeqnos()
+	far := c.p.kv.CurrentSeqnos()
 	far.Seqnos[vbs[0]] += 1 << 40
 	waiter := make(chan error, 1)
 	go func() {
@@ -89,7 +79,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	time.Sleep(200 * time.Millisecond)
 
 	start := time.Now()
-	if err := c.p.stop(); err != nil {
+	if err := c.p.ix.Stop(); err != nil {
 		return err
 	}
 	// DDL waits for recovery: a drop now must be refused.
@@ -103,15 +93,15 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		case PointBoundary, PointRecent:
 			branch := persisted.Seqnos[vb]
 			if point == PointRecent {
-				branch += (c.p.bucket.HighSeqno(vb) - branch) / 2
+				branch += (c.p.kv.HighSeqno(vb) - branch) / 2
 			}
-			if err := c.p.bucket.Failover(vb, branch); err != nil {
+			if err := c.p.kv.Failover(vb, branch); err != nil {
 				return err
 			}
 		}
 	}
-	kv := c.p.bucket.CurrentSeqnos()
-	rollbacks, err := c.p.resume(ctx, from)
+	kv := c.p.kv.CurrentSeqnos()
+	rollbacks, err := c.p.ix.Resume(ctx, from)
 	c.p.coord.SetRecovery(false)
 	if err != nil {
 		return err
@@ -120,7 +110,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	m["resume_ms"] = ms(resumed.Sub(start))
 	m["rollbacks"] = float64(rollbacks)
 	m["vbuckets_failed_over"] = float64(len(vbs))
-	restored := c.p.from // the vector the streams restarted from
+	restored := c.p.ix.From() // the vector the streams restarted from
 	if err := c.waitScannable(ctx); err != nil {
 		return err
 	}
@@ -160,7 +150,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 // the state a rollback or restart phase recovers from. It returns the
 // persisted vector.
 func (c *cellRun) mutateAfterPersist(ctx context.Context, ph Phase) (*upr.TsVbuuid, error) {
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return nil, err
 	}
 	persisted, err := c.waitPersisted(ctx)
@@ -181,7 +171,7 @@ func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) e
 	if _, err := c.mutateAfterPersist(ctx, ph); err != nil {
 		return err
 	}
-	kv := c.p.bucket.CurrentSeqnos()
+	kv := c.p.kv.CurrentSeqnos()
 	start := time.Now()
 	open, from, err := c.p.restart(ctx)
 	if err != nil {
@@ -305,7 +295,7 @@ func chooseVbuckets(rng *rand.Rand, total, n int) ([]upr.Vbno, error) {
 // phase's rate, then checks the index is gone: not scannable, no data left.
 // The indexes that remain are verified after the phase as usual.
 func (c *cellRun) dropIndex(ctx context.Context, ph Phase, out *results.Phase) error {
-	if err := c.p.start(ctx); err != nil {
+	if err := c.p.ix.Start(ctx); err != nil {
 		return err
 	}
 	var id uint64

@@ -2,14 +2,63 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 
+	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/projector/collate"
 	"github.com/idxbench/idxbench/workload/defn"
 )
+
+// verdict is the outcome of comparing every live index with the oracle.
+type verdict struct {
+	// Indexes and Entries are how many indexes were compared and how many
+	// entries the oracle expected of them together.
+	Indexes, Entries int
+	// Problems describe each index that differs, sorted; none when every
+	// index equals the oracle.
+	Problems []string
+}
+
+// OK reports whether every index equals the oracle.
+func (v verdict) OK() bool { return len(v.Problems) == 0 }
+
+func (v verdict) String() string {
+	if v.OK() {
+		return fmt.Sprintf("ok: %d indexes, %d entries equal the oracle", v.Indexes, v.Entries)
+	}
+	return strings.Join(v.Problems, " | ")
+}
+
+// verify waits until the index reflects the whole bucket, then compares a
+// full scan of every index with the oracle at the scan's snapshot vector.
+func (c *cellRun) verify(ctx context.Context) (verdict, error) {
+	var v verdict
+	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+		return v, err
+	}
+	for _, inst := range c.p.insts {
+		res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanAll})
+		if err != nil {
+			return v, fmt.Errorf("verify: scan %s: %w", inst.Defn.Name, err)
+		}
+		want, err := c.p.oracle.Expected(inst.Defn, res.TS)
+		if err != nil {
+			return v, fmt.Errorf("verify: oracle for %s: %w", inst.Defn.Name, err)
+		}
+		v.Indexes++
+		v.Entries += len(want)
+		if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
+			v.Problems = append(v.Problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
+				inst.Defn.Name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
+		}
+	}
+	sort.Strings(v.Problems)
+	return v, nil
+}
 
 // diffEntries compares an index's entries with the oracle's, as sets of
 // (docid, key). It returns up to max lines describing the differences, and

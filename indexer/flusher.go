@@ -491,7 +491,38 @@ func (ix *Indexer) publishViews(ts *upr.TsVbuuid, fresh map[*slice]*viewRef, ren
 func (ix *Indexer) setPersistedTS(ts *upr.TsVbuuid) {
 	ix.mu.Lock()
 	ix.persistedTS = ts.Clone()
+	close(ix.persistCh)
+	ix.persistCh = make(chan struct{})
 	ix.mu.Unlock()
+}
+
+// WaitPersisted waits until ok accepts the latest round of persistent
+// snapshots — its vector (nil before the first round) and the number of
+// rounds that persisted something (Stats.NumPersisted) — and returns that
+// vector. ok is called with no lock held, once now and once after each
+// round. It fails with ErrClosed when the indexer closes and with ctx's
+// error when ctx is done.
+func (ix *Indexer) WaitPersisted(ctx context.Context, ok func(ts *upr.TsVbuuid, rounds int64) bool) (*upr.TsVbuuid, error) {
+	for {
+		ix.mu.Lock()
+		closed, ch := ix.closed, ix.persistCh
+		var ts *upr.TsVbuuid
+		if ix.persistedTS != nil {
+			ts = ix.persistedTS.Clone()
+		}
+		ix.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if ok(ts, ix.st.persisted.Load()) {
+			return ts, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // PersistedTS is the vector of the latest persistent snapshot round: what a

@@ -46,10 +46,7 @@ type Source interface {
 
 // InstanceDefn is an index instance: an index definition with the id the
 // projector tags its key versions with.
-type InstanceDefn struct {
-	ID   uint64
-	Defn defn.IndexDefn
-}
+type InstanceDefn = projector.InstanceDefn
 
 // InstanceState is where an instance is in its life.
 type InstanceState uint8
@@ -120,6 +117,7 @@ type Indexer struct {
 	pendingST   *upr.TsVbuuid // coordinator mode: promoted, not yet flushed
 	snap        *snapshot
 	snapCh      chan struct{} // closed and replaced when a snapshot is published
+	persistCh   chan struct{} // closed and replaced when a round of persistent snapshots completes
 	rollbackGen uint64
 	lagSeq      int
 	closed      bool
@@ -150,6 +148,7 @@ func New(cfg Config) (*Indexer, error) {
 		tk:          newTimekeeper(cfg.NumVbuckets),
 		q:           newMutationQueue(cfg.NumVbuckets),
 		snapCh:      make(chan struct{}),
+		persistCh:   make(chan struct{}),
 	}
 	ix.space = sync.NewCond(&ix.mu)
 	ix.snap = &snapshot{seq: 0, ts: upr.NewTsVbuuid(cfg.NumVbuckets), taken: time.Now(), insts: map[uint64]*snapInstance{}}
@@ -484,6 +483,8 @@ func (ix *Indexer) Close() error {
 	snap := ix.snap
 	close(ix.snapCh)
 	ix.snapCh = make(chan struct{})
+	close(ix.persistCh)
+	ix.persistCh = make(chan struct{})
 	ix.mu.Unlock()
 	errs := []error{snap.release()}
 	for _, inst := range ix.insts {

@@ -1,0 +1,235 @@
+// Package kvnode is the KV node of the pipeline: the simulated bucket, the
+// generator that mutates it, and the projectors that run beside it — one per
+// topic an index node asks for (MAINT, and INIT while a build runs).
+//
+// An index node talks to it through three calls, the same in-process and
+// over the network: Probe (the answer each vbucket gives to a stream request
+// from a vector: go ahead, or Rollback to a seqno), OpenTopic (the streams
+// themselves, projected for the topic's instances) and CurrentSeqnos. The
+// run's driver mutates the bucket through Next and Apply, and fault
+// injection fails vbuckets over through Failover.
+//
+// In this package a topic's key versions reach the index node through an
+// in-process channel transport; the dataport carries them over TCP.
+package kvnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/idxbench/idxbench/projector"
+	"github.com/idxbench/idxbench/workload"
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// Options configure a KV node. The zero value works.
+type Options struct {
+	// TopicBuffer is how many batches a topic's in-process transport
+	// buffers before the projector waits for the index node (default 16).
+	TopicBuffer int
+	// Bucket configures the bucket simulator (its clock).
+	Bucket workload.BucketOptions
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.TopicBuffer <= 0 {
+		o.TopicBuffer = 16
+	}
+}
+
+// Node is one KV node. Next and Apply must be called from one goroutine at
+// a time (the driver's); everything else is safe for concurrent use.
+type Node struct {
+	opts   Options
+	gen    *workload.Generator
+	bucket *workload.Bucket
+}
+
+// New returns a KV node with an empty bucket shaped by spec.
+func New(spec workload.Spec, opts Options) (*Node, error) {
+	opts.EnsureDefaults()
+	gen, err := workload.NewGenerator(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{opts: opts, gen: gen, bucket: gen.NewBucket(opts.Bucket)}, nil
+}
+
+// Spec is the effective workload spec (defaults filled in).
+func (n *Node) Spec() workload.Spec { return n.gen.Spec() }
+
+// Bucket is the simulated bucket, for an in-process oracle and for tests.
+func (n *Node) Bucket() *workload.Bucket { return n.bucket }
+
+// Load inserts the spec's initial documents and returns how many there are.
+func (n *Node) Load() int {
+	n.gen.Load(n.bucket)
+	return n.gen.Loaded()
+}
+
+// Next is the generator's next operation (after the load).
+func (n *Node) Next() workload.Op { return n.gen.Next() }
+
+// Apply applies op to the bucket.
+func (n *Node) Apply(op workload.Op) { n.gen.Apply(n.bucket, op) }
+
+// Failover fails vb over, keeping its history up to branch: a new vbuuid,
+// and streams from past branch answered with Rollback.
+func (n *Node) Failover(vb upr.Vbno, branch upr.Seqno) error { return n.bucket.Failover(vb, branch) }
+
+// HighSeqno is vb's latest seqno.
+func (n *Node) HighSeqno(vb upr.Vbno) upr.Seqno { return n.bucket.HighSeqno(vb) }
+
+// CurrentSeqnos is every vbucket's latest seqno and vbuuid.
+func (n *Node) CurrentSeqnos() *upr.TsVbuuid { return n.bucket.CurrentSeqnos() }
+
+// Now is the bucket's clock (mutation emit times), in nanoseconds.
+func (n *Node) Now() int64 { return n.bucket.Now() }
+
+// Probe returns the rollback seqno of every vbucket that answers a stream
+// request from ts with Rollback; it opens no stream for the others. The
+// bucket decides each answer when the stream is requested, so a probe
+// reads the answers through a feed of its own.
+func (n *Node) Probe(ctx context.Context, ts *upr.TsVbuuid) (map[upr.Vbno]upr.Seqno, error) {
+	probe, err := n.openFeed(ts)
+	if err != nil {
+		return nil, err
+	}
+	defer probe.Close()
+	vbuckets := ts.Len()
+	rollbacks := map[upr.Vbno]upr.Seqno{}
+	answered := make([]bool, vbuckets)
+	left := vbuckets
+	buf := make([]upr.Event, 1024)
+	for left > 0 {
+		k, err := probe.Next(ctx, buf)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range buf[:k] {
+			if answered[ev.Vb] {
+				continue
+			}
+			answered[ev.Vb] = true
+			left--
+			if ev.Op == upr.OpRollback {
+				rollbacks[ev.Vb] = ev.RollbackSeqno
+			}
+			if ev.Op == upr.OpStreamBegin {
+				probe.CloseStream(ev.Vb) // nothing more of it is needed
+			}
+		}
+	}
+	return rollbacks, nil
+}
+
+// openFeed opens a feed with one endless stream per vbucket from ts.
+func (n *Node) openFeed(ts *upr.TsVbuuid) (*workload.Feed, error) {
+	if ts.Len() != n.bucket.Vbuckets() {
+		return nil, fmt.Errorf("kv node: stream request over %d vbuckets, the bucket has %d", ts.Len(), n.bucket.Vbuckets())
+	}
+	feed := n.bucket.NewFeed()
+	for vb := range ts.Len() {
+		req := upr.StreamRequest{
+			Vb: upr.Vbno(vb), Start: ts.Seqnos[vb], End: workload.EndlessSeqno, Vbuuid: ts.Vbuuids[vb],
+			SnapStart: ts.Snapshots[vb][0], SnapEnd: ts.Snapshots[vb][1],
+		}
+		if err := feed.Request(req); err != nil {
+			feed.Close()
+			return nil, fmt.Errorf("stream request %+v: %w", req, err)
+		}
+	}
+	return feed, nil
+}
+
+// OpenTopic starts a topic: every vbucket's stream from req.From, projected
+// for req.Instances, delivered through an in-process transport. The topic
+// runs until it is closed or ctx is done. A vbucket the bucket answers with
+// Rollback gets a StreamEnd; ask Probe first.
+func (n *Node) OpenTopic(ctx context.Context, req projector.TopicRequest) (projector.Topic, error) {
+	compiled := make([]*projector.Instance, 0, len(req.Instances))
+	for _, d := range req.Instances {
+		c, err := projector.Compile(d.ID, d.Defn)
+		if err != nil {
+			return nil, err
+		}
+		compiled = append(compiled, c)
+	}
+	feed, err := n.openFeed(req.From)
+	if err != nil {
+		return nil, err
+	}
+	tr := projector.NewChanTransport(n.opts.TopicBuffer)
+	proj, err := projector.New([]projector.Transport{tr}, projector.Options{})
+	if err == nil {
+		err = proj.AddInstance(compiled...)
+	}
+	if err != nil {
+		feed.Close()
+		return nil, fmt.Errorf("topic %s: %w", req.Topic, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := &topic{name: req.Topic, feed: feed, tr: tr, proj: proj, cancel: cancel, done: make(chan struct{})}
+	go t.run(ctx)
+	return t, nil
+}
+
+// topic is a running in-process topic: a feed, its projector, and the
+// channel the index node reads.
+type topic struct {
+	name   string
+	feed   *workload.Feed
+	tr     *projector.ChanTransport
+	proj   *projector.Projector
+	cancel context.CancelFunc
+	once   sync.Once
+	done   chan struct{}
+	err    error // the projector's failure; set before done is closed
+}
+
+func (t *topic) run(ctx context.Context) {
+	defer close(t.done)
+	err := t.proj.Run(ctx, t.feed)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, workload.ErrFeedClosed) &&
+		!errors.Is(err, projector.ErrTransportClosed) && !errors.Is(err, io.EOF) {
+		t.err = fmt.Errorf("projector of topic %s: %w", t.name, err)
+	}
+	// The receiver drains what was sent, then sees the end (or t.err).
+	t.tr.Close()
+}
+
+// Recv implements projector.Topic.
+func (t *topic) Recv(ctx context.Context) (*projector.Batch, error) {
+	b, err := t.tr.Recv(ctx)
+	if errors.Is(err, projector.ErrTransportClosed) {
+		select {
+		case <-t.done:
+			if t.err != nil {
+				return nil, t.err
+			}
+		default:
+		}
+	}
+	return b, err
+}
+
+// DropInstance implements projector.Topic.
+func (t *topic) DropInstance(id uint64) error {
+	t.proj.DropInstance(id)
+	return nil
+}
+
+// Close implements projector.Topic.
+func (t *topic) Close() error {
+	t.once.Do(func() {
+		t.cancel()
+		t.feed.Close()
+		t.tr.Close()
+		<-t.done
+	})
+	return nil
+}
