@@ -296,8 +296,8 @@ func (k failingKV) OpenTopic(ctx context.Context, req projector.TopicRequest) (p
 type failingTopic struct{ err error }
 
 func (f failingTopic) Recv(ctx context.Context) (*projector.Batch, error) { return nil, f.err }
-func (f failingTopic) DropInstance(uint64) error                         { return nil }
-func (f failingTopic) Close() error                                      { return nil }
+func (f failingTopic) DropInstance(uint64) error                          { return nil }
+func (f failingTopic) Close() error                                       { return nil }
 
 // TestTopicFailureEndsWaits: a failure on the KV side ends a wait for a
 // vector at once, with that failure, instead of the wait's timeout.
