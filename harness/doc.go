@@ -12,9 +12,11 @@
 //	   │        its cores with GOMAXPROCS set, given a CellJob on stdin
 //	   │        (RunChild) ─ results written after every cell
 //	   ▼
-//	RunCell ─ builds the cell's pipeline: KV bucket + generator + oracle
-//	   │      (workload), coordinator, projector over a feed of every vbucket,
-//	   │      indexer on the engine ─ then runs the phases in order
+//	RunCell ─ composes the cell's nodes: a KV node (projector/kvnode: the
+//	   │      bucket, its generator and the topics' projectors), an index
+//	   │      node on the engine (indexer/node: the indexer and its stream
+//	   │      manager), the coordinator's metadata and the oracle ─ then runs
+//	   │      the phases in order, driving the nodes through their APIs
 //	   ▼
 //	runPhase ─ a fresh measure.Registry per phase (HDR histograms per
 //	            operation, a tick a second to stderr and ticks.jsonl),
@@ -25,8 +27,8 @@
 // Phases: load (initial build from a backfill), ingest, scan, persist,
 // rollback (KV failover), restart, build-index (INIT stream, merge into
 // MAINT), drop-index and raw-ingest (the engine alone). The crash test
-// (RunCrashTest, RunCrashChild) kills child processes with SIGKILL and checks
-// every recovery; see crash.go.
+// (RunCrashTest in crash.go, RunCrashChild in crash_child.go) kills child
+// processes with SIGKILL and checks every recovery.
 //
 // Faults are injected on purpose only: --inject-slowdown (slowedEngine) to
 // check that a comparison catches a regression, and the failovers of the
