@@ -177,6 +177,24 @@ func (p *pipeline) waitCaughtUp(ctx context.Context, timeout time.Duration) erro
 	return p.ix.WaitCaughtUp(ctx, timeout)
 }
 
+// load inserts the spec's documents into the bucket and returns how many.
+func (p *pipeline) load() (int, error) {
+	return p.kv.Load(), nil
+}
+
+// apply applies the generator's next n operations to the bucket.
+func (p *pipeline) apply(n int) error {
+	for range n {
+		p.kv.Apply(p.kv.Next())
+	}
+	return nil
+}
+
+// failover fails vb over at branch.
+func (p *pipeline) failover(vb upr.Vbno, branch upr.Seqno) error {
+	return p.kv.Failover(vb, branch)
+}
+
 // close stops the streams and closes the index node's stores.
 func (p *pipeline) close() error {
 	return p.ix.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/indexer"
+	"github.com/idxbench/idxbench/indexer/node"
 	"github.com/idxbench/idxbench/results"
 	"github.com/idxbench/idxbench/workload/upr"
 )
@@ -33,9 +34,7 @@ func (c *cellRun) waitPersisted(ctx context.Context) (*upr.TsVbuuid, error) {
 	}
 	want := c.p.ix.SnapshotTS()
 	limit := c.persistWait(2, 30*time.Second)
-	got, err := c.p.ix.WaitPersisted(ctx, limit, func(got *upr.TsVbuuid, _ int64) bool {
-		return got != nil && got.SeqnosLE(want) && want.SeqnosLE(got)
-	})
+	got, err := c.p.ix.WaitPersisted(ctx, limit, node.PersistCond{Covers: want})
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return nil, fmt.Errorf("no persistent snapshot of the caught-up index within %s", limit)
 	}
@@ -95,7 +94,7 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 			if point == PointRecent {
 				branch += (c.p.kv.HighSeqno(vb) - branch) / 2
 			}
-			if err := c.p.kv.Failover(vb, branch); err != nil {
+			if err := c.p.failover(vb, branch); err != nil {
 				return err
 			}
 		}

@@ -402,10 +402,24 @@ func waitCovered(ctx context.Context, ix *indexer.Indexer, ts *upr.TsVbuuid, tim
 	}
 }
 
-// WaitPersisted waits until ok accepts the latest round of persistent
-// snapshots (see indexer.WaitPersisted), for at most timeout, and returns
-// its vector. A failure of the running topic ends the wait.
-func (n *Node) WaitPersisted(ctx context.Context, timeout time.Duration, ok func(ts *upr.TsVbuuid, rounds int64) bool) (*upr.TsVbuuid, error) {
+// PersistCond is what a wait for persistent snapshots waits for; the zero
+// value waits for the first round.
+type PersistCond struct {
+	// MinRounds is the number of rounds that persisted something
+	// (Stats.NumPersisted) to wait for.
+	MinRounds int64
+	// Covers, when set, is a vector the latest round must cover.
+	Covers *upr.TsVbuuid
+}
+
+func (c PersistCond) ok(ts *upr.TsVbuuid, rounds int64) bool {
+	return ts != nil && rounds >= c.MinRounds && (c.Covers == nil || c.Covers.SeqnosLE(ts))
+}
+
+// WaitPersisted waits until the latest round of persistent snapshots
+// satisfies cond, for at most timeout, and returns its vector. A failure of
+// the running topic ends the wait.
+func (n *Node) WaitPersisted(ctx context.Context, timeout time.Duration, cond PersistCond) (*upr.TsVbuuid, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ix := n.indexer()
@@ -415,7 +429,7 @@ func (n *Node) WaitPersisted(ctx context.Context, timeout time.Duration, ok func
 	}
 	done := make(chan answer, 1)
 	go func() {
-		ts, err := ix.WaitPersisted(ctx, ok)
+		ts, err := ix.WaitPersisted(ctx, cond.ok)
 		done <- answer{ts, err}
 	}()
 	select {

@@ -132,9 +132,7 @@ func (c *cluster) waitPersisted(ctx context.Context) {
 		c.t.Fatal(err)
 	}
 	want := c.ix.SnapshotTS()
-	if _, err := c.ix.WaitPersisted(ctx, 20*time.Second, func(ts *upr.TsVbuuid, _ int64) bool {
-		return ts != nil && want.SeqnosLE(ts)
-	}); err != nil {
+	if _, err := c.ix.WaitPersisted(ctx, 20*time.Second, node.PersistCond{Covers: want}); err != nil {
 		c.t.Fatal(err)
 	}
 }
