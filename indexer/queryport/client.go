@@ -105,6 +105,19 @@ func (c *Client) Close() error {
 // first, the connection is closed, which cancels the server-side scan.
 // A scan that failed on the server returns a *RemoteError.
 func (c *Client) Scan(ctx context.Context, req indexer.ScanRequest) (*indexer.ScanResult, error) {
+	res, err := c.scan(ctx, req)
+	if err != nil && ctx.Err() == nil && deadlinePassed(ctx) {
+		// ctx's deadline has passed — the server's copy of it ran out,
+		// no budget was left to send, a dial timed out on it — but ctx's
+		// timer has not fired yet: the caller sees its own ctx end, as
+		// in process.
+		<-ctx.Done()
+		return nil, fmt.Errorf("queryport: scan via %s: %w", c.addr, ctx.Err())
+	}
+	return res, err
+}
+
+func (c *Client) scan(ctx context.Context, req indexer.ScanRequest) (*indexer.ScanResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("queryport: scan via %s: %w", c.addr, err)
 	}
@@ -131,6 +144,11 @@ func (c *Client) Scan(ctx context.Context, req indexer.ScanRequest) (*indexer.Sc
 		return nil, fmt.Errorf("queryport: scan via %s: %w", c.addr, ErrClientClosed)
 	}
 	return nil, fmt.Errorf("queryport: scan via %s: %w", c.addr, err)
+}
+
+func deadlinePassed(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // roundTrip sends req on cn and reads the answer, marking cn broken when

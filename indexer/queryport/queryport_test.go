@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"reflect"
 	"strings"
@@ -199,8 +200,31 @@ func TestDeadlineTravels(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("scan past its deadline: %v, want context.DeadlineExceeded", err)
 	}
+	// As in process, a scan that failed on its deadline returns with ctx
+	// done, whichever side's copy of the deadline ran out first: a caller
+	// that checks ctx.Err() after the scan must see it.
+	if ctx.Err() == nil {
+		t.Error("the scan returned DeadlineExceeded while its ctx was still live")
+	}
 	if !recv(t, deadlines, "the server-side scan") {
 		t.Fatal("the server-side scan had no deadline")
+	}
+}
+
+// TestNoBudgetLeft: a ctx whose deadline has passed but whose timer has
+// not fired yet still ends the scan with ctx done.
+func TestNoBudgetLeft(t *testing.T) {
+	_, addr := serve(t, scannerFunc(func(ctx context.Context, _ indexer.ScanRequest) (*indexer.ScanResult, error) {
+		return &indexer.ScanResult{}, nil
+	}), ServerOptions{})
+	c := dial(t, addr, ClientOptions{})
+	for range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(200))*time.Microsecond)
+		_, err := c.Scan(ctx, indexer.ScanRequest{Index: "i"})
+		if err != nil && ctx.Err() == nil {
+			t.Fatalf("scan failed with %v while its ctx was live", err)
+		}
+		cancel()
 	}
 }
 
