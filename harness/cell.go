@@ -95,22 +95,44 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 		defer c.ticks.Close()
 	}
-	pipeEngine := eng
 	for _, ph := range sc.Phases {
 		if ph.RawRatio {
 			c.rawPhases++
 		}
 	}
-	if c.rawPhases > 0 {
-		c.rec = newBatchRecorder()
-		pipeEngine = c.rec.wrap(eng)
-	}
-	c.p, err = newPipeline(pipelineConfig{
-		spec: spec, engine: pipeEngine, opts: opts, dir: filepath.Join(dir, "pipeline"),
+	pcfg := pipelineConfig{
+		spec: spec, engine: eng, opts: opts, dir: filepath.Join(dir, "pipeline"),
 		settings: sc.Indexer, recorder: indexerRecorder{c},
-	})
+	}
+	switch {
+	case job.Topology == TopologyProcs:
+		exe := job.Executable
+		if exe == "" {
+			if exe, err = os.Executable(); err != nil {
+				return cell, err
+			}
+		}
+		pcfg.procs = &procsConfig{exe: exe, engine: job.Engine, indexCPUs: job.IndexCPUs, kvCPUs: job.KVCPUs,
+			scenario: job.Scenario, overrides: job.Overrides, slowdown: job.Slowdown, stderr: stderr}
+		if len(pcfg.procs.indexCPUs) == 0 {
+			if pcfg.procs.indexCPUs, pcfg.procs.kvCPUs, err = NodeCPUs(cell.Cores); err != nil {
+				return cell, err
+			}
+		}
+	case c.rawPhases > 0:
+		c.rec = newBatchRecorder()
+		pcfg.engine = c.rec.wrap(eng)
+	}
+	c.p, err = newPipeline(ctx, pcfg)
 	if err != nil {
 		return cell, err
+	}
+	cell.Topology = TopologyInproc
+	if pcfg.procs != nil {
+		cell.Topology = TopologyProcs
+	}
+	for _, np := range c.p.procs {
+		cell.Nodes = append(cell.Nodes, results.Node{Role: np.role, Pid: np.pid, CPUs: np.cpus})
 	}
 	defer func() {
 		if cerr := c.p.close(); cerr != nil && err == nil {
@@ -199,6 +221,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	}
 	stopTicks := c.startTicker(ph.Label(), reg, &out)
 	span := measure.Begin()
+	nodesBefore := c.p.nodeCounters()
 	before, _ := c.p.ix.Stats()
 
 	var err error
@@ -225,12 +248,14 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}
 	res := span.End()
+	nodesAfter := c.p.nodeCounters()
 	if perr := c.stopProfile(); err == nil {
 		err = perr
 	}
 	stopTicks()
 	final := reg.Tick(time.Now())
 	c.addResourceMetrics(out.Metrics, res, before)
+	addNodeMetrics(out.Metrics, c.p.procs, nodesBefore, nodesAfter)
 	addLatencyMetrics(out.Metrics, final)
 	if err != nil {
 		return out, err
@@ -341,6 +366,31 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 			m["snapshot_p99_ms"] = ms(op.CumP99)
 			m["snapshots"] = float64(op.CumCount)
 		}
+	}
+}
+
+// addNodeMetrics adds what each node process cost during the phase —
+// cpu_seconds_ROLE_node, bytes_written_ROLE_node — to the phase's totals,
+// and the CPU per mutation of the whole cell and of each node.
+func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []measure.ProcCounters) {
+	for i, np := range procs {
+		if i >= len(before) || i >= len(after) {
+			break
+		}
+		cpu := (after[i].CPU - before[i].CPU).Seconds()
+		written := float64(after[i].BytesWritten) - float64(before[i].BytesWritten)
+		m["cpu_seconds_"+np.role+"_node"] = cpu
+		m["bytes_written_"+np.role+"_node"] = max(written, 0)
+		m["cpu_seconds"] += cpu
+		m["bytes_written"] += max(written, 0)
+	}
+	n := m["mutations"]
+	if n <= 0 {
+		return
+	}
+	m["cpu_us_per_mutation"] = m["cpu_seconds"] * 1e6 / n
+	for _, np := range procs {
+		m["cpu_us_per_mutation_"+np.role+"_node"] = m["cpu_seconds_"+np.role+"_node"] * 1e6 / n
 	}
 }
 

@@ -162,6 +162,16 @@ phases:
 }
 
 func TestMain(m *testing.M) {
+	// Node processes of procs-topology tests run the test binary itself.
+	if os.Getenv(NodeEnv) != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		if err := RunNodeFromStdin(ctx, os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	// Child processes of matrix tests run the test binary itself.
 	if os.Getenv(ChildEnv) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

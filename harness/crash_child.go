@@ -145,7 +145,7 @@ func (c *crashChild) run(ctx context.Context) error {
 	var from *upr.TsVbuuid
 	start := time.Now()
 	if fresh {
-		if c.p, err = newPipeline(pcfg); err != nil {
+		if c.p, err = newPipeline(ctx, pcfg); err != nil {
 			return err
 		}
 		from = upr.NewTsVbuuid(c.p.spec.Vbuckets)
@@ -211,7 +211,7 @@ func (c *crashChild) run(ctx context.Context) error {
 // every slice to its newest recovery point. It returns the vector to resume
 // from. The bucket is still empty.
 func reopenPipeline(cfg pipelineConfig) (*pipeline, *upr.TsVbuuid, error) {
-	p, err := openNodes(cfg)
+	p, err := openNodes(context.Background(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}

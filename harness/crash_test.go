@@ -327,7 +327,7 @@ func TestRestartAfterAFailoverPastARestoredSlice(t *testing.T) {
 	cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir(),
 		settings: IndexerSettings{SnapshotInterval: Duration(10 * time.Millisecond), PersistInterval: Duration(20 * time.Millisecond)}}
 	cfg.opts.EnsureDefaults()
-	p, err := newPipeline(cfg)
+	p, err := newPipeline(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

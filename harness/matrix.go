@@ -47,6 +47,14 @@ type CellJob struct {
 	// ProfileDir, when set, receives a CPU profile of every phase (and of
 	// a raw_ratio phase's replay), named engine-dir-cCORES-rREPEAT-phase.
 	ProfileDir string `json:"profile_dir,omitempty"`
+	// Topology is TopologyInproc (the default) or TopologyProcs; with
+	// procs, IndexCPUs and KVCPUs are the node processes' CPUs (the
+	// cell's own process runs on KVCPUs).
+	Topology  string `json:"topology,omitempty"`
+	IndexCPUs []int  `json:"index_cpus,omitempty"`
+	KVCPUs    []int  `json:"kv_cpus,omitempty"`
+	// Executable starts the node processes; default os.Executable().
+	Executable string `json:"executable,omitempty"`
 }
 
 // Overrides are command-line values that replace the scenario's.
@@ -100,7 +108,13 @@ func runChildProcess(ctx context.Context, exe string, job CellJob, stderr io.Wri
 	// Interrupt rather than kill on cancel, so the child can close its stores.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
-	if err := startPinned(cmd, job.Cores); err != nil {
+	start := func() error { return startPinned(cmd, job.Cores) }
+	if job.Topology == TopologyProcs {
+		// The cell's own process (driver, oracle) runs beside the KV node.
+		cmd.Env = append(os.Environ(), ChildEnv+"=1", "GOMAXPROCS="+strconv.Itoa(len(job.KVCPUs)))
+		start = func() error { return startPinnedTo(cmd, job.KVCPUs) }
+	}
+	if err := start(); err != nil {
 		cell.Error = fmt.Sprintf("start child: %v", err)
 		return cell
 	}
@@ -119,26 +133,32 @@ func runChildProcess(ctx context.Context, exe string, job CellJob, stderr io.Wri
 	return cell
 }
 
-// startPinned starts cmd with its CPU affinity limited to CPUs 0..cores-1.
-// A forked child inherits the affinity of the thread that forks it, so the
-// mask is set on a locked OS thread around Start and restored after.
+// startPinned starts cmd with its CPU affinity limited to the first cores
+// CPUs this process may use.
 func startPinned(cmd *exec.Cmd, cores int) error {
+	avail := availableCPUs()
+	if cores > len(avail) {
+		return fmt.Errorf("%d cores asked for, %d available", cores, len(avail))
+	}
+	return startPinnedTo(cmd, avail[:cores])
+}
+
+// startPinnedTo starts cmd with its CPU affinity limited to cpus. A forked
+// child inherits the affinity of the thread that forks it, so the mask is
+// set on a locked OS thread around Start and restored after.
+func startPinnedTo(cmd *exec.Cmd, cpus []int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var orig unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &orig); err != nil {
 		return cmd.Start()
 	}
-	avail := cpusIn(&orig)
-	if cores > len(avail) {
-		return fmt.Errorf("%d cores asked for, %d available", cores, len(avail))
-	}
 	var set unix.CPUSet
-	for _, c := range avail[:cores] {
+	for _, c := range cpus {
 		set.Set(c)
 	}
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to %d cores: %w", cores, err)
+		return fmt.Errorf("pin to CPUs %v: %w", cpus, err)
 	}
 	startErr := cmd.Start()
 	if err := unix.SchedSetaffinity(0, &orig); err != nil && startErr == nil {
@@ -160,12 +180,19 @@ func cpusIn(s *unix.CPUSet) []int {
 }
 
 // AvailableCores is the number of CPUs this process may run on.
-func AvailableCores() int {
+func AvailableCores() int { return len(availableCPUs()) }
+
+// availableCPUs lists the CPUs this process may run on.
+func availableCPUs() []int {
 	var s unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &s); err != nil {
-		return runtime.NumCPU()
+		cpus := make([]int, runtime.NumCPU())
+		for i := range cpus {
+			cpus[i] = i
+		}
+		return cpus
 	}
-	return len(cpusIn(&s))
+	return cpusIn(&s)
 }
 
 func writeFileAtomic(path string, data []byte) error {

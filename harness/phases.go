@@ -168,7 +168,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		rate = c.p.spec.Rate
 	}
 	d := &driver{c: c, rate: rate}
-	if ph.RawRatio {
+	if ph.RawRatio && c.rec != nil {
 		c.rec.mark()
 	}
 	cpu0 := measure.ProcessCPU()
@@ -192,7 +192,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	m["mutations"] = float64(n)
 	m["ingest_seconds"] = el.Seconds()
 	m["mutations_per_sec"] = float64(n) / el.Seconds()
-	if ph.RawRatio {
+	if ph.RawRatio && c.rec != nil {
 		streams := c.rec.streams()
 		if c.rawPhases--; c.rawPhases == 0 {
 			c.rec.stop()

@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"time"
 
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/indexer/node"
 	"github.com/idxbench/idxbench/projector/kvnode"
@@ -20,11 +22,16 @@ import (
 // Phases drive the nodes through their APIs; the protocols between them
 // live with the nodes.
 type pipeline struct {
-	spec   workload.Spec
-	kv     *kvnode.Node
+	spec workload.Spec
+	// kv is the KV node in process; in a procs topology, the replica of
+	// the remote KV node's bucket that the oracle reads.
+	kv *kvnode.Node
+	// remote is the KV node's admin client in a procs topology.
+	remote *kvnode.Client
+	procs  []*nodeProc
 	oracle *workload.Oracle
 	coord  *coordinator.Coordinator
-	ix     *node.Node
+	ix     node.API
 	// insts are the ACTIVE instances, in creation order.
 	insts []coordinator.Instance
 	cfg   pipelineConfig
@@ -38,12 +45,14 @@ type pipelineConfig struct {
 	dir      string
 	settings IndexerSettings
 	recorder indexer.Recorder
+	// procs, when set, runs the nodes as processes of their own.
+	procs *procsConfig
 }
 
 // newPipeline builds a cell's nodes over an empty directory and creates the
 // spec's indexes (deferred ones stay CREATED for a build phase).
-func newPipeline(cfg pipelineConfig) (*pipeline, error) {
-	p, err := openNodes(cfg)
+func newPipeline(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
+	p, err := openNodes(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +74,27 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 }
 
 // openNodes opens the KV node (an empty bucket), the coordinator's metadata
-// and the index node over cfg.dir (empty, or the slices of an earlier run).
-func openNodes(cfg pipelineConfig) (*pipeline, error) {
+// and the index node over cfg.dir (empty, or the slices of an earlier run),
+// in this process or, with cfg.procs, as processes of their own.
+func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
+	if cfg.procs != nil {
+		return openProcs(ctx, cfg)
+	}
+	p, err := openLocalNodes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, "slices"), p.spec.Vbuckets)
+	ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
+	if p.ix, err = node.Open(node.Config{Indexer: ixCfg, KV: p.kv, Promote: promote}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// openLocalNodes opens the in-process parts: the KV node (or the replica
+// of a remote one), the oracle and the coordinator's metadata.
+func openLocalNodes(cfg pipelineConfig) (*pipeline, error) {
 	kv, err := kvnode.New(cfg.spec, kvnode.Options{})
 	if err != nil {
 		return nil, err
@@ -74,9 +102,6 @@ func openNodes(cfg pipelineConfig) (*pipeline, error) {
 	p := &pipeline{spec: kv.Spec(), kv: kv, cfg: cfg}
 	p.oracle = workload.NewOracle(kv.Bucket())
 	if p.coord, err = coordinator.Open(cfg.dir); err != nil {
-		return nil, err
-	}
-	if p.ix, err = node.Open(node.Config{Indexer: p.indexerConfig(), KV: kv, Promote: promote}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -87,31 +112,6 @@ func openNodes(cfg pipelineConfig) (*pipeline, error) {
 func promote(ctx context.Context, ix *indexer.Indexer) error {
 	cfg := ix.Config()
 	return coordinator.RunPromotion(ctx, cfg.SnapshotInterval, cfg.NumVbuckets, []coordinator.Node{ix})
-}
-
-// indexerConfig is the index node's indexer configuration.
-func (p *pipeline) indexerConfig() indexer.Config {
-	s := p.cfg.settings
-	dur := engines.NoSync
-	if s.Durability == "sync" {
-		dur = engines.Sync
-	}
-	return indexer.Config{
-		Engine:              p.cfg.engine,
-		EngineOptions:       p.cfg.opts,
-		Dir:                 filepath.Join(p.cfg.dir, "slices"),
-		NumVbuckets:         p.spec.Vbuckets,
-		SnapshotInterval:    s.SnapshotInterval.D(),
-		PersistInterval:     s.PersistInterval.D(),
-		MaxRollbacks:        s.MaxRollbacks,
-		QueueSize:           s.QueueSize,
-		FlushBatchSize:      s.FlushBatchSize,
-		BackIndexCacheBytes: s.BackIndexCacheBytes,
-		Durability:          dur,
-		STMode:              s.STMode,
-		Clock:               p.kv.Now,
-		Recorder:            p.cfg.recorder,
-	}
 }
 
 // addInstance makes an instance live on the index node and marks it ACTIVE.
@@ -179,26 +179,76 @@ func (p *pipeline) waitCaughtUp(ctx context.Context, timeout time.Duration) erro
 
 // load inserts the spec's documents into the bucket and returns how many.
 func (p *pipeline) load() (int, error) {
+	if p.remote != nil {
+		if _, err := p.remote.Load(context.Background()); err != nil {
+			return 0, p.nodeError(err)
+		}
+	}
 	return p.kv.Load(), nil
 }
 
 // apply applies the generator's next n operations to the bucket.
 func (p *pipeline) apply(n int) error {
-	for range n {
-		p.kv.Apply(p.kv.Next())
+	if p.remote != nil {
+		if err := p.remote.Apply(context.Background(), n); err != nil {
+			return p.nodeError(err)
+		}
 	}
+	p.kv.ApplyNext(n)
 	return nil
 }
 
 // failover fails vb over at branch.
 func (p *pipeline) failover(vb upr.Vbno, branch upr.Seqno) error {
+	if p.remote != nil {
+		if err := p.remote.Failover(context.Background(), vb, branch); err != nil {
+			return p.nodeError(err)
+		}
+	}
 	return p.kv.Failover(vb, branch)
 }
 
-// close stops the streams and closes the index node's stores.
-func (p *pipeline) close() error {
-	return p.ix.Close()
+// nodeError is err, or the death of a node process when one died (which
+// is then the cause).
+func (p *pipeline) nodeError(err error) error {
+	for _, np := range p.procs {
+		if derr := np.died(); derr != nil {
+			return derr
+		}
+	}
+	return err
 }
 
-// failure is the first error of a node's goroutines, if any.
-func (p *pipeline) failure() error { return p.ix.Failure() }
+// nodeCounters reads each node process's counters (none in process).
+func (p *pipeline) nodeCounters() []measure.ProcCounters {
+	out := make([]measure.ProcCounters, len(p.procs))
+	for i, np := range p.procs {
+		out[i], _ = measure.ReadProc(np.pid)
+	}
+	return out
+}
+
+// close stops the streams and closes the index node's stores; in a procs
+// topology the node processes then exit.
+func (p *pipeline) close() error {
+	var errs []error
+	if p.ix != nil {
+		errs = append(errs, p.nodeError(p.ix.Close()))
+	}
+	if p.remote != nil {
+		errs = append(errs, p.remote.Close())
+	}
+	for i := len(p.procs) - 1; i >= 0; i-- {
+		errs = append(errs, p.procs[i].stop(time.Minute))
+	}
+	return errors.Join(errs...)
+}
+
+// failure is the first error of a node's goroutines (or the death of a
+// node process), if any.
+func (p *pipeline) failure() error {
+	if err := p.ix.Failure(); err != nil {
+		return p.nodeError(err)
+	}
+	return p.nodeError(nil)
+}

@@ -44,6 +44,9 @@ type RunConfig struct {
 	// CPUProfile writes a CPU profile of every phase of every cell into
 	// Out/profiles.
 	CPUProfile bool
+	// Topology lays a cell's nodes out: TopologyInproc (default) or
+	// TopologyProcs.
+	Topology string
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -121,6 +124,13 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	}
 	if p.cfg.Repeat == 0 {
 		p.cfg.Repeat = 1
+	}
+	switch cfg.Topology {
+	case "", TopologyInproc:
+		p.cfg.Topology = TopologyInproc
+	case TopologyProcs:
+	default:
+		return nil, fmt.Errorf("--topology %q: want inproc or procs", cfg.Topology)
 	}
 	p.dirs = cfg.Dirs
 	for i, d := range p.dirs {
@@ -234,6 +244,14 @@ cells:
 						Quiet:       p.cfg.Quiet,
 						Slowdown:    p.cfg.Slowdown,
 						ProfileDir:  profileDir,
+						Topology:    p.cfg.Topology,
+						Executable:  exe,
+					}
+					if job.Topology == TopologyProcs {
+						var err error
+						if job.IndexCPUs, job.KVCPUs, err = NodeCPUs(cores); err != nil {
+							return run, err
+						}
 					}
 					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
 					cell := runChildProcess(ctx, exe, job, stderr)

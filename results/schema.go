@@ -72,6 +72,19 @@ type Cell struct {
 	// Error is why the cell could not finish; its phases are those that did.
 	Error  string  `json:"error,omitempty"`
 	Phases []Phase `json:"phases"`
+	// Topology is how the cell's nodes were laid out: "inproc" (one
+	// process) or "procs" (a process per node, listed in Nodes).
+	Topology string `json:"topology,omitempty"`
+	Nodes    []Node `json:"nodes,omitempty"`
+}
+
+// Node is one node process of a cell.
+type Node struct {
+	// Role is "kv" or "index".
+	Role string `json:"role"`
+	Pid  int    `json:"pid"`
+	// CPUs are the CPUs the process was pinned to.
+	CPUs []int `json:"cpus"`
 }
 
 // Phase is one phase of the scenario as one cell ran it.

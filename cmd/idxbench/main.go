@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"scenarios": {"list built-in scenarios", cmdScenarios},
 		"workload":  {"print the first N messages of a workload's UPR stream", cmdWorkload},
 		"crashtest": {"kill -9 / restart / verify loop against one engine", cmdCrashtest},
+		"node":      {"run one node (kv or index) of a multi-process pipeline", cmdNode},
 	}
 }
 
@@ -98,6 +99,15 @@ func exitCode(err error) int {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv(harness.NodeEnv) != "" {
+		// A node process a cell started: the job is on stdin.
+		err := harness.RunNodeFromStdin(ctx, os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idxbench node: %v\n", err)
+		}
+		os.Exit(exitCode(err))
+	}
 	if os.Getenv(harness.ChildEnv) != "" {
 		// A cell of a matrix run: the parent sent the job on stdin and
 		// reports the cell's outcome itself.

@@ -11,7 +11,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
@@ -32,6 +32,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower (e.g. 10%), to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
+		topology    = fs.String("topology", "inproc", "inproc: a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
 	pos, err := parseFlags(fs, runSynopsis, args, stdout)
 	if err != nil {
@@ -42,7 +43,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := harness.RunConfig{
 		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
-		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile,
+		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
 	}
 	cfg.Engines = splitList(*engineList)
 	cfg.Dirs = splitList(*dirList)
@@ -53,18 +54,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.Cores = append(cfg.Cores, n)
 	}
-	if *seed != "" {
-		v, err := strconv.ParseUint(*seed, 10, 64)
-		if err != nil {
-			return fmt.Errorf("run: --seed: %q is not a non-negative integer", *seed)
-		}
-		cfg.Overrides.Seed = &v
-	}
-	if cfg.Overrides.Docs, err = optionalInt("docs", *docs); err != nil {
-		return err
-	}
-	if cfg.Overrides.Vbuckets, err = optionalInt("vbuckets", *vbuckets); err != nil {
-		return err
+	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
+		return fmt.Errorf("run: %w", err)
 	}
 	if *duration < 0 {
 		return fmt.Errorf("run: --duration %s is negative", *duration)
@@ -113,4 +104,22 @@ func optionalInt(name, s string) (*int, error) {
 		return nil, fmt.Errorf("run: --%s: %q is not an integer", name, s)
 	}
 	return &n, nil
+}
+
+// parseOverrides parses the workload flags run and node share.
+func parseOverrides(seed, docs, vbuckets string) (harness.Overrides, error) {
+	var o harness.Overrides
+	if seed != "" {
+		v, err := strconv.ParseUint(seed, 10, 64)
+		if err != nil {
+			return o, fmt.Errorf("--seed: %q is not a non-negative integer", seed)
+		}
+		o.Seed = &v
+	}
+	var err error
+	if o.Docs, err = optionalInt("docs", docs); err != nil {
+		return o, err
+	}
+	o.Vbuckets, err = optionalInt("vbuckets", vbuckets)
+	return o, err
 }

@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 		err := harness.RunChild(context.Background(), os.Stdin, os.Stderr)
 		os.Exit(exitCode(err))
 	}
+	if os.Getenv(harness.NodeEnv) != "" {
+		err := harness.RunNodeFromStdin(context.Background(), os.Stdin, os.Stdout, os.Stderr)
+		os.Exit(exitCode(err))
+	}
 	os.Exit(m.Run())
 }
 

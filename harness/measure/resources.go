@@ -148,3 +148,44 @@ func readKV(path string) map[string]uint64 {
 	}
 	return m
 }
+
+// ProcCounters are another process's CPU time and storage writes so far,
+// read from /proc: how a cell accounts for node processes it has not
+// waited for.
+type ProcCounters struct {
+	CPU          time.Duration
+	BytesWritten uint64
+}
+
+// clockTicks is the kernel's USER_HZ, in which /proc/PID/stat counts CPU
+// time; Linux fixes it at 100 for user space.
+const clockTicks = 100
+
+// ReadProc reads pid's counters. ok is false when the process is gone or
+// /proc cannot be read.
+func ReadProc(pid int) (c ProcCounters, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return c, false
+	}
+	// The command name (field 2) may hold spaces; fields after it start
+	// after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return c, false
+	}
+	f := bytes.Fields(data[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return c, false
+	}
+	ut, err1 := strconv.ParseUint(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseUint(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return c, false
+	}
+	c.CPU = time.Duration(ut+st) * time.Second / clockTicks
+	io := readKV("/proc/" + strconv.Itoa(pid) + "/io")
+	c.BytesWritten = io["write_bytes"]
+	return c, true
+}

@@ -39,7 +39,7 @@ type Build struct {
 
 // StartBuild starts the INIT topic for insts. Close the build when done
 // with it, merged or not.
-func (n *Node) StartBuild(ctx context.Context, insts []indexer.InstanceDefn) (*Build, error) {
+func (n *Node) StartBuild(ctx context.Context, insts []indexer.InstanceDefn) (Builder, error) {
 	cfg := n.cfg.Indexer
 	cfg.Recorder = prefixRecorder{"init_", cfg.Recorder}
 	ix, err := indexer.New(cfg)

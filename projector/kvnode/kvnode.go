@@ -146,11 +146,28 @@ func (n *Node) openFeed(ts *upr.TsVbuuid) (*workload.Feed, error) {
 	return feed, nil
 }
 
+// ApplyNext applies the generator's next n operations.
+func (n *Node) ApplyNext(k int) {
+	for range k {
+		n.gen.Apply(n.bucket, n.gen.Next())
+	}
+}
+
 // OpenTopic starts a topic: every vbucket's stream from req.From, projected
 // for req.Instances, delivered through an in-process transport. The topic
 // runs until it is closed or ctx is done. A vbucket the bucket answers with
 // Rollback gets a StreamEnd; ask Probe first.
 func (n *Node) OpenTopic(ctx context.Context, req projector.TopicRequest) (projector.Topic, error) {
+	tr := projector.NewChanTransport(n.opts.TopicBuffer)
+	t, err := n.openTopic(ctx, req, tr)
+	if err != nil {
+		return nil, err
+	}
+	return &chanTopic{topic: t, tr: tr}, nil
+}
+
+// openTopic starts a topic's projector sending to tr.
+func (n *Node) openTopic(ctx context.Context, req projector.TopicRequest, tr projector.Transport) (*topic, error) {
 	compiled := make([]*projector.Instance, 0, len(req.Instances))
 	for _, d := range req.Instances {
 		c, err := projector.Compile(d.ID, d.Defn)
@@ -159,11 +176,13 @@ func (n *Node) OpenTopic(ctx context.Context, req projector.TopicRequest) (proje
 		}
 		compiled = append(compiled, c)
 	}
+	if req.From == nil {
+		return nil, fmt.Errorf("topic %s: no vector to start from", req.Topic)
+	}
 	feed, err := n.openFeed(req.From)
 	if err != nil {
 		return nil, err
 	}
-	tr := projector.NewChanTransport(n.opts.TopicBuffer)
 	proj, err := projector.New([]projector.Transport{tr}, projector.Options{})
 	if err == nil {
 		err = proj.AddInstance(compiled...)
@@ -173,22 +192,24 @@ func (n *Node) OpenTopic(ctx context.Context, req projector.TopicRequest) (proje
 		return nil, fmt.Errorf("topic %s: %w", req.Topic, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	t := &topic{name: req.Topic, feed: feed, tr: tr, proj: proj, cancel: cancel, done: make(chan struct{})}
+	t := &topic{name: req.Topic, feed: feed, proj: proj, cancel: cancel, done: make(chan struct{})}
+	if c, ok := tr.(interface{ Close() error }); ok {
+		t.closeTransport = func() { c.Close() }
+	}
 	go t.run(ctx)
 	return t, nil
 }
 
-// topic is a running in-process topic: a feed, its projector, and the
-// channel the index node reads.
+// topic is a running topic: a feed and its projector.
 type topic struct {
-	name   string
-	feed   *workload.Feed
-	tr     *projector.ChanTransport
-	proj   *projector.Projector
-	cancel context.CancelFunc
-	once   sync.Once
-	done   chan struct{}
-	err    error // the projector's failure; set before done is closed
+	name           string
+	feed           *workload.Feed
+	proj           *projector.Projector
+	closeTransport func()
+	cancel         context.CancelFunc
+	once           sync.Once
+	done           chan struct{}
+	err            error // the projector's failure; set before done is closed
 }
 
 func (t *topic) run(ctx context.Context) {
@@ -199,11 +220,38 @@ func (t *topic) run(ctx context.Context) {
 		t.err = fmt.Errorf("projector of topic %s: %w", t.name, err)
 	}
 	// The receiver drains what was sent, then sees the end (or t.err).
-	t.tr.Close()
+	if t.closeTransport != nil {
+		t.closeTransport()
+	}
+}
+
+// DropInstance stops the topic's key versions for an instance.
+func (t *topic) DropInstance(id uint64) error {
+	t.proj.DropInstance(id)
+	return nil
+}
+
+// Close stops the topic's projector and feed.
+func (t *topic) Close() error {
+	t.once.Do(func() {
+		t.cancel()
+		t.feed.Close()
+		if t.closeTransport != nil {
+			t.closeTransport()
+		}
+		<-t.done
+	})
+	return nil
+}
+
+// chanTopic is a topic received in process.
+type chanTopic struct {
+	*topic
+	tr *projector.ChanTransport
 }
 
 // Recv implements projector.Topic.
-func (t *topic) Recv(ctx context.Context) (*projector.Batch, error) {
+func (t *chanTopic) Recv(ctx context.Context) (*projector.Batch, error) {
 	b, err := t.tr.Recv(ctx)
 	if errors.Is(err, projector.ErrTransportClosed) {
 		select {
@@ -215,21 +263,4 @@ func (t *topic) Recv(ctx context.Context) (*projector.Batch, error) {
 		}
 	}
 	return b, err
-}
-
-// DropInstance implements projector.Topic.
-func (t *topic) DropInstance(id uint64) error {
-	t.proj.DropInstance(id)
-	return nil
-}
-
-// Close implements projector.Topic.
-func (t *topic) Close() error {
-	t.once.Do(func() {
-		t.cancel()
-		t.feed.Close()
-		t.tr.Close()
-		<-t.done
-	})
-	return nil
 }

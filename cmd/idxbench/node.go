@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/idxbench/idxbench/harness"
+)
+
+const nodeSynopsis = "--role kv|index [--listen ADDR] [--kv ADDR] [--query ADDR] [--dataport ADDR] [--engine E] [--dir D] [--scenario NAME|FILE] [--seed N] [--docs N] [--vbuckets N]"
+
+// cmdNode runs one node of a multi-process pipeline until interrupted (an
+// index node also ends when a client asks it to close). It prints the
+// node's addresses on one "ready" line once it serves.
+func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("node")
+	var (
+		role     = fs.String("role", "", "kv (the bucket simulator and its projectors) or index (an indexer and its stream manager)")
+		listen   = fs.String("listen", "127.0.0.1:0", "the KV node's admin endpoint or the index node's control endpoint")
+		kv       = fs.String("kv", "", "index node: the KV node's admin address")
+		query    = fs.String("query", "127.0.0.1:0", "index node: the query port (scans)")
+		dataport = fs.String("dataport", "127.0.0.1:0", "index node: where KV sends the key versions")
+		engine   = fs.String("engine", "pebble", "index node: storage engine")
+		dir      = fs.String("dir", "", "index node: data directory (its slices go in DIR/slices)")
+		scenario = fs.String("scenario", "default", "built-in scenario name or a scenario YAML file: the workload and indexer settings")
+		seed     = fs.String("seed", "", "workload seed (default: the scenario's)")
+		docs     = fs.String("docs", "", "initial document count (default: the scenario's)")
+		vbuckets = fs.String("vbuckets", "", "vbucket count 1..1024 (default: the scenario's)")
+	)
+	pos, err := parseFlags(fs, nodeSynopsis, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("node: unexpected argument %q", pos[0])
+	}
+	_, src, err := harness.LoadScenario(*scenario)
+	if err != nil {
+		return err
+	}
+	job := harness.NodeJob{Role: *role, Listen: *listen, KV: *kv, Query: *query, Dataport: *dataport,
+		Engine: *engine, Dir: *dir, Scenario: src}
+	if job.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
+		return err
+	}
+	if err := job.Validate(); err != nil {
+		return err
+	}
+	return harness.RunNode(ctx, job, nil, stdout, stderr)
+}

@@ -1,0 +1,431 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/indexer"
+	"github.com/idxbench/idxbench/indexer/node"
+	"github.com/idxbench/idxbench/indexer/queryport"
+	"github.com/idxbench/idxbench/projector/kvnode"
+	"github.com/idxbench/idxbench/workload"
+)
+
+// Topologies: how a cell's nodes are laid out.
+const (
+	// TopologyInproc runs every node in the cell's process, connected by
+	// channels (the embedded default).
+	TopologyInproc = "inproc"
+	// TopologyProcs runs the KV node and the index node as processes of
+	// their own on loopback, each pinned to its own CPUs: the index node
+	// gets the cell's cores, the KV node the others where the machine has
+	// any. The cell's process drives them and keeps the oracle.
+	TopologyProcs = "procs"
+)
+
+// NodeEnv is set in a node process's environment; a binary that sees it
+// reads a NodeJob on stdin and runs RunNode instead of its usual main.
+const NodeEnv = "IDXBENCH_NODE"
+
+// Node roles.
+const (
+	RoleKV    = "kv"
+	RoleIndex = "index"
+)
+
+// NodeJob is what a node process runs: its role, where it listens, and the
+// scenario it serves (the KV node's workload, the index node's settings).
+type NodeJob struct {
+	Role string `json:"role"`
+	// Listen is the KV node's admin endpoint or the index node's control
+	// endpoint (default 127.0.0.1:0); Query the index node's query port and
+	// Dataport its dataport (default 127.0.0.1:0 each).
+	Listen   string `json:"listen,omitempty"`
+	Query    string `json:"query,omitempty"`
+	Dataport string `json:"dataport,omitempty"`
+	// KV is the KV node's admin endpoint, for an index node.
+	KV string `json:"kv,omitempty"`
+	// Engine and Dir are the index node's engine and data directory (its
+	// slices live in Dir/slices).
+	Engine string `json:"engine,omitempty"`
+	Dir    string `json:"dir,omitempty"`
+	// Scenario (YAML) and Overrides give the workload and the indexer
+	// settings.
+	Scenario  []byte    `json:"scenario"`
+	Overrides Overrides `json:"overrides"`
+	// Slowdown injects a regression into the index node's engine.
+	Slowdown float64 `json:"slowdown,omitempty"`
+	// WatchStdin ends the node when its standard input closes: a node
+	// started by a cell dies with the cell.
+	WatchStdin bool `json:"watch_stdin,omitempty"`
+}
+
+// ReadyPrefix starts the line a node prints on stdout once it serves:
+// "ready role=kv admin=ADDR pid=N" or "ready role=index control=ADDR
+// query=ADDR pid=N".
+const ReadyPrefix = "ready "
+
+// Validate checks what a node needs before it starts.
+func (j *NodeJob) Validate() error {
+	switch j.Role {
+	case RoleKV:
+	case RoleIndex:
+		if j.KV == "" {
+			return errors.New("an index node needs --kv, the KV node's admin address")
+		}
+		if j.Dir == "" {
+			return errors.New("an index node needs --dir, its data directory")
+		}
+		if _, err := engines.Lookup(j.Engine); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--role %q: want kv or index", j.Role)
+	}
+	for _, a := range []string{j.Listen, j.Query, j.Dataport} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("listen address %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func orLoopback(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
+}
+
+// RunNode runs one node until ctx ends, its standard input closes (with
+// WatchStdin) or, for an index node, a Close call arrives. It prints the
+// ready line on stdout once it serves.
+func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := job.Validate(); err != nil {
+		return err
+	}
+	sc, err := ParseScenario(job.Scenario)
+	if err != nil {
+		return err
+	}
+	spec, err := EffectiveWorkload(sc, job.Overrides)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if job.WatchStdin && stdin != nil {
+		go func() {
+			io.Copy(io.Discard, stdin)
+			cancel()
+		}()
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	switch job.Role {
+	case RoleKV:
+		kv, err := kvnode.New(spec, kvnode.Options{Bucket: workload.BucketOptions{Clock: wallClock}})
+		if err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", orLoopback(job.Listen))
+		if err != nil {
+			return fmt.Errorf("KV node: %w", err)
+		}
+		fmt.Fprintf(stdout, "%srole=kv admin=%s pid=%d\n", ReadyPrefix, l.Addr(), os.Getpid())
+		go func() {
+			<-ctx.Done()
+			l.Close()
+		}()
+		return kvnode.Serve(l, kv, log)
+	}
+
+	// The index node.
+	eng, _ := engines.Lookup(job.Engine)
+	if job.Slowdown > 0 {
+		eng = slowedEngine(eng, job.Slowdown, time.Sleep)
+	}
+	kvc, err := kvnode.Dial(ctx, job.KV, kvnode.ClientOptions{Dataport: orLoopback(job.Dataport)})
+	if err != nil {
+		return err
+	}
+	defer kvc.Close()
+	cl, err := net.Listen("tcp", orLoopback(job.Listen))
+	if err != nil {
+		return fmt.Errorf("index node control endpoint: %w", err)
+	}
+	ql, err := net.Listen("tcp", orLoopback(job.Query))
+	if err != nil {
+		cl.Close()
+		return fmt.Errorf("index node query port: %w", err)
+	}
+	var opts engines.Options
+	opts.EnsureDefaults()
+	cfg := indexerConfig(sc.Indexer, eng, opts, filepath.Join(job.Dir, "slices"), spec.Vbuckets)
+	cfg.Clock = wallClock
+	cfg.Logger = log
+	n, err := node.Open(node.Config{Indexer: cfg, KV: kvc, Promote: promote})
+	if err != nil {
+		cl.Close()
+		ql.Close()
+		return err
+	}
+	qs := queryport.NewServer(n, queryport.ServerOptions{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		qs.Serve(ql)
+	}()
+	fmt.Fprintf(stdout, "%srole=index control=%s query=%s pid=%d\n", ReadyPrefix, cl.Addr(), ql.Addr(), os.Getpid())
+	go func() {
+		<-ctx.Done()
+		cl.Close()
+	}()
+	err = node.Serve(cl, n) // closes n
+	qs.Close()
+	wg.Wait()
+	return errors.Join(err, n.Close())
+}
+
+// RunNodeFromStdin is a node process a cell started: the job is the first
+// line of stdin, and the node ends when stdin closes.
+func RunNodeFromStdin(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	r := bufio.NewReader(stdin)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("read node job: %w", err)
+	}
+	var job NodeJob
+	if err := json.Unmarshal(line, &job); err != nil {
+		return fmt.Errorf("node job: %w", err)
+	}
+	return RunNode(ctx, job, r, stdout, stderr)
+}
+
+// wallClock is the clock of both nodes in a procs topology: index lag is
+// the index node's time of visibility minus the KV node's emit time, so the
+// two processes need one clock.
+func wallClock() int64 { return time.Now().UnixNano() }
+
+// nodeProc is a node process a cell started.
+type nodeProc struct {
+	role   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	addrs  map[string]string // from the ready line
+	pid    int
+	cpus   []int
+	waited chan struct{}
+	err    error // Wait's result, once waited is closed
+	tail   *tailBuffer
+}
+
+// startNode starts a node process of exe on cpus and waits for its ready
+// line.
+func startNode(ctx context.Context, exe string, job NodeJob, cpus []int, stderr io.Writer) (*nodeProc, error) {
+	job.WatchStdin = true
+	in, err := json.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), NodeEnv+"=1", "GOMAXPROCS="+strconv.Itoa(len(cpus)))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	tail := &tailBuffer{max: 8 << 10}
+	cmd.Stderr = io.MultiWriter(stderr, tail)
+	if err := startPinnedTo(cmd, cpus); err != nil {
+		return nil, fmt.Errorf("start %s node: %w", job.Role, err)
+	}
+	p := &nodeProc{role: job.Role, cmd: cmd, stdin: stdin, pid: cmd.Process.Pid, cpus: cpus,
+		waited: make(chan struct{}), tail: tail}
+	if _, err := stdin.Write(append(in, '\n')); err != nil {
+		cmd.Process.Kill()
+		return nil, err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, ReadyPrefix) {
+				ready <- line
+				continue
+			}
+			fmt.Fprintln(stderr, line)
+		}
+		close(ready)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.waited)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			<-p.waited
+			return nil, fmt.Errorf("%s node (pid %d) exited before it was ready: %v: %s", job.Role, p.pid, p.err, p.tail.tail(5))
+		}
+		p.addrs = map[string]string{}
+		for _, f := range strings.Fields(strings.TrimPrefix(line, ReadyPrefix)) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				p.addrs[k] = v
+			}
+		}
+		return p, nil
+	case <-ctx.Done():
+		p.kill()
+		return nil, ctx.Err()
+	case <-time.After(time.Minute):
+		p.kill()
+		return nil, fmt.Errorf("%s node (pid %d) not ready within a minute", job.Role, p.pid)
+	}
+}
+
+// died returns an error naming the node if its process has exited.
+func (p *nodeProc) died() error {
+	select {
+	case <-p.waited:
+		return fmt.Errorf("%s node (pid %d) died: %v: %s", p.role, p.pid, p.err, p.tail.tail(3))
+	default:
+		return nil
+	}
+}
+
+// stop closes the node's stdin (it exits) and waits for it, killing it
+// after timeout.
+func (p *nodeProc) stop(timeout time.Duration) error {
+	p.stdin.Close()
+	select {
+	case <-p.waited:
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("%s node (pid %d) did not exit within %s; killed", p.role, p.pid, timeout)
+	}
+	var ee *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &ee) {
+		return p.err
+	}
+	if p.err != nil {
+		return fmt.Errorf("%s node (pid %d): %v: %s", p.role, p.pid, p.err, p.tail.tail(3))
+	}
+	return nil
+}
+
+func (p *nodeProc) kill() {
+	p.cmd.Process.Kill()
+	<-p.waited
+}
+
+// NodeCPUs splits the CPUs this process may use between the index node
+// (the first cores) and the KV node (the rest; all of them when none are
+// left, which results record).
+func NodeCPUs(cores int) (index, kv []int, err error) {
+	avail := availableCPUs()
+	if cores < 1 || cores > len(avail) {
+		return nil, nil, fmt.Errorf("%d cores asked for, %d available", cores, len(avail))
+	}
+	index, kv = avail[:cores], avail[cores:]
+	if len(kv) == 0 {
+		kv = avail
+	}
+	return index, kv, nil
+}
+
+// openProcs starts a cell's KV and index node processes and connects to
+// them. The pipeline keeps a replica of the KV node's bucket in this
+// process — the generator is deterministic, so applying the same
+// operations and failovers yields the same bucket — for the oracle.
+func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error) {
+	p, err := openLocalNodes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	t := cfg.procs
+	indexCPUs, kvCPUs := t.indexCPUs, t.kvCPUs
+	base := NodeJob{Scenario: t.scenario, Overrides: t.overrides}
+	kvJob := base
+	kvJob.Role = RoleKV
+	kvp, err := startNode(ctx, t.exe, kvJob, kvCPUs, t.stderr)
+	if err != nil {
+		return nil, err
+	}
+	p.procs = append(p.procs, kvp)
+	if p.remote, err = kvnode.Dial(ctx, kvp.addrs["admin"], kvnode.ClientOptions{NoDataport: true}); err != nil {
+		return nil, err
+	}
+	ixJob := base
+	ixJob.Role, ixJob.KV, ixJob.Engine, ixJob.Dir, ixJob.Slowdown = RoleIndex, kvp.addrs["admin"], t.engine, cfg.dir, t.slowdown
+	ixp, err := startNode(ctx, t.exe, ixJob, indexCPUs, t.stderr)
+	if err != nil {
+		return nil, err
+	}
+	p.procs = append(p.procs, ixp)
+	if p.ix, err = node.DialClient(ctx, ixp.addrs["control"], ixp.addrs["query"]); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// procsConfig is what a procs topology needs beyond the pipeline's config.
+type procsConfig struct {
+	exe       string
+	engine    string
+	indexCPUs []int
+	kvCPUs    []int
+	scenario  []byte
+	overrides Overrides
+	slowdown  float64
+	stderr    io.Writer
+}
+
+// indexerConfig is an index node's indexer configuration from the
+// scenario's settings.
+func indexerConfig(s IndexerSettings, eng engines.Engine, opts engines.Options, dir string, vbuckets int) indexer.Config {
+	dur := engines.NoSync
+	if s.Durability == "sync" {
+		dur = engines.Sync
+	}
+	return indexer.Config{
+		Engine:              eng,
+		EngineOptions:       opts,
+		Dir:                 dir,
+		NumVbuckets:         vbuckets,
+		SnapshotInterval:    s.SnapshotInterval.D(),
+		PersistInterval:     s.PersistInterval.D(),
+		MaxRollbacks:        s.MaxRollbacks,
+		QueueSize:           s.QueueSize,
+		FlushBatchSize:      s.FlushBatchSize,
+		BackIndexCacheBytes: s.BackIndexCacheBytes,
+		Durability:          dur,
+		STMode:              s.STMode,
+	}
+}

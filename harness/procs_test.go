@@ -1,0 +1,74 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/idxbench/idxbench/results"
+)
+
+// procsScenario runs every kind of phase across process boundaries: the
+// dataport carries MAINT and INIT, the query port the scans, the control
+// endpoints the rollback, restart, build and drop flows.
+const procsScenario = `
+name: procs
+workload:
+  docs: 2000
+  vbuckets: 16
+  seed: 9
+  indexes:
+    - {name: by_city, keys: [city]}
+    - {name: by_zip, keys: [address.zip]}
+    - {name: by_age, keys: [age], deferred: true}
+    - {name: primary, primary: true}
+indexer: {snapshot_interval: 20ms, persist_interval: 200ms}
+phases:
+  - type: load
+  - {type: ingest, mutations: 3000}
+  - {type: scan, name: range, kind: range, duration: 300ms}
+  - {type: scan, name: request-plus, kind: range, consistency: request_plus, under_ingest: true, rate: 2000, duration: 400ms}
+  - type: persist
+  - {type: rollback, name: rollback-recent, vbuckets: 3, mutations: 1000}
+  - {type: build-index, name: build, rate: 2000}
+  - {type: restart, mutations: 1000}
+  - {type: drop-index, index: by_zip, rate: 2000}
+  - {type: ingest, name: after, duration: 300ms, rate: 3000}
+`
+
+func TestProcsTopologyVerifies(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"memory", "bbolt"} {
+		t.Run(name, func(t *testing.T) {
+			job := CellJob{Engine: name, DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(procsScenario),
+				Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
+			var stderr strings.Builder
+			cell, err := RunCell(context.Background(), job, &stderr)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			if cell.Topology != TopologyProcs || len(cell.Nodes) != 2 {
+				t.Fatalf("topology %q, nodes %+v", cell.Topology, cell.Nodes)
+			}
+			for _, n := range cell.Nodes {
+				if n.Pid <= 0 || n.Pid == os.Getpid() || len(n.CPUs) == 0 {
+					t.Errorf("node %+v", n)
+				}
+			}
+			for _, ph := range cell.Phases {
+				if ph.Verify == results.VerifyFail {
+					t.Errorf("phase %s: %s", ph.Name, ph.VerifyDetail)
+				}
+			}
+			checkVerified(t, cell, "load", "ingest", "request-plus", "rollback-recent", "build", "restart", "drop-index", "after")
+			m := cell.Phase("ingest").Metrics
+			if m["cpu_seconds_index_node"] <= 0 || m["cpu_us_per_mutation_index_node"] <= 0 {
+				t.Errorf("ingest has no index node CPU: %v", m)
+			}
+		})
+	}
+}

@@ -1,0 +1,439 @@
+package kvnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/idxbench/idxbench/projector"
+	"github.com/idxbench/idxbench/projector/dataport"
+	"github.com/idxbench/idxbench/workload/upr"
+)
+
+// A KV node in a process of its own answers its admin endpoint (net/rpc
+// over TCP, gob-encoded) and sends each topic's key versions over the
+// dataport to the address the index node names:
+//
+//	index node                          KV node
+//	Client.OpenTopic ── rpc OpenTopic ──▶ Dial dataport(addr, id) ──▶ projector
+//	      ◀──────────── dataport: frames of key versions ──────────────┘
+//
+// The admin endpoint also takes the run's controls (Load, Apply, Failover),
+// so a driver in another process mutates the bucket a chunk at a time.
+
+// serviceName is the admin endpoint's net/rpc service.
+const serviceName = "KV"
+
+// Serve answers the admin endpoint for n on l until l is closed. Topics
+// that are still open then are closed.
+func Serve(l net.Listener, n *Node, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	svc := &service{n: n, log: log, topics: map[string]*senderTopic{}}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName(serviceName, svc); err != nil {
+		return err
+	}
+	defer svc.closeAll()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.ServeConn(conn)
+		}()
+	}
+}
+
+// service is the admin endpoint's methods (net/rpc's shape).
+type service struct {
+	n      *Node
+	log    *slog.Logger
+	mu     sync.Mutex
+	topics map[string]*senderTopic
+}
+
+// Empty is an argument or reply with nothing in it.
+type Empty struct{}
+
+// ProbeReply carries Probe's answer.
+type ProbeReply struct{ Rollbacks map[upr.Vbno]upr.Seqno }
+
+// Probe answers Node.Probe.
+func (s *service) Probe(ts *upr.TsVbuuid, reply *ProbeReply) error {
+	rb, err := s.n.Probe(context.Background(), ts)
+	reply.Rollbacks = rb
+	return err
+}
+
+// OpenTopicArgs asks for a topic sent over the dataport to Addr.
+type OpenTopicArgs struct {
+	Req projector.TopicRequest
+	// Addr is the index node's dataport; ID names the session (the
+	// dataport's sender id), so the index node knows which request a
+	// connection answers.
+	Addr, ID string
+}
+
+// OpenTopic starts a topic whose projector sends to the index node's
+// dataport.
+func (s *service) OpenTopic(args *OpenTopicArgs, _ *Empty) error {
+	ctx := context.Background()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	snd, err := dataport.Dial(dctx, args.Addr, dataport.SenderOptions{Stream: args.Req.Topic, SenderID: args.ID})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("topic %s: %w", args.Req.Topic, err)
+	}
+	t, err := s.n.openTopic(ctx, args.Req, snd)
+	if err != nil {
+		snd.Close()
+		return err
+	}
+	st := &senderTopic{t: t, snd: snd}
+	s.mu.Lock()
+	old := s.topics[args.ID]
+	s.topics[args.ID] = st
+	s.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	go func() {
+		// A topic whose index node went away ends here: the projector's
+		// send fails, the topic stops and is forgotten.
+		<-t.done
+		if t.err != nil {
+			s.log.Warn("topic ended", "id", args.ID, "err", t.err)
+		}
+	}()
+	return nil
+}
+
+// TopicArgs names a topic, and an instance for DropInstance.
+type TopicArgs struct {
+	ID     string
+	InstID uint64
+}
+
+// DropInstance stops a topic's key versions for an instance.
+func (s *service) DropInstance(args *TopicArgs, _ *Empty) error {
+	s.mu.Lock()
+	st := s.topics[args.ID]
+	s.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("no topic %q", args.ID)
+	}
+	return st.t.DropInstance(args.InstID)
+}
+
+// CloseTopic ends a topic and its dataport session.
+func (s *service) CloseTopic(args *TopicArgs, _ *Empty) error {
+	s.mu.Lock()
+	st := s.topics[args.ID]
+	delete(s.topics, args.ID)
+	s.mu.Unlock()
+	if st != nil {
+		st.close()
+	}
+	return nil
+}
+
+func (s *service) closeAll() {
+	s.mu.Lock()
+	topics := s.topics
+	s.topics = map[string]*senderTopic{}
+	s.mu.Unlock()
+	for _, st := range topics {
+		st.close()
+	}
+}
+
+// CurrentSeqnos answers Node.CurrentSeqnos.
+func (s *service) CurrentSeqnos(_ *Empty, reply *upr.TsVbuuid) error {
+	*reply = *s.n.CurrentSeqnos()
+	return nil
+}
+
+// Load loads the spec's documents and replies how many there are.
+func (s *service) Load(_ *Empty, reply *int) error {
+	*reply = s.n.Load()
+	return nil
+}
+
+// Apply applies the generator's next n operations.
+func (s *service) Apply(n *int, _ *Empty) error {
+	s.n.ApplyNext(*n)
+	return nil
+}
+
+// FailoverArgs names a vbucket and the seqno its history is kept up to.
+type FailoverArgs struct {
+	Vb     upr.Vbno
+	Branch upr.Seqno
+}
+
+// Failover answers Node.Failover.
+func (s *service) Failover(args *FailoverArgs, _ *Empty) error {
+	return s.n.Failover(args.Vb, args.Branch)
+}
+
+// senderTopic is a topic sent over a dataport session.
+type senderTopic struct {
+	t    *topic
+	snd  *dataport.Sender
+	once sync.Once
+}
+
+func (st *senderTopic) close() {
+	st.once.Do(func() {
+		st.t.Close()
+		st.snd.Close()
+	})
+}
+
+// Client is an index node's (or a driver's) connection to a KV node in
+// another process. It implements the index node's KV interface: OpenTopic
+// asks the KV node to send the topic to the client's own dataport
+// listener and returns that session. Its methods are safe for concurrent
+// use.
+type Client struct {
+	rpc    *rpc.Client
+	addr   string
+	dp     *dataport.Listener
+	nextID atomic.Uint64
+	prefix string
+
+	mu      sync.Mutex
+	waiting map[string]chan *dataport.Conn
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// ClientOptions configure Dial.
+type ClientOptions struct {
+	// Dataport is the address the client's dataport listens on for the
+	// topics it opens (default "127.0.0.1:0"); "" with NoDataport set
+	// opens none (a driver that only mutates the bucket).
+	Dataport   string
+	NoDataport bool
+	// Name prefixes the client's topic session ids (default "ix").
+	Name string
+}
+
+// Dial connects to the KV node's admin endpoint at addr.
+func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("KV node at %s: %w", addr, err)
+	}
+	c := &Client{rpc: rpc.NewClient(conn), addr: addr, prefix: opts.Name, waiting: map[string]chan *dataport.Conn{},
+		done: make(chan struct{})}
+	if c.prefix == "" {
+		c.prefix = "ix"
+	}
+	if opts.NoDataport {
+		close(c.done)
+		return c, nil
+	}
+	if opts.Dataport == "" {
+		opts.Dataport = "127.0.0.1:0"
+	}
+	if c.dp, err = dataport.Listen(opts.Dataport, dataport.ReceiverOptions{}); err != nil {
+		c.rpc.Close()
+		return nil, err
+	}
+	actx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	go c.accept(actx)
+	return c, nil
+}
+
+// accept hands each dataport session to the OpenTopic waiting for it.
+func (c *Client) accept(ctx context.Context) {
+	defer close(c.done)
+	for {
+		conn, err := c.dp.Accept(ctx)
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		ch := c.waiting[conn.SenderID()]
+		delete(c.waiting, conn.SenderID())
+		c.mu.Unlock()
+		if ch == nil {
+			conn.Close() // nobody asked for it (any more)
+			continue
+		}
+		ch <- conn
+	}
+}
+
+// call makes an admin call that ctx can abandon.
+func (c *Client) call(ctx context.Context, method string, args, reply any) error {
+	call := c.rpc.Go(serviceName+"."+method, args, reply, make(chan *rpc.Call, 1))
+	select {
+	case <-call.Done:
+		if call.Error != nil {
+			return fmt.Errorf("KV node at %s: %s: %w", c.addr, method, remoteError(call.Error))
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// remoteError turns a connection lost into io.ErrUnexpectedEOF's kind.
+func remoteError(err error) error {
+	if errors.Is(err, rpc.ErrShutdown) {
+		return fmt.Errorf("connection lost: %w", err)
+	}
+	return err
+}
+
+// Probe implements the index node's KV interface.
+func (c *Client) Probe(ctx context.Context, ts *upr.TsVbuuid) (map[upr.Vbno]upr.Seqno, error) {
+	var reply ProbeReply
+	if err := c.call(ctx, "Probe", ts, &reply); err != nil {
+		return nil, err
+	}
+	if reply.Rollbacks == nil {
+		reply.Rollbacks = map[upr.Vbno]upr.Seqno{}
+	}
+	return reply.Rollbacks, nil
+}
+
+// CurrentSeqnos implements the index node's KV interface. A KV node that
+// cannot be reached answers nil.
+func (c *Client) CurrentSeqnos() *upr.TsVbuuid {
+	ts, err := c.Seqnos(context.Background())
+	if err != nil {
+		return nil
+	}
+	return ts
+}
+
+// Seqnos is CurrentSeqnos with its error.
+func (c *Client) Seqnos(ctx context.Context) (*upr.TsVbuuid, error) {
+	var ts upr.TsVbuuid
+	if err := c.call(ctx, "CurrentSeqnos", &Empty{}, &ts); err != nil {
+		return nil, err
+	}
+	return &ts, nil
+}
+
+// Load loads the KV node's documents and returns how many there are.
+func (c *Client) Load(ctx context.Context) (int, error) {
+	var n int
+	err := c.call(ctx, "Load", &Empty{}, &n)
+	return n, err
+}
+
+// Apply applies the generator's next n operations on the KV node.
+func (c *Client) Apply(ctx context.Context, n int) error {
+	return c.call(ctx, "Apply", &n, &Empty{})
+}
+
+// Failover fails vb over at branch on the KV node.
+func (c *Client) Failover(ctx context.Context, vb upr.Vbno, branch upr.Seqno) error {
+	return c.call(ctx, "Failover", &FailoverArgs{Vb: vb, Branch: branch}, &Empty{})
+}
+
+// OpenTopic implements the index node's KV interface: the KV node sends
+// the topic to the client's dataport.
+func (c *Client) OpenTopic(ctx context.Context, req projector.TopicRequest) (projector.Topic, error) {
+	if c.dp == nil {
+		return nil, errors.New("kv client: opened without a dataport")
+	}
+	id := fmt.Sprintf("%s-%s-%d", c.prefix, req.Topic, c.nextID.Add(1))
+	ch := make(chan *dataport.Conn, 1)
+	c.mu.Lock()
+	c.waiting[id] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.waiting, id)
+		c.mu.Unlock()
+	}
+	args := &OpenTopicArgs{Req: req, Addr: c.dp.Addr().String(), ID: id}
+	if err := c.call(ctx, "OpenTopic", args, &Empty{}); err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case conn := <-ch:
+		return &remoteTopic{c: c, id: id, conn: conn}, nil
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		forget()
+		return nil, fmt.Errorf("KV node at %s opened topic %s but never connected to the dataport at %s", c.addr, id, args.Addr)
+	}
+}
+
+// remoteTopic is a topic received over a dataport session.
+type remoteTopic struct {
+	c    *Client
+	id   string
+	conn *dataport.Conn
+	once sync.Once
+}
+
+func (t *remoteTopic) Recv(ctx context.Context) (*projector.Batch, error) {
+	b, err := t.conn.Recv(ctx)
+	if errors.Is(err, io.EOF) || errors.Is(err, dataport.ErrClosed) {
+		return nil, projector.ErrTransportClosed
+	}
+	return b, err
+}
+
+func (t *remoteTopic) DropInstance(id uint64) error {
+	return t.c.call(context.Background(), "DropInstance", &TopicArgs{ID: t.id, InstID: id}, &Empty{})
+}
+
+func (t *remoteTopic) Close() error {
+	var err error
+	t.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = t.c.call(ctx, "CloseTopic", &TopicArgs{ID: t.id}, &Empty{})
+		err = errors.Join(err, ignoreClosed(t.conn.Close()))
+	})
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, dataport.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the client's dataport and admin connection.
+func (c *Client) Close() error {
+	var errs []error
+	if c.dp != nil {
+		c.stop()
+		errs = append(errs, c.dp.Close())
+		<-c.done
+	}
+	errs = append(errs, c.rpc.Close())
+	return errors.Join(errs...)
+}
