@@ -99,10 +99,11 @@ func (b *Build) WaitFor(ctx context.Context, ts *upr.TsVbuuid, timeout time.Dura
 	failed := make(chan struct{})
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
+	maintFailed := b.n.failedCh()
 	go func() {
 		select {
 		case <-b.failed:
-		case <-b.n.failed:
+		case <-maintFailed:
 		case <-stopWatch:
 			return
 		}

@@ -215,7 +215,16 @@ func (n *Node) startMaint(ctx context.Context, ts *upr.TsVbuuid) error {
 	r := &running{topic: topic}
 	ctx, r.cancel = context.WithCancel(ctx)
 	ix := n.ix
-	n.goRun(r, func() error { return ix.Run(ctx, topic) })
+	n.newRun()
+	n.goRun(r, func() error {
+		err := ix.Run(ctx, topic)
+		if (err == nil || benign(err)) && ctx.Err() == nil {
+			// KV ended the topic (its node stopped or dropped the
+			// session): the index would silently stop moving.
+			return fmt.Errorf("topic %s ended by KV while the index node was reading it", projector.TopicMaint)
+		}
+		return err
+	})
 	if n.cfg.Promote != nil && ix.Config().STMode == indexer.ModeCoordinator {
 		n.goRun(r, func() error { return n.cfg.Promote(ctx, ix) })
 	}
@@ -242,6 +251,23 @@ func benign(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) || errors.Is(err, projector.ErrTransportClosed)
 }
 
+// newRun clears the failure of an earlier run of MAINT: a caller that saw
+// it has stopped MAINT and now resumes (after KV came back, say).
+func (n *Node) newRun() {
+	n.failMu.Lock()
+	defer n.failMu.Unlock()
+	if n.err != nil {
+		n.err, n.failed = nil, make(chan struct{})
+	}
+}
+
+// failedCh is closed when the current run of MAINT fails.
+func (n *Node) failedCh() <-chan struct{} {
+	n.failMu.Lock()
+	defer n.failMu.Unlock()
+	return n.failed
+}
+
 func (n *Node) fail(err error) {
 	n.failMu.Lock()
 	defer n.failMu.Unlock()
@@ -251,7 +277,8 @@ func (n *Node) fail(err error) {
 	}
 }
 
-// Failure is the first error a running topic or indexer reported, if any.
+// Failure is the first error MAINT's topic or indexer reported since MAINT
+// last started, if any.
 func (n *Node) Failure() error {
 	n.failMu.Lock()
 	defer n.failMu.Unlock()
@@ -370,7 +397,7 @@ func (n *Node) Restart(ctx context.Context, insts []indexer.InstanceDefn) (open 
 // WaitCovered waits until a snapshot covers ts, for at most timeout. A
 // failure of the running topic ends the wait with that failure.
 func (n *Node) WaitCovered(ctx context.Context, ts *upr.TsVbuuid, timeout time.Duration) error {
-	return waitCovered(ctx, n.indexer(), ts, timeout, n.failed, n.Failure)
+	return waitCovered(ctx, n.indexer(), ts, timeout, n.failedCh(), n.Failure)
 }
 
 // WaitCaughtUp waits until a snapshot covers what KV holds now.
@@ -422,7 +449,7 @@ func (c PersistCond) ok(ts *upr.TsVbuuid, rounds int64) bool {
 func (n *Node) WaitPersisted(ctx context.Context, timeout time.Duration, cond PersistCond) (*upr.TsVbuuid, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ix := n.indexer()
+	ix, failed := n.indexer(), n.failedCh()
 	type answer struct {
 		ts  *upr.TsVbuuid
 		err error
@@ -438,7 +465,7 @@ func (n *Node) WaitPersisted(ctx context.Context, timeout time.Duration, cond Pe
 			return nil, ferr
 		}
 		return a.ts, a.err
-	case <-n.failed:
+	case <-failed:
 		cancel()
 		<-done
 		return nil, n.Failure()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -55,11 +56,49 @@ var (
 	byAge   = indexer.InstanceDefn{ID: 3, Defn: defn.IndexDefn{Name: "by_age", SecExprs: []string{"age"}}}
 )
 
-func newCluster(t *testing.T, seed uint64, insts ...indexer.InstanceDefn) *cluster {
-	return newClusterOn(t, "memory", seed, insts...)
+// transports are the two ways key versions reach the index node: an
+// in-process channel, and the dataport over loopback TCP from a KV node
+// served on its admin endpoint.
+var transports = []string{"inproc", "tcp"}
+
+// forEachTransport runs fn as a subtest per transport.
+func forEachTransport(t *testing.T, fn func(t *testing.T, transport string)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { fn(t, tr) })
+	}
 }
 
-func newClusterOn(t *testing.T, engine string, seed uint64, insts ...indexer.InstanceDefn) *cluster {
+func newCluster(t *testing.T, transport string, seed uint64, insts ...indexer.InstanceDefn) *cluster {
+	return newClusterOn(t, transport, "memory", seed, insts...)
+}
+
+// serveKV serves kv's admin endpoint on loopback and returns a client of
+// it, closed (with the server) when the test ends.
+func serveKV(t *testing.T, kv *kvnode.Node) *kvnode.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- kvnode.Serve(l, kv, nil) }()
+	c, err := kvnode.Dial(context.Background(), l.Addr().String(), kvnode.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+		l.Close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+func newClusterOn(t *testing.T, transport, engine string, seed uint64, insts ...indexer.InstanceDefn) *cluster {
 	t.Helper()
 	spec := workload.DefaultSpec()
 	spec.Seed, spec.Docs, spec.Vbuckets = seed, 400, 8
@@ -72,7 +111,11 @@ func newClusterOn(t *testing.T, engine string, seed uint64, insts ...indexer.Ins
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, kv: kv, oracle: workload.NewOracle(kv.Bucket())}
-	c.cfg = node.Config{KV: kv, Indexer: indexer.Config{
+	var remote node.KV = kv
+	if transport == "tcp" {
+		remote = serveKV(t, kv)
+	}
+	c.cfg = node.Config{KV: remote, Indexer: indexer.Config{
 		Engine: eng, Dir: t.TempDir(), NumVbuckets: spec.Vbuckets, Clock: kv.Now,
 		SnapshotInterval: 10 * time.Millisecond, PersistInterval: 20 * time.Millisecond,
 	}}
@@ -152,133 +195,221 @@ func sameEntries(got, want []defn.Entry) bool {
 }
 
 func TestStartCatchUpVerify(t *testing.T) {
-	ctx := context.Background()
-	c := newCluster(t, seed(t), byCity, primary)
-	c.kv.Load()
-	if err := c.ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.mutate(500)
-	c.verify(ctx)
-	if got := c.ix.From(); got.Sum() != 0 {
-		t.Errorf("streams started from %v, want seqno 0", got)
-	}
+	forEachTransport(t, func(t *testing.T, transport string) {
+		ctx := context.Background()
+		c := newCluster(t, transport, seed(t), byCity, primary)
+		c.kv.Load()
+		if err := c.ix.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.mutate(500)
+		c.verify(ctx)
+		if got := c.ix.From(); got.Sum() != 0 {
+			t.Errorf("streams started from %v, want seqno 0", got)
+		}
+	})
 }
 
 // TestResumeAfterFailover: KV fails some vbuckets over below what the index
 // holds; the next resume is answered with Rollback, the slices go back to
 // recovery points and the index catches up on the new branch.
 func TestResumeAfterFailover(t *testing.T) {
-	ctx := context.Background()
-	s := seed(t)
-	rng := rand.New(rand.NewPCG(s, 1))
-	c := newCluster(t, s, byCity, primary)
-	c.kv.Load()
-	if err := c.ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.mutate(300)
-	c.waitPersisted(ctx)
-	c.mutate(300)
-	if err := c.ix.WaitCaughtUp(ctx, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ix.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	from := c.ix.HWT()
-	for vb := range upr.Vbno(8) {
-		if rng.IntN(2) == 0 {
-			continue
-		}
-		high := c.kv.HighSeqno(vb)
-		if err := c.kv.Failover(vb, upr.Seqno(rng.Uint64N(uint64(high)+1))); err != nil {
+	forEachTransport(t, func(t *testing.T, transport string) {
+		ctx := context.Background()
+		s := seed(t)
+		rng := rand.New(rand.NewPCG(s, 1))
+		c := newCluster(t, transport, s, byCity, primary)
+		c.kv.Load()
+		if err := c.ix.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	c.mutate(200)
-	rollbacks, err := c.ix.Resume(ctx, from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("rollbacks: %d, restarted from %v", rollbacks, c.ix.From())
-	c.verify(ctx)
+		c.mutate(300)
+		c.waitPersisted(ctx)
+		c.mutate(300)
+		if err := c.ix.WaitCaughtUp(ctx, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ix.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		from := c.ix.HWT()
+		for vb := range upr.Vbno(8) {
+			if rng.IntN(2) == 0 {
+				continue
+			}
+			high := c.kv.HighSeqno(vb)
+			if err := c.kv.Failover(vb, upr.Seqno(rng.Uint64N(uint64(high)+1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.mutate(200)
+		rollbacks, err := c.ix.Resume(ctx, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rollbacks: %d, restarted from %v", rollbacks, c.ix.From())
+		c.verify(ctx)
+	})
 }
 
 // TestRestart: a clean restart reopens the slices, restores them and
 // resumes from the oldest; nothing is lost or doubled. (The memory engine
 // keeps nothing across a reopen, so this runs on a disk engine.)
 func TestRestart(t *testing.T) {
-	ctx := context.Background()
-	c := newClusterOn(t, "bbolt", seed(t), byCity, primary)
-	c.kv.Load()
-	if err := c.ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.mutate(300)
-	c.waitPersisted(ctx)
-	c.mutate(300)
-	_, from, err := c.ix.Restart(ctx, c.insts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if from.Sum() == 0 {
-		t.Errorf("restarted from seqno 0: no recovery point was used")
-	}
-	c.mutate(100)
-	c.verify(ctx)
+	forEachTransport(t, func(t *testing.T, transport string) {
+		ctx := context.Background()
+		c := newClusterOn(t, transport, "bbolt", seed(t), byCity, primary)
+		c.kv.Load()
+		if err := c.ix.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.mutate(300)
+		c.waitPersisted(ctx)
+		c.mutate(300)
+		_, from, err := c.ix.Restart(ctx, c.insts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from.Sum() == 0 {
+			t.Errorf("restarted from seqno 0: no recovery point was used")
+		}
+		c.mutate(100)
+		c.verify(ctx)
+	})
 }
 
 // TestBuildWhileIngesting builds a new index from an INIT topic while MAINT
 // keeps applying mutations, merges it and checks every index.
 func TestBuildWhileIngesting(t *testing.T) {
-	ctx := context.Background()
-	c := newCluster(t, seed(t), byCity)
-	c.kv.Load()
-	if err := c.ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.mutate(200)
-	buildTS := c.kv.CurrentSeqnos()
-	b, err := c.ix.StartBuild(ctx, []indexer.InstanceDefn{byAge})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c.mutate(200) // MAINT goes on meanwhile
-	if err := b.WaitFor(ctx, buildTS, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	c.mutate(100)
-	if err := b.Merge(ctx, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	c.insts = append(c.insts, byAge)
-	if got := len(c.ix.Instances()); got != 2 {
-		t.Fatalf("MAINT feeds %d instances after the merge, want 2", got)
-	}
-	c.mutate(100)
-	c.verify(ctx)
+	forEachTransport(t, func(t *testing.T, transport string) {
+		ctx := context.Background()
+		c := newCluster(t, transport, seed(t), byCity)
+		c.kv.Load()
+		if err := c.ix.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.mutate(200)
+		buildTS := c.kv.CurrentSeqnos()
+		b, err := c.ix.StartBuild(ctx, []indexer.InstanceDefn{byAge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		c.mutate(200) // MAINT goes on meanwhile
+		if err := b.WaitFor(ctx, buildTS, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.mutate(100)
+		if err := b.Merge(ctx, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.insts = append(c.insts, byAge)
+		if got := len(c.ix.Instances()); got != 2 {
+			t.Fatalf("MAINT feeds %d instances after the merge, want 2", got)
+		}
+		c.mutate(100)
+		c.verify(ctx)
+	})
 }
 
 // TestDrop drops an index while the streams run.
 func TestDrop(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, transport string) {
+		ctx := context.Background()
+		c := newCluster(t, transport, seed(t), byCity, primary)
+		c.kv.Load()
+		if err := c.ix.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.mutate(100)
+		if err := c.ix.Drop(byCity.ID); err != nil {
+			t.Fatal(err)
+		}
+		c.insts = []indexer.InstanceDefn{primary}
+		c.mutate(100)
+		c.verify(ctx)
+		if _, err := c.ix.Scan(ctx, indexer.ScanRequest{InstID: byCity.ID, Kind: indexer.ScanCount}); !errors.Is(err, indexer.ErrNoSuchIndex) {
+			t.Errorf("scan of the dropped index: %v, want ErrNoSuchIndex", err)
+		}
+	})
+}
+
+// TestReconnectAfterKVRestart: the KV node stops (its topics end, its
+// admin connections drop) and comes back on the same address with its
+// bucket. The index node sees its topic end as a failure, not as a quiet
+// stop; resuming from its high-watermark redials KV and opens a new
+// dataport session at the right seqnos: nothing is lost or doubled.
+func TestReconnectAfterKVRestart(t *testing.T) {
 	ctx := context.Background()
-	c := newCluster(t, seed(t), byCity, primary)
-	c.kv.Load()
-	if err := c.ix.Start(ctx); err != nil {
+	s := seed(t)
+	spec := workload.DefaultSpec()
+	spec.Seed, spec.Docs, spec.Vbuckets = s, 400, 8
+	kv, err := kvnode.New(spec, kvnode.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	c.mutate(100)
-	if err := c.ix.Drop(byCity.ID); err != nil {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	c.insts = []indexer.InstanceDefn{primary}
-	c.mutate(100)
+	addr := l.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- kvnode.Serve(l, kv, nil) }()
+	client, err := kvnode.Dial(ctx, addr, kvnode.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	eng, _ := engines.Lookup("memory")
+	ix, err := node.Open(node.Config{KV: client, Indexer: indexer.Config{
+		Engine: eng, Dir: t.TempDir(), NumVbuckets: spec.Vbuckets, Clock: kv.Now, SnapshotInterval: 10 * time.Millisecond,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.CreateInstance(byCity); err != nil {
+		t.Fatal(err)
+	}
+	kv.Load()
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv.ApplyNext(300)
+	if err := ix.WaitCaughtUp(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// KV stops.
+	l.Close()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	far := kv.CurrentSeqnos()
+	far.Seqnos[0]++
+	if err := ix.WaitCovered(ctx, far, 20*time.Second); err == nil || ix.Failure() == nil {
+		t.Fatalf("after KV stopped: wait ended with %v, failure %v; want the topic's end reported", err, ix.Failure())
+	}
+
+	// KV comes back on the same address, with its bucket and more mutations.
+	if l, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("listen again on %s: %v", addr, err)
+	}
+	go func() { served <- kvnode.Serve(l, kv, nil) }()
+	defer func() {
+		l.Close()
+		<-served
+	}()
+	kv.ApplyNext(300)
+	if err := ix.Stop(); err == nil {
+		t.Error("Stop did not report the failure")
+	}
+	if _, err := ix.Resume(ctx, ix.HWT()); err != nil {
+		t.Fatal(err)
+	}
+	kv.ApplyNext(100)
+	c := &cluster{t: t, kv: kv, ix: ix, oracle: workload.NewOracle(kv.Bucket()), insts: []indexer.InstanceDefn{byCity}}
 	c.verify(ctx)
-	if _, err := c.ix.Scan(ctx, indexer.ScanRequest{InstID: byCity.ID, Kind: indexer.ScanCount}); !errors.Is(err, indexer.ErrNoSuchIndex) {
-		t.Errorf("scan of the dropped index: %v, want ErrNoSuchIndex", err)
-	}
 }
 
 // failingKV is a KV whose topics fail after delivering nothing.
@@ -301,7 +432,7 @@ func (f failingTopic) Close() error                                       { retu
 // vector at once, with that failure, instead of the wait's timeout.
 func TestTopicFailureEndsWaits(t *testing.T) {
 	ctx := context.Background()
-	c := newCluster(t, seed(t), byCity)
+	c := newCluster(t, "inproc", seed(t), byCity)
 	c.kv.Load()
 	boom := errors.New("dataport: connection reset")
 	c.ix.Close()

@@ -31,8 +31,9 @@ import (
 // serviceName is the admin endpoint's net/rpc service.
 const serviceName = "KV"
 
-// Serve answers the admin endpoint for n on l until l is closed. Topics
-// that are still open then are closed.
+// Serve answers the admin endpoint for n on l until l is closed. Then, as
+// a KV node that stops, it ends its topics (each index node sees its
+// session end) and drops its admin connections (clients redial).
 func Serve(l net.Listener, n *Node, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -42,9 +43,20 @@ func Serve(l net.Listener, n *Node, log *slog.Logger) error {
 	if err := srv.RegisterName(serviceName, svc); err != nil {
 		return err
 	}
-	defer svc.closeAll()
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	defer func() {
+		svc.closeAll()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
 	for {
 		conn, err := l.Accept()
 		if err != nil {
@@ -53,10 +65,16 @@ func Serve(l net.Listener, n *Node, log *slog.Logger) error {
 			}
 			return err
 		}
+		mu.Lock()
+		conns[conn] = true
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			srv.ServeConn(conn)
+			mu.Lock()
+			delete(conns, conn)
+			mu.Unlock()
 		}()
 	}
 }
@@ -213,7 +231,8 @@ func (st *senderTopic) close() {
 // listener and returns that session. Its methods are safe for concurrent
 // use.
 type Client struct {
-	rpc    *rpc.Client
+	rpcMu  sync.Mutex
+	rpc    *rpc.Client // replaced when the connection is lost
 	addr   string
 	dp     *dataport.Listener
 	nextID atomic.Uint64
@@ -238,12 +257,11 @@ type ClientOptions struct {
 
 // Dial connects to the KV node's admin endpoint at addr.
 func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	rc, err := dialRPC(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("KV node at %s: %w", addr, err)
+		return nil, err
 	}
-	c := &Client{rpc: rpc.NewClient(conn), addr: addr, prefix: opts.Name, waiting: map[string]chan *dataport.Conn{},
+	c := &Client{rpc: rc, addr: addr, prefix: opts.Name, waiting: map[string]chan *dataport.Conn{},
 		done: make(chan struct{})}
 	if c.prefix == "" {
 		c.prefix = "ix"
@@ -256,7 +274,7 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 		opts.Dataport = "127.0.0.1:0"
 	}
 	if c.dp, err = dataport.Listen(opts.Dataport, dataport.ReceiverOptions{}); err != nil {
-		c.rpc.Close()
+		rc.Close()
 		return nil, err
 	}
 	actx, stop := context.WithCancel(context.Background())
@@ -285,26 +303,55 @@ func (c *Client) accept(ctx context.Context) {
 	}
 }
 
-// call makes an admin call that ctx can abandon.
+func dialRPC(ctx context.Context, addr string) (*rpc.Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("KV node at %s: %w", addr, err)
+	}
+	return rpc.NewClient(conn), nil
+}
+
+// call makes an admin call that ctx can abandon. When the connection was
+// lost (the KV node restarted), it dials again and retries once: every
+// admin call is safe to repeat.
 func (c *Client) call(ctx context.Context, method string, args, reply any) error {
-	call := c.rpc.Go(serviceName+"."+method, args, reply, make(chan *rpc.Call, 1))
+	err := c.callOnce(ctx, method, args, reply)
+	if !lost(err) {
+		return err
+	}
+	c.rpcMu.Lock()
+	old := c.rpc
+	rc, derr := dialRPC(ctx, c.addr)
+	if derr == nil {
+		c.rpc = rc
+	}
+	c.rpcMu.Unlock()
+	if derr != nil {
+		return fmt.Errorf("KV node at %s: %s: connection lost (%v), and redial: %w", c.addr, method, err, derr)
+	}
+	old.Close()
+	return c.callOnce(ctx, method, args, reply)
+}
+
+func lost(err error) bool {
+	return errors.Is(err, rpc.ErrShutdown) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+func (c *Client) callOnce(ctx context.Context, method string, args, reply any) error {
+	c.rpcMu.Lock()
+	rc := c.rpc
+	c.rpcMu.Unlock()
+	call := rc.Go(serviceName+"."+method, args, reply, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
 		if call.Error != nil {
-			return fmt.Errorf("KV node at %s: %s: %w", c.addr, method, remoteError(call.Error))
+			return fmt.Errorf("KV node at %s: %s: %w", c.addr, method, call.Error)
 		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// remoteError turns a connection lost into io.ErrUnexpectedEOF's kind.
-func remoteError(err error) error {
-	if errors.Is(err, rpc.ErrShutdown) {
-		return fmt.Errorf("connection lost: %w", err)
-	}
-	return err
 }
 
 // Probe implements the index node's KV interface.
@@ -434,6 +481,8 @@ func (c *Client) Close() error {
 		errs = append(errs, c.dp.Close())
 		<-c.done
 	}
+	c.rpcMu.Lock()
 	errs = append(errs, c.rpc.Close())
+	c.rpcMu.Unlock()
 	return errors.Join(errs...)
 }
