@@ -30,9 +30,9 @@ type cellRun struct {
 	ticks  *results.TickWriter
 	rng    *rand.Rand
 	p      *pipeline
-	// rec records the stores' calls for raw_ratio phases (nil if none)
-	// until rawPhases of them have run.
-	rec       *batchRecorder
+	// raw replays the stores' recorded calls for raw_ratio phases (nil if
+	// none) until rawPhases of them have run.
+	raw       rawReplayer
 	rawPhases int
 	// prof is the running per-phase CPU profile (see startProfile).
 	prof *os.File
@@ -113,15 +113,17 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 			}
 		}
 		pcfg.procs = &procsConfig{exe: exe, engine: job.Engine, indexCPUs: job.IndexCPUs, kvCPUs: job.KVCPUs,
-			scenario: job.Scenario, overrides: job.Overrides, slowdown: job.Slowdown, stderr: stderr}
+			scenario: job.Scenario, overrides: job.Overrides, slowdown: job.Slowdown, stderr: stderr,
+			record: c.rawPhases > 0}
 		if len(pcfg.procs.indexCPUs) == 0 {
 			if pcfg.procs.indexCPUs, pcfg.procs.kvCPUs, err = NodeCPUs(cell.Cores); err != nil {
 				return cell, err
 			}
 		}
 	case c.rawPhases > 0:
-		c.rec = newBatchRecorder()
-		pcfg.engine = c.rec.wrap(eng)
+		rec := newBatchRecorder()
+		pcfg.engine = rec.wrap(eng)
+		c.raw = newLocalReplayer(rec, eng, opts, dir)
 	}
 	c.p, err = newPipeline(ctx, pcfg)
 	if err != nil {
@@ -130,6 +132,9 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	cell.Topology = TopologyInproc
 	if pcfg.procs != nil {
 		cell.Topology = TopologyProcs
+		if c.p.raw != nil {
+			c.raw = remoteReplayer{c.p.raw}
+		}
 	}
 	for _, np := range c.p.procs {
 		cell.Nodes = append(cell.Nodes, results.Node{Role: np.role, Pid: np.pid, CPUs: np.cpus})

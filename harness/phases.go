@@ -168,10 +168,13 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		rate = c.p.spec.Rate
 	}
 	d := &driver{c: c, rate: rate}
-	if ph.RawRatio && c.rec != nil {
-		c.rec.mark()
+	raw := ph.RawRatio && c.raw != nil
+	if raw {
+		if err := c.raw.mark(ctx); err != nil {
+			return err
+		}
 	}
-	cpu0 := measure.ProcessCPU()
+	cpu0 := c.pipelineCPU()
 	start := time.Now()
 	dctx := ctx
 	if ph.Mutations == 0 {
@@ -187,38 +190,45 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		return err
 	}
 	el := time.Since(start)
-	cpu := measure.ProcessCPU() - cpu0
+	cpu := c.pipelineCPU() - cpu0
 	n := d.applied.Load()
 	m["mutations"] = float64(n)
 	m["ingest_seconds"] = el.Seconds()
 	m["mutations_per_sec"] = float64(n) / el.Seconds()
-	if ph.RawRatio && c.rec != nil {
-		streams := c.rec.streams()
-		if c.rawPhases--; c.rawPhases == 0 {
-			c.rec.stop()
-		}
+	if raw {
+		c.rawPhases--
 		if c.prof != nil {
 			if err := c.startProfile(ph.Label() + "-raw-replay"); err != nil {
 				return err
 			}
 		}
-		rawCPU0 := measure.ProcessCPU()
-		raw, ops, err := replayRaw(c.engine, c.opts, filepath.Join(c.dir, "replay"), streams)
+		r, err := c.raw.replay(ctx, c.rawPhases == 0)
 		if err != nil {
 			return err
 		}
 		// CPU time is steadier than wall time on a shared machine: when
 		// both runs are CPU-bound the two ratios agree.
-		rawCPU := measure.ProcessCPU() - rawCPU0
 		m["ingest_cpu_seconds"] = cpu.Seconds()
-		m["raw_replay_cpu_seconds"] = rawCPU.Seconds()
-		m["pipeline_to_raw_cpu_ratio"] = rawCPU.Seconds() / cpu.Seconds()
-		m["raw_replay_seconds"] = raw.Seconds()
-		m["raw_replay_ops"] = float64(ops)
-		m["raw_mutations_per_sec"] = float64(n) / raw.Seconds()
-		m["pipeline_to_raw_ratio"] = raw.Seconds() / el.Seconds()
+		m["raw_replay_cpu_seconds"] = r.CPU.Seconds()
+		m["pipeline_to_raw_cpu_ratio"] = r.CPU.Seconds() / cpu.Seconds()
+		m["raw_replay_seconds"] = r.Wall.Seconds()
+		m["raw_replay_ops"] = float64(r.Ops)
+		m["raw_mutations_per_sec"] = float64(n) / r.Wall.Seconds()
+		m["pipeline_to_raw_ratio"] = r.Wall.Seconds() / el.Seconds()
 	}
 	return nil
+}
+
+// pipelineCPU is the CPU time the pipeline's indexer has used so far: this
+// process's, or the index node's when it runs as a process of its own.
+func (c *cellRun) pipelineCPU() time.Duration {
+	for _, np := range c.p.procs {
+		if np.role == RoleIndex {
+			pc, _ := measure.ReadProc(np.pid)
+			return pc.CPU
+		}
+	}
+	return measure.ProcessCPU()
 }
 
 // scan runs the phase's scan clients for its duration, with a background

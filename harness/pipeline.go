@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"net/rpc"
 	"path/filepath"
 	"time"
 
@@ -29,6 +30,8 @@ type pipeline struct {
 	// remote is the KV node's admin client in a procs topology.
 	remote *kvnode.Client
 	procs  []*nodeProc
+	// raw is the index node's raw-replay endpoint, when it records.
+	raw *rpc.Client
 	oracle *workload.Oracle
 	coord  *coordinator.Coordinator
 	ix     node.API
@@ -237,6 +240,9 @@ func (p *pipeline) close() error {
 	}
 	if p.remote != nil {
 		errs = append(errs, p.remote.Close())
+	}
+	if p.raw != nil {
+		p.raw.Close()
 	}
 	for i := len(p.procs) - 1; i >= 0; i-- {
 		errs = append(errs, p.procs[i].stop(time.Minute))

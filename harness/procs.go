@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/rpc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,10 @@ type NodeJob struct {
 	Overrides Overrides `json:"overrides"`
 	// Slowdown injects a regression into the index node's engine.
 	Slowdown float64 `json:"slowdown,omitempty"`
+	// Record records the index node's store calls for raw_ratio phases,
+	// replayed on request through the Raw service beside the control
+	// endpoint.
+	Record bool `json:"record,omitempty"`
 	// WatchStdin ends the node when its standard input closes: a node
 	// started by a cell dies with the cell.
 	WatchStdin bool `json:"watch_stdin,omitempty"`
@@ -177,6 +182,14 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	}
 	var opts engines.Options
 	opts.EnsureDefaults()
+	srv := rpc.NewServer()
+	if job.Record {
+		rec := newBatchRecorder()
+		if err := srv.RegisterName(rawServiceName, &rawService{newLocalReplayer(rec, eng, opts, job.Dir)}); err != nil {
+			return err
+		}
+		eng = rec.wrap(eng)
+	}
 	cfg := indexerConfig(sc.Indexer, eng, opts, filepath.Join(job.Dir, "slices"), spec.Vbuckets)
 	cfg.Clock = wallClock
 	cfg.Logger = log
@@ -184,6 +197,10 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		cl.Close()
 		ql.Close()
+		return err
+	}
+	closed, err := node.Register(srv, n)
+	if err != nil {
 		return err
 	}
 	qs := queryport.NewServer(n, queryport.ServerOptions{})
@@ -198,7 +215,7 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 		<-ctx.Done()
 		cl.Close()
 	}()
-	err = node.Serve(cl, n) // closes n
+	err = node.ServeWith(cl, srv, closed)
 	qs.Close()
 	wg.Wait()
 	return errors.Join(err, n.Close())
@@ -384,6 +401,7 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	}
 	ixJob := base
 	ixJob.Role, ixJob.KV, ixJob.Engine, ixJob.Dir, ixJob.Slowdown = RoleIndex, kvp.addrs["admin"], t.engine, cfg.dir, t.slowdown
+	ixJob.Record = t.record
 	ixp, err := startNode(ctx, t.exe, ixJob, indexCPUs, t.stderr)
 	if err != nil {
 		return nil, err
@@ -391,6 +409,13 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	p.procs = append(p.procs, ixp)
 	if p.ix, err = node.DialClient(ctx, ixp.addrs["control"], ixp.addrs["query"]); err != nil {
 		return nil, err
+	}
+	if t.record {
+		conn, err := net.Dial("tcp", ixp.addrs["control"])
+		if err != nil {
+			return nil, fmt.Errorf("index node (pid %d): %w", ixp.pid, err)
+		}
+		p.raw = rpc.NewClient(conn)
 	}
 	return p, nil
 }
@@ -404,6 +429,7 @@ type procsConfig struct {
 	scenario  []byte
 	overrides Overrides
 	slowdown  float64
+	record    bool
 	stderr    io.Writer
 }
 

@@ -26,7 +26,7 @@ workload:
 indexer: {snapshot_interval: 20ms, persist_interval: 200ms}
 phases:
   - type: load
-  - {type: ingest, mutations: 3000}
+  - {type: ingest, mutations: 3000, raw_ratio: true}
   - {type: scan, name: range, kind: range, duration: 300ms}
   - {type: scan, name: request-plus, kind: range, consistency: request_plus, under_ingest: true, rate: 2000, duration: 400ms}
   - type: persist
@@ -68,6 +68,9 @@ func TestProcsTopologyVerifies(t *testing.T) {
 			m := cell.Phase("ingest").Metrics
 			if m["cpu_seconds_index_node"] <= 0 || m["cpu_us_per_mutation_index_node"] <= 0 {
 				t.Errorf("ingest has no index node CPU: %v", m)
+			}
+			if m["pipeline_to_raw_ratio"] <= 0 || m["raw_replay_ops"] <= 0 || m["pipeline_to_raw_cpu_ratio"] <= 0 {
+				t.Errorf("ingest has no raw replay from the index node: %v", m)
 			}
 		})
 	}
