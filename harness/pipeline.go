@@ -31,7 +31,7 @@ type pipeline struct {
 	remote *kvnode.Client
 	procs  []*nodeProc
 	// raw is the index node's raw-replay endpoint, when it records.
-	raw *rpc.Client
+	raw    *rpc.Client
 	oracle *workload.Oracle
 	coord  *coordinator.Coordinator
 	ix     node.API
