@@ -132,8 +132,8 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	cell.Topology = TopologyInproc
 	if pcfg.procs != nil {
 		cell.Topology = TopologyProcs
-		if c.p.raw != nil {
-			c.raw = remoteReplayer{c.p.raw}
+		if c.rawPhases > 0 {
+			c.raw = remoteReplayer{c.p.ctl}
 		}
 	}
 	for _, np := range c.p.procs {
@@ -191,6 +191,30 @@ func (r indexerRecorder) Record(op string, d time.Duration) {
 	}
 }
 
+// pullNodeTimings drains the index node's recorder, when it runs as a
+// process of its own, into the current phase (or drops it between phases,
+// as in process).
+func (c *cellRun) pullNodeTimings(ctx context.Context) {
+	if c.p.ctl == nil {
+		return
+	}
+	var ws map[string]measure.Window
+	if err := rpcCall(ctx, c.p.ctl, recServiceName+".Drain", &struct{}{}, &ws); err != nil {
+		return // a dead node is reported by the phase
+	}
+	if w, ok := ws["persist"]; ok {
+		for d, old := int64(w.Max()), c.longestPersist.Load(); d > old && !c.longestPersist.CompareAndSwap(old, d); {
+			old = c.longestPersist.Load()
+		}
+	}
+	c.mu.Lock()
+	rec := c.ixRec
+	c.mu.Unlock()
+	if rec != nil {
+		rec.Add(ws)
+	}
+}
+
 // persistWait bounds a wait for rounds of persistent snapshots: the
 // interval and the longest round seen so far, n times, plus a margin.
 func (c *cellRun) persistWait(n int, margin time.Duration) time.Duration {
@@ -210,6 +234,7 @@ const (
 // phase's own metrics and verification.
 func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error) {
 	out := results.Phase{Name: ph.Label(), Verify: results.VerifySkipped, Metrics: map[string]float64{}}
+	c.pullNodeTimings(ctx) // what the node did between phases is no phase's
 	start := time.Now()
 	reg := measure.NewRegistry(start, measure.Options{})
 	c.mu.Lock()
@@ -226,7 +251,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	}
 	stopTicks := c.startTicker(ph.Label(), reg, &out)
 	span := measure.Begin()
-	nodesBefore := c.p.nodeCounters()
+	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
 
 	var err error
@@ -253,11 +278,12 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}
 	res := span.End()
-	nodesAfter := c.p.nodeCounters()
+	nodesAfter := c.p.nodeCounters(false)
 	if perr := c.stopProfile(); err == nil {
 		err = perr
 	}
 	stopTicks()
+	c.pullNodeTimings(ctx)
 	final := reg.Tick(time.Now())
 	c.addResourceMetrics(out.Metrics, res, before)
 	addNodeMetrics(out.Metrics, c.p.procs, nodesBefore, nodesAfter)
@@ -303,6 +329,7 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 			case <-done:
 				return
 			case now := <-t.C:
+				c.pullNodeTimings(context.Background())
 				tick := reg.Tick(now)
 				var gv []measure.Gauge
 				if st, ok := c.p.ix.Stats(); ok {
@@ -375,7 +402,8 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 }
 
 // addNodeMetrics adds what each node process cost during the phase —
-// cpu_seconds_ROLE_node, bytes_written_ROLE_node — to the phase's totals,
+// cpu_seconds_ROLE_node, bytes_written_ROLE_node — to the phase's totals
+// (cpu_seconds, bytes_written), records each one's peak_rss_bytes_ROLE_node,
 // and the CPU per mutation of the whole cell and of each node.
 func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []measure.ProcCounters) {
 	for i, np := range procs {
@@ -386,6 +414,7 @@ func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []mea
 		written := float64(after[i].BytesWritten) - float64(before[i].BytesWritten)
 		m["cpu_seconds_"+np.role+"_node"] = cpu
 		m["bytes_written_"+np.role+"_node"] = max(written, 0)
+		m["peak_rss_bytes_"+np.role+"_node"] = float64(after[i].PeakRSSBytes)
 		m["cpu_seconds"] += cpu
 		m["bytes_written"] += max(written, 0)
 	}

@@ -30,8 +30,9 @@ type pipeline struct {
 	// remote is the KV node's admin client in a procs topology.
 	remote *kvnode.Client
 	procs  []*nodeProc
-	// raw is the index node's raw-replay endpoint, when it records.
-	raw    *rpc.Client
+	// ctl reaches the harness's own services on the index node's control
+	// endpoint (its timings, its raw replay) in a procs topology.
+	ctl    *rpc.Client
 	oracle *workload.Oracle
 	coord  *coordinator.Coordinator
 	ix     node.API
@@ -222,10 +223,14 @@ func (p *pipeline) nodeError(err error) error {
 	return err
 }
 
-// nodeCounters reads each node process's counters (none in process).
-func (p *pipeline) nodeCounters() []measure.ProcCounters {
+// nodeCounters reads each node process's counters (none in process);
+// with resetPeak, it starts a new resident high-water mark for each first.
+func (p *pipeline) nodeCounters(resetPeak bool) []measure.ProcCounters {
 	out := make([]measure.ProcCounters, len(p.procs))
 	for i, np := range p.procs {
+		if resetPeak {
+			measure.ResetProcPeak(np.pid)
+		}
 		out[i], _ = measure.ReadProc(np.pid)
 	}
 	return out
@@ -241,8 +246,8 @@ func (p *pipeline) close() error {
 	if p.remote != nil {
 		errs = append(errs, p.remote.Close())
 	}
-	if p.raw != nil {
-		p.raw.Close()
+	if p.ctl != nil {
+		p.ctl.Close()
 	}
 	for i := len(p.procs) - 1; i >= 0; i-- {
 		errs = append(errs, p.procs[i].stop(time.Minute))

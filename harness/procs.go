@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/indexer/node"
 	"github.com/idxbench/idxbench/indexer/queryport"
@@ -193,6 +194,11 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	cfg := indexerConfig(sc.Indexer, eng, opts, filepath.Join(job.Dir, "slices"), spec.Vbuckets)
 	cfg.Clock = wallClock
 	cfg.Logger = log
+	rec := measure.NewRegistry(time.Now(), measure.Options{}).Recorder(0)
+	cfg.Recorder = rec
+	if err := srv.RegisterName(recServiceName, &recService{rec}); err != nil {
+		return err
+	}
 	n, err := node.Open(node.Config{Indexer: cfg, KV: kvc, Promote: promote})
 	if err != nil {
 		cl.Close()
@@ -410,13 +416,11 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	if p.ix, err = node.DialClient(ctx, ixp.addrs["control"], ixp.addrs["query"]); err != nil {
 		return nil, err
 	}
-	if t.record {
-		conn, err := net.Dial("tcp", ixp.addrs["control"])
-		if err != nil {
-			return nil, fmt.Errorf("index node (pid %d): %w", ixp.pid, err)
-		}
-		p.raw = rpc.NewClient(conn)
+	conn, err := net.Dial("tcp", ixp.addrs["control"])
+	if err != nil {
+		return nil, fmt.Errorf("index node (pid %d): %w", ixp.pid, err)
 	}
+	p.ctl = rpc.NewClient(conn)
 	return p, nil
 }
 

@@ -69,6 +69,13 @@ func TestProcsTopologyVerifies(t *testing.T) {
 			if m["cpu_seconds_index_node"] <= 0 || m["cpu_us_per_mutation_index_node"] <= 0 {
 				t.Errorf("ingest has no index node CPU: %v", m)
 			}
+			// The index node's own timings reach the cell's results.
+			if m["index_lag_p99_ms"] <= 0 || m["flushes"] <= 0 {
+				t.Errorf("ingest has no index lag or flushes from the index node: %v", m)
+			}
+			if p := cell.Phase("persist").Metrics; p["persist_ms"] <= 0 {
+				t.Errorf("persist phase has no persist_ms from the index node: %v", p)
+			}
 			if m["pipeline_to_raw_ratio"] <= 0 || m["raw_replay_ops"] <= 0 || m["pipeline_to_raw_cpu_ratio"] <= 0 {
 				t.Errorf("ingest has no raw replay from the index node: %v", m)
 			}

@@ -61,6 +61,18 @@ type rawService struct{ l *localReplayer }
 // rawServiceName names it on the control endpoint.
 const rawServiceName = "Raw"
 
+// recServiceName names the index node's timings endpoint: the cell drains
+// the node's recorder (flushes, persists, index lag, …) every tick.
+const recServiceName = "Rec"
+
+// recService serves the index node's recorder.
+type recService struct{ r *measure.Recorder }
+
+func (s *recService) Drain(_ *struct{}, reply *map[string]measure.Window) error {
+	*reply = s.r.Drain()
+	return nil
+}
+
 func (s *rawService) Mark(_ *struct{}, _ *struct{}) error { return s.l.mark(context.Background()) }
 
 func (s *rawService) Replay(last *bool, reply *RawReplay) (err error) {

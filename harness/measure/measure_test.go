@@ -232,3 +232,33 @@ func TestResources(t *testing.T) {
 	}
 	big[0] = 2 // keep big alive until after End
 }
+
+// TestDrainAdd: windows drained from one recorder and added to another
+// give the registry the same counts and percentiles as recording there.
+func TestDrainAdd(t *testing.T) {
+	src := NewRegistry(time.Unix(0, 0), Options{}).Recorder(0)
+	direct := NewRegistry(time.Unix(0, 0), Options{})
+	viaDrain := NewRegistry(time.Unix(0, 0), Options{})
+	for i := 1; i <= 1000; i++ {
+		d := time.Duration(i) * time.Millisecond
+		src.Record("flush", d)
+		direct.Recorder(0).Record("flush", d)
+	}
+	src.RecordError("flush")
+	direct.Recorder(0).RecordError("flush")
+	ws := src.Drain()
+	if again := src.Drain(); len(again) != 0 {
+		t.Fatalf("a second drain returned %v", again)
+	}
+	if got := ws["flush"].Max(); got < 990*time.Millisecond || got > 1010*time.Millisecond {
+		t.Errorf("window max %s, want about 1s", got)
+	}
+	viaDrain.Recorder(3).Add(ws)
+	a, b := direct.Tick(time.Unix(1, 0)), viaDrain.Tick(time.Unix(1, 0))
+	if len(a.Ops) != 1 || len(b.Ops) != 1 {
+		t.Fatalf("ops: %v vs %v", a.Ops, b.Ops)
+	}
+	if a.Ops[0] != b.Ops[0] {
+		t.Errorf("drained %+v, direct %+v", b.Ops[0], a.Ops[0])
+	}
+}

@@ -264,3 +264,55 @@ func (r *Recorder) swap() map[string]taken {
 	}
 	return out
 }
+
+// Window is what a Recorder holds of one operation type since it was last
+// drained, in a form that crosses a process boundary (gob or JSON): how a
+// node in another process hands its timings to the cell that measures it.
+type Window struct {
+	Hist          *hdrhistogram.Snapshot // nil when Options.Disabled
+	Count, Errors int64
+}
+
+// Drain takes what r recorded since the last Drain, leaving it empty. Use
+// it on a recorder no Registry ticks.
+func (r *Recorder) Drain() map[string]Window {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Window, len(r.ops))
+	for op, w := range r.ops {
+		if w.count == 0 && w.errors == 0 {
+			continue
+		}
+		win := Window{Count: w.count, Errors: w.errors}
+		if w.cur != nil {
+			win.Hist = w.cur.Export()
+			w.cur.Reset()
+		}
+		out[op] = win
+		w.count, w.errors = 0, 0
+	}
+	return out
+}
+
+// Add records windows drained from another recorder as if they had been
+// recorded here.
+func (r *Recorder) Add(ws map[string]Window) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for op, win := range ws {
+		w := r.get(op)
+		w.count += win.Count
+		w.errors += win.Errors
+		if w.cur != nil && win.Hist != nil {
+			w.cur.Merge(hdrhistogram.Import(win.Hist))
+		}
+	}
+}
+
+// Max is the largest latency in w (0 when it has none).
+func (w Window) Max() time.Duration {
+	if w.Hist == nil {
+		return 0
+	}
+	return time.Duration(hdrhistogram.Import(w.Hist).Max()) * unit
+}

@@ -155,6 +155,16 @@ func readKV(path string) map[string]uint64 {
 type ProcCounters struct {
 	CPU          time.Duration
 	BytesWritten uint64
+	// PeakRSSBytes is the process's resident high-water mark (VmHWM),
+	// since ResetProcPeak or the process's start.
+	PeakRSSBytes uint64
+}
+
+// ResetProcPeak resets pid's resident high-water mark, so the next
+// ReadProc reports the peak from now on. It reports whether the kernel let
+// it.
+func ResetProcPeak(pid int) bool {
+	return os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0) == nil
 }
 
 // clockTicks is the kernel's USER_HZ, in which /proc/PID/stat counts CPU
@@ -187,5 +197,6 @@ func ReadProc(pid int) (c ProcCounters, ok bool) {
 	c.CPU = time.Duration(ut+st) * time.Second / clockTicks
 	io := readKV("/proc/" + strconv.Itoa(pid) + "/io")
 	c.BytesWritten = io["write_bytes"]
+	c.PeakRSSBytes = readKV("/proc/" + strconv.Itoa(pid) + "/status")["VmHWM"] * 1024
 	return c, true
 }
