@@ -404,7 +404,8 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 // addNodeMetrics adds what each node process cost during the phase —
 // cpu_seconds_ROLE_node, bytes_written_ROLE_node — to the phase's totals
 // (cpu_seconds, bytes_written), records each one's peak_rss_bytes_ROLE_node,
-// and the CPU per mutation of the whole cell and of each node.
+// and the CPU per mutation of the whole cell and of each node, unless the
+// phase measured those over its mutations alone.
 func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []measure.ProcCounters) {
 	for i, np := range procs {
 		if i >= len(before) || i >= len(after) {
@@ -422,9 +423,15 @@ func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []mea
 	if n <= 0 {
 		return
 	}
-	m["cpu_us_per_mutation"] = m["cpu_seconds"] * 1e6 / n
+	// A phase that timed its own mutations (ingest) has set these already.
+	setDefault := func(k string, v float64) {
+		if _, ok := m[k]; !ok {
+			m[k] = v
+		}
+	}
+	setDefault("cpu_us_per_mutation", m["cpu_seconds"]*1e6/n)
 	for _, np := range procs {
-		m["cpu_us_per_mutation_"+np.role+"_node"] = m["cpu_seconds_"+np.role+"_node"] * 1e6 / n
+		setDefault("cpu_us_per_mutation_"+np.role+"_node", m["cpu_seconds_"+np.role+"_node"]*1e6/n)
 	}
 }
 

@@ -175,6 +175,8 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		}
 	}
 	cpu0 := c.pipelineCPU()
+	nodes0 := c.p.nodeCounters(false)
+	self0 := measure.ProcessCPU()
 	start := time.Now()
 	dctx := ctx
 	if ph.Mutations == 0 {
@@ -195,6 +197,17 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	m["mutations"] = float64(n)
 	m["ingest_seconds"] = el.Seconds()
 	m["mutations_per_sec"] = float64(n) / el.Seconds()
+	// CPU per mutation over the ingest alone (not a raw replay after it).
+	if n > 0 {
+		total := measure.ProcessCPU() - self0
+		for i, nc := range c.p.nodeCounters(false) {
+			role := c.p.procs[i].role
+			d := nc.CPU - nodes0[i].CPU
+			total += d
+			m["cpu_us_per_mutation_"+role+"_node"] = float64(d.Microseconds()) / float64(n)
+		}
+		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
+	}
 	if raw {
 		c.rawPhases--
 		if c.prof != nil {

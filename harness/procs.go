@@ -199,6 +199,11 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	if err := srv.RegisterName(recServiceName, &recService{rec}); err != nil {
 		return err
 	}
+	prof := &profService{}
+	defer prof.Stop(nil, nil)
+	if err := srv.RegisterName(profServiceName, prof); err != nil {
+		return err
+	}
 	n, err := node.Open(node.Config{Indexer: cfg, KV: kvc, Promote: promote})
 	if err != nil {
 		cl.Close()
