@@ -108,6 +108,12 @@ type CrashConfig struct {
 	// when it sees CrashChildEnv. Default: this executable, no arguments.
 	Exe  string
 	Args []string
+	// Topology is TopologyInproc (default: each child is the whole
+	// pipeline, and regenerates the bucket) or TopologyProcs: a KV node
+	// process runs for the whole test, each child is the index node alone
+	// (pinned apart from it), and a kill takes down the index node only,
+	// which restarts and reconnects its streams to the running KV node.
+	Topology string
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns c.
@@ -135,6 +141,11 @@ func (c *CrashConfig) EnsureDefaults() *CrashConfig {
 
 // Validate reports the first bad field.
 func (c *CrashConfig) Validate() error {
+	switch c.Topology {
+	case "", TopologyInproc, TopologyProcs:
+	default:
+		return fmt.Errorf("topology %q: want inproc or procs", c.Topology)
+	}
 	e, err := engines.Lookup(c.Engine)
 	if err != nil {
 		return err
@@ -269,6 +280,10 @@ type crashJob struct {
 	CatchUp time.Duration `json:"catch_up"`
 	// Final: recover, verify and exit cleanly instead of ingesting.
 	Final bool `json:"final,omitempty"`
+	// KV, when set, is the admin address of the KV node process the
+	// parent runs for the whole test (procs topology): the child is the
+	// index node alone, and what a kill takes down.
+	KV string `json:"kv,omitempty"`
 }
 
 // Files in the crash test's data directory, beside the pipeline's.
@@ -324,13 +339,25 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)) // "kill"
 	job := crashJob{Engine: cfg.Engine, Dir: dir, Seed: cfg.Seed, Docs: cfg.Docs, Vbuckets: cfg.Vbuckets, Rate: cfg.Rate,
 		NoRollbacks: cfg.NoRollbacks, CatchUp: cfg.CycleTimeout / 2}
+	var childCPUs []int
+	if cfg.Topology == TopologyProcs {
+		kvp, cpus, stop, err := startCrashKV(ctx, cfg, dir)
+		if err != nil {
+			removeOwnedDir(dir)
+			return sum, err
+		}
+		defer stop()
+		job.KV, childCPUs = kvp.addrs["admin"], cpus
+		fmt.Fprintf(out, "crashtest: KV node pid %d on CPUs %v at %s; index node children on CPUs %v\n",
+			kvp.pid, kvp.cpus, job.KV, childCPUs)
+	}
 	for cycle := 1; cycle <= cfg.Cycles+1; cycle++ {
 		job.Cycle, job.Final = cycle, cycle > cfg.Cycles
 		delay := cfg.MinRun + time.Duration(rng.Int64N(int64(cfg.MaxRun-cfg.MinRun)+1))
 		if job.Final {
 			delay = 0
 		}
-		rec, err := runCrashCycle(ctx, cfg, job, delay)
+		rec, err := runCrashCycle(ctx, cfg, job, delay, childCPUs)
 		if err != nil {
 			sum.Total = time.Since(start)
 			var div *DivergenceError
@@ -367,9 +394,37 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 	return sum, nil
 }
 
+// startCrashKV starts the procs-topology crash test's KV node process, for
+// the whole test, on the CPUs the children do not get; its bucket is the
+// crash test's workload. It returns the process, the children's CPUs and
+// a function that stops the process.
+func startCrashKV(ctx context.Context, cfg CrashConfig, dir string) (*nodeProc, []int, func(), error) {
+	indexCPUs, kvCPUs, err := NodeCPUs(1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	seed, docs, vbuckets := cfg.Seed, cfg.Docs, cfg.Vbuckets
+	job := NodeJob{Role: RoleKV, Scenario: []byte("name: crashtest\nphases:\n  - type: load\n"),
+		Overrides: Overrides{Seed: &seed, Docs: &docs, Vbuckets: &vbuckets}}
+	// The KV node's stderr goes to the children's log.
+	logf, err := os.OpenFile(filepath.Join(dir, crashLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("children's log: %w", err)
+	}
+	kvp, err := startNode(ctx, cfg.Exe, job, kvCPUs, logf)
+	if err != nil {
+		logf.Close()
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCrashTest, err)
+	}
+	return kvp, indexCPUs, func() {
+		kvp.stop(time.Minute)
+		logf.Close()
+	}, nil
+}
+
 // runCrashCycle runs one child: waits for its verification, then kills it
 // delay later (or, for the final cycle, waits for its clean exit).
-func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay time.Duration) (CrashRecovery, error) {
+func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay time.Duration, cpus []int) (CrashRecovery, error) {
 	rec := CrashRecovery{Cycle: job.Cycle}
 	in, err := json.Marshal(job)
 	if err != nil {
@@ -390,7 +445,11 @@ func runCrashCycle(ctx context.Context, cfg CrashConfig, job crashJob, delay tim
 	if err != nil {
 		return rec, err
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if len(cpus) > 0 {
+		start = func() error { return startPinnedTo(cmd, cpus) }
+	}
+	if err := start(); err != nil {
 		return rec, fmt.Errorf("start child: %w", err)
 	}
 	lines := make(chan string, 16)

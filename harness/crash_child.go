@@ -134,6 +134,7 @@ func (c *crashChild) run(ctx context.Context) error {
 	c.status.set(KillRollback) // recovering; the parent kills only after "verified"
 	pcfg := pipelineConfig{
 		spec: c.spec(), engine: c.engine, dir: filepath.Join(c.job.Dir, crashPipelineDir), settings: c.settings,
+		kvAddr: c.job.KV,
 	}
 	pcfg.opts.EnsureDefaults()
 	coord, err := coordinator.Open(pcfg.dir)
@@ -227,9 +228,20 @@ func reopenPipeline(cfg pipelineConfig) (*pipeline, *upr.TsVbuuid, error) {
 }
 
 // regenerate rebuilds the bucket the earlier cycles built: the load, then
-// the progress file's operations with its failovers at their places.
+// the progress file's operations with its failovers at their places. With
+// the KV node in a process of its own (which outlives the children), the
+// bucket is there already and the pipeline's replica has replayed its
+// history: only a first child loads it.
 func (c *crashChild) regenerate() error {
 	kv := c.p.kv
+	if c.p.remote != nil {
+		c.applied = kv.Ops()
+		if kv.Loaded() == 0 {
+			_, err := c.p.load()
+			return err
+		}
+		return nil
+	}
 	kv.Load()
 	fo := c.progress.Failovers
 	for {
@@ -359,10 +371,10 @@ func (c *crashChild) ingest(ctx context.Context, ready func() bool, report func(
 			}
 			time.Sleep(time.Millisecond)
 		}
-		for range chunk {
-			p.kv.Apply(p.kv.Next())
-			c.applied++
+		if err := p.apply(chunk); err != nil {
+			return err
 		}
+		c.applied += chunk
 		done += chunk
 	}
 	return nil
@@ -412,7 +424,7 @@ func (c *crashChild) rollback(ctx context.Context) error {
 			if err := c.saveProgress(); err != nil {
 				return err
 			}
-			if err := p.kv.Failover(vb, fo.Branch); err != nil {
+			if err := p.failover(vb, fo.Branch); err != nil {
 				return err
 			}
 		}

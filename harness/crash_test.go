@@ -93,9 +93,15 @@ func TestCrashTestOnEveryDiskEngine(t *testing.T) {
 		}
 		cycles = n
 	}
-	for _, engine := range []string{"pebble", "badger", "bbolt"} {
-		t.Run(engine, func(t *testing.T) {
+	for _, tc := range []struct{ engine, topology string }{
+		{"pebble", TopologyInproc}, {"badger", TopologyInproc}, {"bbolt", TopologyInproc},
+		// The index node alone is killed; the KV node process runs on.
+		{"pebble", TopologyProcs}, {"bbolt", TopologyProcs},
+	} {
+		engine := tc.engine
+		t.Run(engine+"/"+tc.topology, func(t *testing.T) {
 			cfg := testCrashConfig(t, engine, cycles)
+			cfg.Topology = tc.topology
 			var out strings.Builder
 			sum, err := RunCrashTest(context.Background(), cfg, &out)
 			if err != nil {

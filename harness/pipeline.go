@@ -51,6 +51,10 @@ type pipelineConfig struct {
 	recorder indexer.Recorder
 	// procs, when set, runs the nodes as processes of their own.
 	procs *procsConfig
+	// kvAddr, when set, is a KV node in another process that the index
+	// node in this process streams from (the crash test's procs mode);
+	// the pipeline's bucket is then a replica of it.
+	kvAddr string
 }
 
 // newPipeline builds a cell's nodes over an empty directory and creates the
@@ -90,7 +94,26 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 	}
 	ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, "slices"), p.spec.Vbuckets)
 	ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
-	if p.ix, err = node.Open(node.Config{Indexer: ixCfg, KV: p.kv, Promote: promote}); err != nil {
+	var kv node.KV = p.kv
+	if cfg.kvAddr != "" {
+		if p.remote, err = kvnode.Dial(ctx, cfg.kvAddr, kvnode.ClientOptions{}); err != nil {
+			return nil, err
+		}
+		// The bucket here is a replica: bring it to the KV node's state.
+		h, err := p.remote.History(ctx)
+		if err == nil {
+			err = kvnode.Replay(p.kv, h)
+		}
+		if err != nil {
+			p.remote.Close()
+			return nil, err
+		}
+		kv, ixCfg.Clock = p.remote, wallClock
+	}
+	if p.ix, err = node.Open(node.Config{Indexer: ixCfg, KV: kv, Promote: promote}); err != nil {
+		if p.remote != nil {
+			p.remote.Close()
+		}
 		return nil, err
 	}
 	return p, nil
@@ -99,7 +122,11 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 // openLocalNodes opens the in-process parts: the KV node (or the replica
 // of a remote one), the oracle and the coordinator's metadata.
 func openLocalNodes(cfg pipelineConfig) (*pipeline, error) {
-	kv, err := kvnode.New(cfg.spec, kvnode.Options{})
+	var opts kvnode.Options
+	if cfg.procs != nil || cfg.kvAddr != "" {
+		opts.Bucket.Clock = wallClock // as the KV node's
+	}
+	kv, err := kvnode.New(cfg.spec, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s]"
+const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s] [--topology inproc|procs]"
 
 // cmdCrashtest runs the kill -9 / restart / verify loop. The children it
 // starts are this same executable with harness.CrashChildEnv set; such a
@@ -34,6 +34,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		rollbacks = fs.Bool("rollbacks", true, "children inject KV rollbacks (failovers, unknown vbuuids) while they ingest")
 		minRun    = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
 		maxRun    = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
+		topology  = fs.String("topology", "inproc", "inproc: each child is the whole pipeline; procs: a KV node process runs throughout and each child, the index node alone, reconnects to it")
 	)
 	pos, err := parseFlags(fs, crashtestSynopsis, args, stdout)
 	if err != nil {
@@ -72,6 +73,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfg := harness.CrashConfig{
 		Engine: *engine, Cycles: *cycles, Seed: s, Dir: *dir, Docs: *docs, Vbuckets: *vbuckets,
 		Rate: *rate, NoRollbacks: !*rollbacks, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
+		Topology: *topology,
 	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -71,6 +71,12 @@ func (n *Node) Load() int {
 	return n.gen.Loaded()
 }
 
+// Loaded is how many documents the load inserted (0 before Load).
+func (n *Node) Loaded() int { return n.gen.Loaded() }
+
+// Ops is how many operations the generator produced after the load.
+func (n *Node) Ops() uint64 { return n.gen.Ops() }
+
 // Next is the generator's next operation (after the load).
 func (n *Node) Next() workload.Op { return n.gen.Next() }
 

@@ -85,6 +85,55 @@ type service struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	topics map[string]*senderTopic
+
+	histMu  sync.Mutex
+	history []Event // the controls applied to the bucket, in order
+}
+
+// Event is one control applied to the bucket through the admin endpoint:
+// the load, a run of the generator's operations, or a failover. The
+// bucket's history is exactly the sequence of its events, so a replica
+// that replays them (Replay) holds the same bucket.
+type Event struct {
+	Load     bool
+	Apply    int
+	Failover *FailoverArgs
+}
+
+func (s *service) record(e Event) {
+	s.histMu.Lock()
+	defer s.histMu.Unlock()
+	if n := len(s.history); e.Apply > 0 && n > 0 && s.history[n-1].Apply > 0 {
+		s.history[n-1].Apply += e.Apply
+		return
+	}
+	s.history = append(s.history, e)
+}
+
+// History answers the bucket's events so far.
+func (s *service) History(_ *Empty, reply *[]Event) error {
+	s.histMu.Lock()
+	defer s.histMu.Unlock()
+	*reply = append([]Event(nil), s.history...)
+	return nil
+}
+
+// Replay applies events to n, which must hold what the events' bucket held
+// before them (an empty bucket for a whole history).
+func Replay(n *Node, events []Event) error {
+	for _, e := range events {
+		switch {
+		case e.Load:
+			n.Load()
+		case e.Apply > 0:
+			n.ApplyNext(e.Apply)
+		case e.Failover != nil:
+			if err := n.Failover(e.Failover.Vb, e.Failover.Branch); err != nil {
+				return fmt.Errorf("replay failover of vb %d at %d: %w", e.Failover.Vb, e.Failover.Branch, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Empty is an argument or reply with nothing in it.
@@ -191,12 +240,14 @@ func (s *service) CurrentSeqnos(_ *Empty, reply *upr.TsVbuuid) error {
 // Load loads the spec's documents and replies how many there are.
 func (s *service) Load(_ *Empty, reply *int) error {
 	*reply = s.n.Load()
+	s.record(Event{Load: true})
 	return nil
 }
 
 // Apply applies the generator's next n operations.
 func (s *service) Apply(n *int, _ *Empty) error {
 	s.n.ApplyNext(*n)
+	s.record(Event{Apply: *n})
 	return nil
 }
 
@@ -208,7 +259,12 @@ type FailoverArgs struct {
 
 // Failover answers Node.Failover.
 func (s *service) Failover(args *FailoverArgs, _ *Empty) error {
-	return s.n.Failover(args.Vb, args.Branch)
+	if err := s.n.Failover(args.Vb, args.Branch); err != nil {
+		return err
+	}
+	a := *args
+	s.record(Event{Failover: &a})
+	return nil
 }
 
 // senderTopic is a topic sent over a dataport session.
@@ -395,6 +451,14 @@ func (c *Client) Load(ctx context.Context) (int, error) {
 // Apply applies the generator's next n operations on the KV node.
 func (c *Client) Apply(ctx context.Context, n int) error {
 	return c.call(ctx, "Apply", &n, &Empty{})
+}
+
+// History returns the events the KV node's bucket has seen through its
+// admin endpoint, for a replica to Replay.
+func (c *Client) History(ctx context.Context) ([]Event, error) {
+	var h []Event
+	err := c.call(ctx, "History", &Empty{}, &h)
+	return h, err
 }
 
 // Failover fails vb over at branch on the KV node.
