@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +96,17 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 	os.WriteFile(filepath.Join(foreign, "data"), []byte("precious"), 0o644)
 	badYAML := filepath.Join(tmp, "bad.yaml")
 	os.WriteFile(badYAML, []byte("phases:\n  - type: load\n    bogus: 1\n"), 0o644)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close() // nothing listens there now
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -112,6 +124,13 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--nosuchflag"}, "nosuchflag"},
 		{[]string{"run", "extra"}, "unexpected argument"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"run", "--topology", "cluster"}, `--topology "cluster"`},
+		{[]string{"node"}, `--role ""`},
+		{[]string{"node", "--role", "kv", "--listen", busy.Addr().String()}, "address already in use"},
+		{[]string{"node", "--role", "kv", "--listen", "nohost"}, "nohost"},
+		{[]string{"node", "--role", "index", "--dir", tmp}, "--kv"},
+		{[]string{"node", "--role", "index", "--kv", refusedAddr, "--dir", filepath.Join(tmp, "ix")}, "connection refused"},
+		{[]string{"node", "--role", "index", "--kv", refusedAddr, "--dir", tmp, "--engine", "nosuch"}, `unknown engine "nosuch"`},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), tc.args, &out, &out)
