@@ -240,14 +240,29 @@ func (p *pipeline) failover(vb upr.Vbno, branch upr.Seqno) error {
 }
 
 // nodeError is err, or the death of a node process when one died (which
-// is then the cause).
+// is then the cause). A failed call may be the first sign of a death the
+// process's reaper has not seen yet, so with err set it waits a moment for
+// one.
 func (p *pipeline) nodeError(err error) error {
-	for _, np := range p.procs {
-		if derr := np.died(); derr != nil {
-			return derr
+	var grace <-chan time.Time
+	if err != nil && len(p.procs) > 0 {
+		grace = time.After(500 * time.Millisecond)
+	}
+	for {
+		for _, np := range p.procs {
+			if derr := np.died(); derr != nil {
+				return derr
+			}
+		}
+		if grace == nil {
+			return err
+		}
+		select {
+		case <-grace:
+			return err
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return err
 }
 
 // nodeCounters reads each node process's counters (none in process);

@@ -2,10 +2,12 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/results"
 )
 
@@ -78,6 +80,64 @@ func TestProcsTopologyVerifies(t *testing.T) {
 			}
 			if m["pipeline_to_raw_ratio"] <= 0 || m["raw_replay_ops"] <= 0 || m["pipeline_to_raw_cpu_ratio"] <= 0 {
 				t.Errorf("ingest has no raw replay from the index node: %v", m)
+			}
+		})
+	}
+}
+
+// TestDeadNodeIsNamed: when a node process dies, what the cell sees next
+// names the node's role and pid, not a broken connection.
+func TestDeadNodeIsNamed(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := []byte(procsScenario)
+	parsed, err := ParseScenario(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := EffectiveWorkload(parsed, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, kv, err := NodeCPUs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engines.Lookup("memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{RoleIndex, RoleKV} {
+		t.Run(role, func(t *testing.T) {
+			var stderr strings.Builder
+			cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir(), settings: parsed.Indexer,
+				procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
+			cfg.opts.EnsureDefaults()
+			p, err := newPipeline(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.close()
+			if _, err := p.load(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ix.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var victim *nodeProc
+			for _, np := range p.procs {
+				if np.role == role {
+					victim = np
+				}
+			}
+			victim.kill()
+			want := fmt.Sprintf("%s node (pid %d) died", role, victim.pid)
+			if err := p.apply(100); err == nil || !strings.Contains(err.Error(), want) {
+				if err = p.failure(); err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("after the %s node's death: %v; want it to say %q", role, err, want)
+				}
 			}
 		})
 	}
