@@ -334,6 +334,15 @@ func (s *service) Vectors(_ *Empty, reply *VectorsReply) error {
 	return nil
 }
 
+// Failure answers the node's failure ("" for none): cheaper than Vectors
+// for a caller that polls it.
+func (s *service) Failure(_ *Empty, reply *string) error {
+	if err := s.n.Failure(); err != nil {
+		*reply = err.Error()
+	}
+	return nil
+}
+
 func (s *service) Close(_ *Empty, _ *Empty) error {
 	err := s.flow(func(context.Context) error {
 		var errs []error
@@ -532,7 +541,11 @@ func (c *Client) Failure() error {
 	if failed != nil {
 		return failed
 	}
-	if f := c.vectors().Failure; f != "" {
+	var f string
+	if err := c.call(c.bg(), "Failure", &Empty{}, &f); err != nil {
+		return err
+	}
+	if f != "" {
 		return errors.New(f)
 	}
 	return nil
