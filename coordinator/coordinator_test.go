@@ -37,7 +37,10 @@ func TestMetadataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c2.Instances()
+	got, err := c2.Instances()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 2 {
 		t.Fatalf("after reopen: %d instances, want 2: %+v", len(got), got)
 	}

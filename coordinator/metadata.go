@@ -56,20 +56,45 @@ type metaFile struct {
 
 const metaVersion = 1
 
-// Coordinator holds the metadata. Its methods are safe for concurrent use.
+// Metadata is the index metadata and its DDL, whatever keeps it: a file
+// (Coordinator, for one process) or etcd (Etcd, for a cluster). A refused
+// DDL changes nothing.
+type Metadata interface {
+	// Create defines a new index. A deferred index stays CREATED until
+	// Build; any other is INITIAL (to be built now).
+	Create(d defn.IndexDefn) (Instance, error)
+	// SetState moves the named index to state, refusing transitions the
+	// life cycle does not allow.
+	SetState(name string, state State) error
+	// Build moves deferred indexes from CREATED to INITIAL, all or none.
+	Build(names ...string) ([]Instance, error)
+	// Drop marks the named index DELETED and returns what it was. A drop
+	// during recovery is refused.
+	Drop(name string) (Instance, error)
+	// SetRecovery records that the indexer is (or no longer is) in
+	// recovery; DDL is refused meanwhile.
+	SetRecovery(on bool) error
+	// Get returns the named index's instance.
+	Get(name string) (Instance, error)
+	// Instances lists the live (not deleted) instances in id order.
+	Instances() ([]Instance, error)
+}
+
+var _ Metadata = (*Coordinator)(nil)
+
+// Coordinator holds the metadata in a file. Its methods are safe for
+// concurrent use.
 type Coordinator struct {
 	path string // metadata file, "" for an unpersisted coordinator
 
-	mu         sync.Mutex
-	nextID     uint64
-	byName     map[string]*Instance
-	inRecovery bool
+	mu  sync.Mutex
+	cat *catalog
 }
 
 // Open loads the metadata kept in dir (creating an empty one if absent). An
 // empty dir keeps the metadata in memory only.
 func Open(dir string) (*Coordinator, error) {
-	c := &Coordinator{nextID: 1, byName: map[string]*Instance{}}
+	c := &Coordinator{cat: newCatalog()}
 	if dir == "" {
 		return c, nil
 	}
@@ -91,166 +116,90 @@ func Open(dir string) (*Coordinator, error) {
 	if mf.Version != metaVersion {
 		return nil, fmt.Errorf("index metadata %s has version %d, want %d", c.path, mf.Version, metaVersion)
 	}
-	c.nextID = mf.NextID
+	c.cat.nextID = mf.NextID
 	for _, inst := range mf.Instances {
-		c.byName[inst.Defn.Name] = inst
+		c.cat.byName[inst.Defn.Name] = inst
 	}
 	return c, nil
 }
 
-// Create defines a new index. A deferred index stays CREATED until Build;
-// any other is INITIAL (to be built now). It returns a copy of the instance.
-func (c *Coordinator) Create(d defn.IndexDefn) (Instance, error) {
-	if err := validateDefn(d); err != nil {
-		return Instance{}, err
-	}
+// change applies f to the catalog and saves it; when either fails, the
+// catalog is left as it was.
+func (c *Coordinator) change(f func(cat *catalog) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inRecovery {
-		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrInRecovery)
-	}
-	if old, ok := c.byName[d.Name]; ok && old.State != Deleted {
-		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrIndexExists)
-	}
-	inst := &Instance{ID: c.nextID, Defn: d, State: Initial, Partitions: make([]int, d.NumPartitions())}
-	if d.Deferred {
-		inst.State = Created
-	}
-	c.nextID++
-	c.byName[d.Name] = inst
-	if err := c.saveLocked(); err != nil {
-		delete(c.byName, d.Name)
-		c.nextID--
-		return Instance{}, err
-	}
-	return cloneInstance(inst), nil
-}
-
-// validTransitions lists the allowed state changes.
-var validTransitions = map[State][]State{
-	Created: {Initial, Deleted},
-	Initial: {Catchup, Active, Deleted},
-	Catchup: {Active, Deleted},
-	Active:  {Deleted},
-}
-
-// SetState moves the named index to state, refusing transitions the life
-// cycle does not allow.
-func (c *Coordinator) SetState(name string, state State) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	inst, ok := c.byName[name]
-	if !ok || inst.State == Deleted {
-		return fmt.Errorf("index %q: %w", name, ErrIndexNotFound)
-	}
-	allowed := false
-	for _, s := range validTransitions[inst.State] {
-		allowed = allowed || s == state
-	}
-	if !allowed {
-		return fmt.Errorf("index %q %s → %s: %w", name, inst.State, state, ErrBadTransition)
-	}
-	prev := inst.State
-	inst.State = state
-	if err := c.saveLocked(); err != nil {
-		inst.State = prev
+	next := c.cat.clone()
+	if err := f(next); err != nil {
 		return err
 	}
+	if err := c.save(next); err != nil {
+		return err
+	}
+	c.cat = next
 	return nil
 }
 
-// Build moves deferred indexes from CREATED to INITIAL, all or none.
-func (c *Coordinator) Build(names ...string) ([]Instance, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inRecovery {
-		return nil, fmt.Errorf("build: %w", ErrInRecovery)
-	}
-	var insts []*Instance
-	for _, n := range names {
-		inst, ok := c.byName[n]
-		if !ok || inst.State == Deleted {
-			return nil, fmt.Errorf("build index %q: %w", n, ErrIndexNotFound)
-		}
-		if inst.State != Created {
-			return nil, fmt.Errorf("build index %q in state %s: %w", n, inst.State, ErrBadTransition)
-		}
-		insts = append(insts, inst)
-	}
-	out := make([]Instance, len(insts))
-	for i, inst := range insts {
-		inst.State = Initial
-		out[i] = cloneInstance(inst)
-	}
-	if err := c.saveLocked(); err != nil {
-		for _, inst := range insts {
-			inst.State = Created
-		}
-		return nil, err
-	}
-	return out, nil
+// Create implements Metadata.
+func (c *Coordinator) Create(d defn.IndexDefn) (inst Instance, err error) {
+	err = c.change(func(cat *catalog) (err error) {
+		inst, err = cat.create(d)
+		return err
+	})
+	return inst, err
 }
 
-// Drop marks the named index DELETED and returns what it was, so the caller
-// can tear down its streams and data. A drop during recovery is refused.
-func (c *Coordinator) Drop(name string) (Instance, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inRecovery {
-		return Instance{}, fmt.Errorf("drop index %q: %w", name, ErrInRecovery)
-	}
-	inst, ok := c.byName[name]
-	if !ok || inst.State == Deleted {
-		return Instance{}, fmt.Errorf("drop index %q: %w", name, ErrIndexNotFound)
-	}
-	prev := inst.State
-	inst.State = Deleted
-	if err := c.saveLocked(); err != nil {
-		inst.State = prev
-		return Instance{}, err
-	}
-	return cloneInstance(inst), nil
+// SetState implements Metadata.
+func (c *Coordinator) SetState(name string, state State) error {
+	return c.change(func(cat *catalog) error { return cat.setState(name, state) })
 }
 
-// SetRecovery marks the indexer as in recovery (rollback or restart); DDL is
-// refused meanwhile.
-func (c *Coordinator) SetRecovery(on bool) {
+// Build implements Metadata.
+func (c *Coordinator) Build(names ...string) (insts []Instance, err error) {
+	err = c.change(func(cat *catalog) (err error) {
+		insts, err = cat.build(names...)
+		return err
+	})
+	return insts, err
+}
+
+// Drop implements Metadata.
+func (c *Coordinator) Drop(name string) (inst Instance, err error) {
+	err = c.change(func(cat *catalog) (err error) {
+		inst, err = cat.drop(name)
+		return err
+	})
+	return inst, err
+}
+
+// SetRecovery implements Metadata. The file coordinator keeps the mode in
+// memory: a restarted process is not in recovery until it says so.
+func (c *Coordinator) SetRecovery(on bool) error {
 	c.mu.Lock()
-	c.inRecovery = on
+	c.cat.inRecovery = on
 	c.mu.Unlock()
+	return nil
 }
 
-// Get returns the named index's instance.
+// Get implements Metadata.
 func (c *Coordinator) Get(name string) (Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	inst, ok := c.byName[name]
-	if !ok || inst.State == Deleted {
-		return Instance{}, fmt.Errorf("index %q: %w", name, ErrIndexNotFound)
-	}
-	return cloneInstance(inst), nil
+	return c.cat.get(name)
 }
 
-// Instances lists the live (not deleted) instances in id order.
-func (c *Coordinator) Instances() []Instance {
+// Instances implements Metadata.
+func (c *Coordinator) Instances() ([]Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []Instance
-	for _, inst := range c.byName {
-		if inst.State != Deleted {
-			out = append(out, cloneInstance(inst))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return c.cat.instances(), nil
 }
 
-func (c *Coordinator) saveLocked() error {
+func (c *Coordinator) save(cat *catalog) error {
 	if c.path == "" {
 		return nil
 	}
-	mf := metaFile{Version: metaVersion, NextID: c.nextID}
-	for _, inst := range c.byName {
+	mf := metaFile{Version: metaVersion, NextID: cat.nextID}
+	for _, inst := range cat.byName {
 		mf.Instances = append(mf.Instances, inst)
 	}
 	sort.Slice(mf.Instances, func(i, j int) bool { return mf.Instances[i].ID < mf.Instances[j].ID })
@@ -291,35 +240,4 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-func validateDefn(d defn.IndexDefn) error {
-	if d.Name == "" {
-		return errors.New("index definition has no name")
-	}
-	if d.IsPrimary && len(d.SecExprs) > 0 {
-		return fmt.Errorf("index %q: a primary index has no key expressions", d.Name)
-	}
-	if !d.IsPrimary && len(d.SecExprs) == 0 {
-		return fmt.Errorf("index %q: needs at least one key expression", d.Name)
-	}
-	for _, e := range d.SecExprs {
-		if !defn.ValidPath(e) {
-			return fmt.Errorf("index %q: key %q is not a field path", d.Name, e)
-		}
-	}
-	if d.Partitions < 0 || d.Partitions > 1024 {
-		return fmt.Errorf("index %q: partitions %d out of range [1,1024]", d.Name, d.Partitions)
-	}
-	if _, err := defn.ParseWhere(d.Where); err != nil {
-		return fmt.Errorf("index %q: %w", d.Name, err)
-	}
-	return nil
-}
-
-func cloneInstance(inst *Instance) Instance {
-	c := *inst
-	c.Partitions = append([]int(nil), inst.Partitions...)
-	c.Defn.SecExprs = append([]string(nil), inst.Defn.SecExprs...)
-	return c
 }

@@ -22,7 +22,11 @@ func (c *cellRun) build(ctx context.Context, ph Phase, m map[string]float64) err
 	}
 	names := ph.Indexes
 	if len(names) == 0 {
-		for _, inst := range p.coord.Instances() {
+		all, err := p.coord.Instances()
+		if err != nil {
+			return err
+		}
+		for _, inst := range all {
 			if inst.State == coordinator.Created {
 				names = append(names, inst.Defn.Name)
 			}

@@ -141,7 +141,11 @@ func (c *crashChild) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fresh := len(coord.Instances()) == 0
+	existing, err := coord.Instances()
+	if err != nil {
+		return err
+	}
+	fresh := len(existing) == 0
 	var open time.Duration
 	var from *upr.TsVbuuid
 	start := time.Now()
@@ -216,7 +220,10 @@ func reopenPipeline(cfg pipelineConfig) (*pipeline, *upr.TsVbuuid, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	insts, defns := activeDefns(p.coord)
+	insts, defns, err := activeDefns(p.coord)
+	if err != nil {
+		return p, nil, err
+	}
 	for _, d := range defns {
 		if err := p.ix.CreateInstance(d); err != nil {
 			return p, nil, err

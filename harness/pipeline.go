@@ -34,7 +34,7 @@ type pipeline struct {
 	// endpoint (its timings, its raw replay) in a procs topology.
 	ctl    *rpc.Client
 	oracle *workload.Oracle
-	coord  *coordinator.Coordinator
+	coord  coordinator.Metadata
 	ix     node.API
 	// insts are the ACTIVE instances, in creation order.
 	insts []coordinator.Instance
@@ -160,14 +160,18 @@ func (p *pipeline) addInstance(inst coordinator.Instance) error {
 
 // activeDefns are the coordinator's ACTIVE instances, for an index node
 // that reopens its slices.
-func activeDefns(coord *coordinator.Coordinator) (insts []coordinator.Instance, defns []indexer.InstanceDefn) {
-	for _, inst := range coord.Instances() {
+func activeDefns(coord coordinator.Metadata) (insts []coordinator.Instance, defns []indexer.InstanceDefn, err error) {
+	all, err := coord.Instances()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, inst := range all {
 		if inst.State == coordinator.Active {
 			insts = append(insts, inst)
 			defns = append(defns, indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn})
 		}
 	}
-	return insts, defns
+	return insts, defns, nil
 }
 
 // restart is a clean restart of the index node: the coordinator's metadata
@@ -179,7 +183,10 @@ func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.T
 	if p.coord, err = coordinator.Open(p.cfg.dir); err != nil {
 		return 0, nil, err
 	}
-	insts, defns := activeDefns(p.coord)
+	insts, defns, err := activeDefns(p.coord)
+	if err != nil {
+		return 0, nil, err
+	}
 	read := time.Since(start)
 	open, from, err = p.ix.Restart(ctx, defns)
 	p.insts = insts

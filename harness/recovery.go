@@ -82,7 +82,9 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	// DDL waits for recovery: a drop now must be refused.
-	c.p.coord.SetRecovery(true)
+	if err := c.p.coord.SetRecovery(true); err != nil {
+		return err
+	}
 	_, dropErr := c.p.coord.Drop(c.p.insts[0].Defn.Name)
 	from := c.p.ix.HWT()
 	for _, vb := range vbs {
@@ -101,7 +103,9 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	}
 	kv := c.p.kv.CurrentSeqnos()
 	rollbacks, err := c.p.ix.Resume(ctx, from)
-	c.p.coord.SetRecovery(false)
+	if rerr := c.p.coord.SetRecovery(false); err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,161 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/idxbench/idxbench/workload/defn"
+)
+
+// catalog is the metadata as a plain value, with the DDL rules as its
+// methods: every backend applies a DDL to a copy of it and keeps the copy
+// only if the change is stored, so the rules live in one place.
+type catalog struct {
+	nextID     uint64
+	byName     map[string]*Instance
+	inRecovery bool
+}
+
+func newCatalog() *catalog {
+	return &catalog{nextID: 1, byName: map[string]*Instance{}}
+}
+
+func (c *catalog) clone() *catalog {
+	n := &catalog{nextID: c.nextID, byName: make(map[string]*Instance, len(c.byName)), inRecovery: c.inRecovery}
+	for k, v := range c.byName {
+		inst := cloneInstance(v)
+		n.byName[k] = &inst
+	}
+	return n
+}
+
+func (c *catalog) create(d defn.IndexDefn) (Instance, error) {
+	if err := validateDefn(d); err != nil {
+		return Instance{}, err
+	}
+	if c.inRecovery {
+		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrInRecovery)
+	}
+	if old, ok := c.byName[d.Name]; ok && old.State != Deleted {
+		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrIndexExists)
+	}
+	inst := &Instance{ID: c.nextID, Defn: d, State: Initial, Partitions: make([]int, d.NumPartitions())}
+	if d.Deferred {
+		inst.State = Created
+	}
+	c.nextID++
+	c.byName[d.Name] = inst
+	return cloneInstance(inst), nil
+}
+
+// validTransitions lists the allowed state changes.
+var validTransitions = map[State][]State{
+	Created: {Initial, Deleted},
+	Initial: {Catchup, Active, Deleted},
+	Catchup: {Active, Deleted},
+	Active:  {Deleted},
+}
+
+func (c *catalog) setState(name string, state State) error {
+	inst, ok := c.byName[name]
+	if !ok || inst.State == Deleted {
+		return fmt.Errorf("index %q: %w", name, ErrIndexNotFound)
+	}
+	allowed := false
+	for _, s := range validTransitions[inst.State] {
+		allowed = allowed || s == state
+	}
+	if !allowed {
+		return fmt.Errorf("index %q %s → %s: %w", name, inst.State, state, ErrBadTransition)
+	}
+	inst.State = state
+	return nil
+}
+
+func (c *catalog) build(names ...string) ([]Instance, error) {
+	if c.inRecovery {
+		return nil, fmt.Errorf("build: %w", ErrInRecovery)
+	}
+	var insts []*Instance
+	for _, n := range names {
+		inst, ok := c.byName[n]
+		if !ok || inst.State == Deleted {
+			return nil, fmt.Errorf("build index %q: %w", n, ErrIndexNotFound)
+		}
+		if inst.State != Created {
+			return nil, fmt.Errorf("build index %q in state %s: %w", n, inst.State, ErrBadTransition)
+		}
+		insts = append(insts, inst)
+	}
+	out := make([]Instance, len(insts))
+	for i, inst := range insts {
+		inst.State = Initial
+		out[i] = cloneInstance(inst)
+	}
+	return out, nil
+}
+
+func (c *catalog) drop(name string) (Instance, error) {
+	if c.inRecovery {
+		return Instance{}, fmt.Errorf("drop index %q: %w", name, ErrInRecovery)
+	}
+	inst, ok := c.byName[name]
+	if !ok || inst.State == Deleted {
+		return Instance{}, fmt.Errorf("drop index %q: %w", name, ErrIndexNotFound)
+	}
+	inst.State = Deleted
+	return cloneInstance(inst), nil
+}
+
+func (c *catalog) get(name string) (Instance, error) {
+	inst, ok := c.byName[name]
+	if !ok || inst.State == Deleted {
+		return Instance{}, fmt.Errorf("index %q: %w", name, ErrIndexNotFound)
+	}
+	return cloneInstance(inst), nil
+}
+
+func (c *catalog) instances() []Instance {
+	var out []Instance
+	for _, inst := range c.byName {
+		if inst.State != Deleted {
+			out = append(out, cloneInstance(inst))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+var errNoName = errors.New("index definition has no name")
+
+func validateDefn(d defn.IndexDefn) error {
+	if d.Name == "" {
+		return errNoName
+	}
+	if d.IsPrimary && len(d.SecExprs) > 0 {
+		return fmt.Errorf("index %q: a primary index has no key expressions", d.Name)
+	}
+	if !d.IsPrimary && len(d.SecExprs) == 0 {
+		return fmt.Errorf("index %q: needs at least one key expression", d.Name)
+	}
+	for _, e := range d.SecExprs {
+		if !defn.ValidPath(e) {
+			return fmt.Errorf("index %q: key %q is not a field path", d.Name, e)
+		}
+	}
+	if d.Partitions < 0 || d.Partitions > 1024 {
+		return fmt.Errorf("index %q: partitions %d out of range [1,1024]", d.Name, d.Partitions)
+	}
+	if _, err := defn.ParseWhere(d.Where); err != nil {
+		return fmt.Errorf("index %q: %w", d.Name, err)
+	}
+	return nil
+}
+
+func cloneInstance(inst *Instance) Instance {
+	c := *inst
+	c.Partitions = append([]int(nil), inst.Partitions...)
+	c.Defn.SecExprs = append([]string(nil), inst.Defn.SecExprs...)
+	return c
+}
