@@ -114,7 +114,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 		pcfg.procs = &procsConfig{exe: exe, engine: job.Engine, indexCPUs: job.IndexCPUs, kvCPUs: job.KVCPUs,
 			scenario: job.Scenario, overrides: job.Overrides, slowdown: job.Slowdown, stderr: stderr,
-			record: c.rawPhases > 0}
+			record: c.rawPhases > 0, etcd: job.Etcd}
 		if len(pcfg.procs.indexCPUs) == 0 {
 			if pcfg.procs.indexCPUs, pcfg.procs.kvCPUs, err = NodeCPUs(cell.Cores); err != nil {
 				return cell, err

@@ -55,6 +55,9 @@ type CellJob struct {
 	KVCPUs    []int  `json:"kv_cpus,omitempty"`
 	// Executable starts the node processes; default os.Executable().
 	Executable string `json:"executable,omitempty"`
+	// Etcd lists an external etcd cluster for a procs topology (default:
+	// an embedded member in a process of its own).
+	Etcd []string `json:"etcd,omitempty"`
 }
 
 // Overrides are command-line values that replace the scenario's.

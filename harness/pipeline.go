@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/harness/measure"
@@ -35,7 +37,10 @@ type pipeline struct {
 	ctl    *rpc.Client
 	oracle *workload.Oracle
 	coord  coordinator.Metadata
-	ix     node.API
+	// etcd holds the metadata and the node registry in a procs topology.
+	etcd       *clientv3.Client
+	etcdPrefix string
+	ix         node.API
 	// insts are the ACTIVE instances, in creation order.
 	insts []coordinator.Instance
 	cfg   pipelineConfig
@@ -180,8 +185,11 @@ func activeDefns(coord coordinator.Metadata) (insts []coordinator.Instance, defn
 // the reopen took and the vector the streams restarted from.
 func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.TsVbuuid, err error) {
 	start := time.Now()
-	if p.coord, err = coordinator.Open(p.cfg.dir); err != nil {
-		return 0, nil, err
+	if _, ok := p.coord.(*coordinator.Coordinator); ok {
+		// The file coordinator is read again, as a restarted process would.
+		if p.coord, err = coordinator.Open(p.cfg.dir); err != nil {
+			return 0, nil, err
+		}
 	}
 	insts, defns, err := activeDefns(p.coord)
 	if err != nil {
@@ -297,6 +305,16 @@ func (p *pipeline) close() error {
 	}
 	if p.ctl != nil {
 		p.ctl.Close()
+	}
+	if p.etcd != nil {
+		if len(p.cfg.procs.etcd) > 0 {
+			// An external cluster keeps nothing of this cell.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := p.etcd.Delete(ctx, p.etcdPrefix+"/", clientv3.WithPrefix())
+			cancel()
+			errs = append(errs, err)
+		}
+		p.etcd.Close()
 	}
 	for i := len(p.procs) - 1; i >= 0; i-- {
 		errs = append(errs, p.procs[i].stop(time.Minute))

@@ -18,6 +18,11 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/idxbench/idxbench/coordinator"
+	"github.com/idxbench/idxbench/coordinator/etcdserver"
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/harness/measure"
 	"github.com/idxbench/idxbench/indexer"
@@ -47,6 +52,9 @@ const NodeEnv = "IDXBENCH_NODE"
 const (
 	RoleKV    = "kv"
 	RoleIndex = "index"
+	// RoleEtcd is an embedded etcd member in a process of its own: the
+	// metadata store of a procs topology when no external cluster is given.
+	RoleEtcd = "etcd"
 )
 
 // NodeJob is what a node process runs: its role, where it listens, and the
@@ -61,6 +69,10 @@ type NodeJob struct {
 	Dataport string `json:"dataport,omitempty"`
 	// KV is the KV node's admin endpoint, for an index node.
 	KV string `json:"kv,omitempty"`
+	// Etcd lists the etcd endpoints a node registers with (under
+	// EtcdPrefix), with a lease that ends when the node does.
+	Etcd       []string `json:"etcd,omitempty"`
+	EtcdPrefix string   `json:"etcd_prefix,omitempty"`
 	// Engine and Dir are the index node's engine and data directory (its
 	// slices live in Dir/slices).
 	Engine string `json:"engine,omitempty"`
@@ -89,6 +101,10 @@ const ReadyPrefix = "ready "
 func (j *NodeJob) Validate() error {
 	switch j.Role {
 	case RoleKV:
+	case RoleEtcd:
+		if j.Dir == "" {
+			return errors.New("an etcd node needs --dir, its data directory")
+		}
 	case RoleIndex:
 		if j.KV == "" {
 			return errors.New("an index node needs --kv, the KV node's admin address")
@@ -100,7 +116,7 @@ func (j *NodeJob) Validate() error {
 			return err
 		}
 	default:
-		return fmt.Errorf("--role %q: want kv or index", j.Role)
+		return fmt.Errorf("--role %q: want kv, index or etcd", j.Role)
 	}
 	for _, a := range []string{j.Listen, j.Query, j.Dataport} {
 		if a == "" {
@@ -145,6 +161,15 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	switch job.Role {
+	case RoleEtcd:
+		m, err := etcdserver.Start(etcdserver.Config{Dir: job.Dir, ClientURL: httpURL(job.Listen)})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		fmt.Fprintf(stdout, "%srole=etcd client=%s pid=%d\n", ReadyPrefix, m.ClientURL, os.Getpid())
+		<-ctx.Done()
+		return nil
 	case RoleKV:
 		kv, err := kvnode.New(spec, kvnode.Options{Bucket: workload.BucketOptions{Clock: wallClock}})
 		if err != nil {
@@ -154,6 +179,12 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 		if err != nil {
 			return fmt.Errorf("KV node: %w", err)
 		}
+		unregister, err := register(ctx, job, map[string]string{"admin": l.Addr().String()})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		defer unregister()
 		fmt.Fprintf(stdout, "%srole=kv admin=%s pid=%d\n", ReadyPrefix, l.Addr(), os.Getpid())
 		go func() {
 			<-ctx.Done()
@@ -221,6 +252,14 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 		defer wg.Done()
 		qs.Serve(ql)
 	}()
+	unregister, err := register(ctx, job, map[string]string{"control": cl.Addr().String(), "query": ql.Addr().String()})
+	if err != nil {
+		cl.Close()
+		ql.Close()
+		n.Close()
+		return err
+	}
+	defer unregister()
 	fmt.Fprintf(stdout, "%srole=index control=%s query=%s pid=%d\n", ReadyPrefix, cl.Addr(), ql.Addr(), os.Getpid())
 	go func() {
 		<-ctx.Done()
@@ -230,6 +269,39 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	qs.Close()
 	wg.Wait()
 	return errors.Join(err, n.Close())
+}
+
+// httpURL turns a listen address into an etcd URL ("" stays "": a free
+// port).
+func httpURL(addr string) string {
+	if addr == "" || addr == "127.0.0.1:0" {
+		return ""
+	}
+	return "http://" + addr
+}
+
+// register records the node under its role in etcd, when the job names an
+// etcd cluster, tied to a lease that lapses when the node dies, so watchers
+// see nodes join and leave. It returns a function that withdraws it.
+func register(ctx context.Context, job NodeJob, addrs map[string]string) (func(), error) {
+	if len(job.Etcd) == 0 {
+		return func() {}, nil
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: job.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("%s node: etcd %v: %w", job.Role, job.Etcd, err)
+	}
+	reg, err := coordinator.Register(ctx, cli, job.EtcdPrefix, coordinator.NodeInfo{
+		Role: job.Role, Name: fmt.Sprintf("%s-%d", job.Role, os.Getpid()), Pid: os.Getpid(), Addrs: addrs,
+	}, 2)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%s node: %w", job.Role, err)
+	}
+	return func() {
+		reg.Close()
+		cli.Close()
+	}, nil
 }
 
 // RunNodeFromStdin is a node process a cell started: the job is the first
@@ -399,7 +471,24 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	}()
 	t := cfg.procs
 	indexCPUs, kvCPUs := t.indexCPUs, t.kvCPUs
-	base := NodeJob{Scenario: t.scenario, Overrides: t.overrides}
+	endpoints := t.etcd
+	if len(endpoints) == 0 {
+		// etcd embedded in a process of its own, beside the KV node.
+		ep, err := startNode(ctx, t.exe, NodeJob{Role: RoleEtcd, Dir: filepath.Join(cfg.dir, "etcd"),
+			Scenario: t.scenario, Overrides: t.overrides}, kvCPUs, t.stderr)
+		if err != nil {
+			return nil, err
+		}
+		p.procs = append(p.procs, ep)
+		endpoints = []string{ep.addrs["client"]}
+	}
+	if p.etcd, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+		return nil, fmt.Errorf("etcd %v: %w", endpoints, err)
+	}
+	// Each cell keeps its metadata and registry under a prefix of its own.
+	p.etcdPrefix = "/idxbench/" + filepath.Base(filepath.Dir(cfg.dir))
+	p.coord = coordinator.NewEtcd(p.etcd, p.etcdPrefix, 0)
+	base := NodeJob{Scenario: t.scenario, Overrides: t.overrides, Etcd: endpoints, EtcdPrefix: p.etcdPrefix}
 	kvJob := base
 	kvJob.Role = RoleKV
 	kvp, err := startNode(ctx, t.exe, kvJob, kvCPUs, t.stderr)
@@ -440,6 +529,9 @@ type procsConfig struct {
 	slowdown  float64
 	record    bool
 	stderr    io.Writer
+	// etcd lists an external etcd cluster's endpoints; empty starts an
+	// embedded member in a process of its own.
+	etcd []string
 }
 
 // indexerConfig is an index node's indexer configuration from the

@@ -6,7 +6,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/idxbench/idxbench/coordinator"
+	"github.com/idxbench/idxbench/coordinator/etcdserver"
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/results"
 )
@@ -44,16 +49,35 @@ func TestProcsTopologyVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"memory", "bbolt"} {
-		t.Run(name, func(t *testing.T) {
+	// One cell uses an external etcd cluster (here a member this test
+	// runs), which must keep nothing of the cell afterwards.
+	member, err := etcdserver.Start(etcdserver.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	for _, tc := range []struct {
+		name string
+		etcd []string
+	}{{"memory", nil}, {"bbolt", nil}, {"memory", []string{member.ClientURL}}} {
+		name := tc.name
+		label := name
+		if tc.etcd != nil {
+			label += "/external-etcd"
+		}
+		t.Run(label, func(t *testing.T) {
 			job := CellJob{Engine: name, DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(procsScenario),
-				Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
+				Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe, Etcd: tc.etcd}
 			var stderr strings.Builder
 			cell, err := RunCell(context.Background(), job, &stderr)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stderr.String())
 			}
-			if cell.Topology != TopologyProcs || len(cell.Nodes) != 2 {
+			want := 3 // etcd, KV, index
+			if tc.etcd != nil {
+				want = 2
+			}
+			if cell.Topology != TopologyProcs || len(cell.Nodes) != want {
 				t.Fatalf("topology %q, nodes %+v", cell.Topology, cell.Nodes)
 			}
 			for _, n := range cell.Nodes {
@@ -77,6 +101,17 @@ func TestProcsTopologyVerifies(t *testing.T) {
 			}
 			if p := cell.Phase("persist").Metrics; p["persist_ms"] <= 0 {
 				t.Errorf("persist phase has no persist_ms from the index node: %v", p)
+			}
+			if tc.etcd != nil {
+				cli, err := clientv3.New(clientv3.Config{Endpoints: tc.etcd, DialTimeout: 5 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cli.Close()
+				left, err := cli.Get(context.Background(), "/idxbench/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+				if err != nil || left.Count != 0 {
+					t.Errorf("the external etcd keeps %v keys of the cell (%v)", left.Count, err)
+				}
 			}
 			if m["pipeline_to_raw_ratio"] <= 0 || m["raw_replay_ops"] <= 0 || m["pipeline_to_raw_cpu_ratio"] <= 0 {
 				t.Errorf("ingest has no raw replay from the index node: %v", m)
@@ -109,7 +144,7 @@ func TestDeadNodeIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range []string{RoleIndex, RoleKV} {
+	for _, role := range []string{RoleIndex, RoleKV, RoleEtcd} {
 		t.Run(role, func(t *testing.T) {
 			var stderr strings.Builder
 			cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir(), settings: parsed.Indexer,
@@ -141,4 +176,61 @@ func TestDeadNodeIsNamed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistry: the procs topology's nodes register in etcd with leases;
+// a client watching the registry sees a node that dies leave it, without
+// polling, once its lease lapses.
+func TestRegistry(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := []byte(procsScenario)
+	parsed, _ := ParseScenario(sc)
+	spec, _ := EffectiveWorkload(parsed, Overrides{})
+	index, kv, err := NodeCPUs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := engines.Lookup("memory")
+	var stderr strings.Builder
+	cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir() + "/cell-x/pipeline", settings: parsed.Indexer,
+		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
+	cfg.opts.EnsureDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := newPipeline(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	nodes, err := coordinator.Nodes(ctx, p.etcd, p.etcdPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 2 || nodes[0].Role != RoleIndex || nodes[1].Role != RoleKV || nodes[0].Addrs["query"] == "" {
+		t.Fatalf("registry: %+v, want the index node and the KV node", nodes)
+	}
+	// The metadata is in etcd too: the spec's indexes are there.
+	insts, err := p.coord.Instances()
+	if err != nil || len(insts) != len(spec.Indexes) {
+		t.Fatalf("metadata in etcd: %v %+v", err, insts)
+	}
+	events := coordinator.WatchTopology(ctx, p.etcd, p.etcdPrefix)
+	var victim *nodeProc
+	for _, np := range p.procs {
+		if np.role == RoleIndex {
+			victim = np
+		}
+	}
+	killed := time.Now()
+	victim.kill()
+	for ev := range events {
+		if !ev.Joined && ev.Node.Role == RoleIndex {
+			t.Logf("the killed index node left the registry %s after the kill", time.Since(killed))
+			return
+		}
+	}
+	t.Fatal("the watch ended without the index node leaving")
 }

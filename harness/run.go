@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/results"
 	"github.com/idxbench/idxbench/results/metricsexport"
@@ -47,6 +50,10 @@ type RunConfig struct {
 	// Topology lays a cell's nodes out: TopologyInproc (default) or
 	// TopologyProcs.
 	Topology string
+	// Etcd lists an existing etcd cluster's endpoints for the procs
+	// topology's metadata and node registry; empty starts an embedded
+	// member per cell in a process of its own.
+	Etcd []string
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -131,6 +138,14 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	case TopologyProcs:
 	default:
 		return nil, fmt.Errorf("--topology %q: want inproc or procs", cfg.Topology)
+	}
+	if len(cfg.Etcd) > 0 {
+		if p.cfg.Topology != TopologyProcs {
+			return nil, errors.New("--etcd needs --topology procs")
+		}
+		if err := probeEtcd(cfg.Etcd); err != nil {
+			return nil, err
+		}
 	}
 	p.dirs = cfg.Dirs
 	for i, d := range p.dirs {
@@ -245,6 +260,7 @@ cells:
 						Slowdown:    p.cfg.Slowdown,
 						ProfileDir:  profileDir,
 						Topology:    p.cfg.Topology,
+						Etcd:        p.cfg.Etcd,
 						Executable:  exe,
 					}
 					if job.Topology == TopologyProcs {
@@ -314,4 +330,20 @@ func (p *plan) effectiveConfig() map[string]any {
 		"overrides":     p.cfg.Overrides,
 		"slowdown":      p.cfg.Slowdown,
 	}
+}
+
+// probeEtcd checks that an etcd cluster answers at endpoints, so a wrong
+// address is bad input before any cell starts.
+func probeEtcd(endpoints []string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("--etcd %s: %w", strings.Join(endpoints, ","), err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := cli.Get(ctx, "/idxbench/probe"); err != nil {
+		return fmt.Errorf("--etcd %s: no etcd answers: %w", strings.Join(endpoints, ","), err)
+	}
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
@@ -32,6 +32,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower (e.g. 10%), to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
+		etcdList    = fs.String("etcd", "", "procs topology: comma-separated endpoints of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
 		topology    = fs.String("topology", "inproc", "inproc: a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
 	pos, err := parseFlags(fs, runSynopsis, args, stdout)
@@ -46,6 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
 	}
 	cfg.Engines = splitList(*engineList)
+	cfg.Etcd = splitList(*etcdList)
 	cfg.Dirs = splitList(*dirList)
 	for _, c := range splitList(*coreList) {
 		n, err := strconv.Atoi(c)

@@ -125,6 +125,8 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "extra"}, "unexpected argument"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"run", "--topology", "cluster"}, `--topology "cluster"`},
+		{[]string{"run", "--etcd", refusedAddr}, "--etcd needs --topology procs"},
+		{[]string{"run", "--topology", "procs", "--etcd", refusedAddr}, "no etcd answers"},
 		{[]string{"node"}, `--role ""`},
 		{[]string{"node", "--role", "kv", "--listen", busy.Addr().String()}, "address already in use"},
 		{[]string{"node", "--role", "kv", "--listen", "nohost"}, "nohost"},
