@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -57,8 +58,20 @@ func FreeURL() (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
-// Start starts a member and returns once it serves clients.
+// Start starts a member and returns once it serves clients. Ports it
+// chose itself (no ClientURL or PeerURL given) may be taken by another
+// process between the choice and etcd's bind: it then tries fresh ones.
 func Start(cfg Config) (*Member, error) {
+	auto := cfg.ClientURL == "" || cfg.PeerURL == ""
+	for try := 1; ; try++ {
+		m, err := start(cfg)
+		if err == nil || !auto || try == 5 || !addrInUse(err) {
+			return m, err
+		}
+	}
+}
+
+func start(cfg Config) (*Member, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("etcd member: no data directory")
 	}
@@ -176,4 +189,10 @@ func StartCluster(ctx context.Context, dir string, n int) ([]*Member, []string, 
 		return nil, nil, err
 	}
 	return members, clients, nil
+}
+
+// addrInUse reports a bind that found its port taken (etcd does not always
+// keep the syscall error in the chain, so its text is checked too).
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
