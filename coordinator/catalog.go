@@ -127,6 +127,45 @@ func (c *catalog) instances() []Instance {
 	return out
 }
 
+// ddl is the DDL methods of Metadata for a backend that can apply a change
+// to its catalog atomically (change leaves the catalog as it was when f or
+// the storing fails).
+type ddl struct {
+	change func(f func(cat *catalog) error) error
+}
+
+// Create implements Metadata.
+func (d ddl) Create(def defn.IndexDefn) (inst Instance, err error) {
+	err = d.change(func(cat *catalog) (err error) {
+		inst, err = cat.create(def)
+		return err
+	})
+	return inst, err
+}
+
+// SetState implements Metadata.
+func (d ddl) SetState(name string, state State) error {
+	return d.change(func(cat *catalog) error { return cat.setState(name, state) })
+}
+
+// Build implements Metadata.
+func (d ddl) Build(names ...string) (insts []Instance, err error) {
+	err = d.change(func(cat *catalog) (err error) {
+		insts, err = cat.build(names...)
+		return err
+	})
+	return insts, err
+}
+
+// Drop implements Metadata.
+func (d ddl) Drop(name string) (inst Instance, err error) {
+	err = d.change(func(cat *catalog) (err error) {
+		inst, err = cat.drop(name)
+		return err
+	})
+	return inst, err
+}
+
 var errNoName = errors.New("index definition has no name")
 
 func validateDefn(d defn.IndexDefn) error {

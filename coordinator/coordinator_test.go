@@ -10,56 +10,6 @@ import (
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
-func TestMetadataSurvivesReopen(t *testing.T) {
-	dir := t.TempDir()
-	c, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := c.Create(defn.IndexDefn{Name: "by_city", SecExprs: []string{"city"}, Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Create(defn.IndexDefn{Name: "later", SecExprs: []string{"age"}, Deferred: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetState("by_city", Active); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Create(defn.IndexDefn{Name: "gone", IsPrimary: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Drop("gone"); err != nil {
-		t.Fatal(err)
-	}
-
-	c2, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := c2.Instances()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 {
-		t.Fatalf("after reopen: %d instances, want 2: %+v", len(got), got)
-	}
-	if got[0].ID != a.ID || got[0].State != Active || len(got[0].Partitions) != 4 {
-		t.Fatalf("by_city after reopen: %+v", got[0])
-	}
-	if got[1].State != Created {
-		t.Fatalf("deferred index after reopen in state %s, want CREATED", got[1].State)
-	}
-	// Ids are never reused, not even a dropped index's.
-	d, err := c2.Create(defn.IndexDefn{Name: "gone", IsPrimary: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.ID != 4 {
-		t.Fatalf("recreated index got id %d, want 4", d.ID)
-	}
-}
-
 func TestDDLRefusals(t *testing.T) {
 	c, _ := Open("")
 	if _, err := c.Create(defn.IndexDefn{Name: "a", SecExprs: []string{"x"}}); err != nil {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/idxbench/idxbench/workload/defn"
 )
 
 // Etcd keeps the metadata in etcd, under a key prefix, so every process of
@@ -29,6 +27,7 @@ import (
 // clients racing to create the same name: one commits, the other retries,
 // finds the index and gets ErrIndexExists. A refused DDL writes nothing.
 type Etcd struct {
+	ddl
 	cli     *clientv3.Client
 	prefix  string
 	timeout time.Duration
@@ -43,7 +42,9 @@ func NewEtcd(cli *clientv3.Client, prefix string, timeout time.Duration) *Etcd {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &Etcd{cli: cli, prefix: strings.TrimSuffix(prefix, "/") + "/meta/", timeout: timeout}
+	e := &Etcd{cli: cli, prefix: strings.TrimSuffix(prefix, "/") + "/meta/", timeout: timeout}
+	e.ddl = ddl{e.change}
+	return e
 }
 
 func (e *Etcd) nextIDKey() string        { return e.prefix + "next_id" }
@@ -149,38 +150,6 @@ func sameInstance(a, b *Instance) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
-}
-
-// Create implements Metadata.
-func (e *Etcd) Create(d defn.IndexDefn) (inst Instance, err error) {
-	err = e.change(func(cat *catalog) (err error) {
-		inst, err = cat.create(d)
-		return err
-	})
-	return inst, err
-}
-
-// SetState implements Metadata.
-func (e *Etcd) SetState(name string, state State) error {
-	return e.change(func(cat *catalog) error { return cat.setState(name, state) })
-}
-
-// Build implements Metadata.
-func (e *Etcd) Build(names ...string) (insts []Instance, err error) {
-	err = e.change(func(cat *catalog) (err error) {
-		insts, err = cat.build(names...)
-		return err
-	})
-	return insts, err
-}
-
-// Drop implements Metadata.
-func (e *Etcd) Drop(name string) (inst Instance, err error) {
-	err = e.change(func(cat *catalog) (err error) {
-		inst, err = cat.drop(name)
-		return err
-	})
-	return inst, err
 }
 
 // SetRecovery implements Metadata. The mode is recorded in etcd, so a

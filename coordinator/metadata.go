@@ -85,6 +85,7 @@ var _ Metadata = (*Coordinator)(nil)
 // Coordinator holds the metadata in a file. Its methods are safe for
 // concurrent use.
 type Coordinator struct {
+	ddl
 	path string // metadata file, "" for an unpersisted coordinator
 
 	mu  sync.Mutex
@@ -95,6 +96,7 @@ type Coordinator struct {
 // empty dir keeps the metadata in memory only.
 func Open(dir string) (*Coordinator, error) {
 	c := &Coordinator{cat: newCatalog()}
+	c.ddl = ddl{c.change}
 	if dir == "" {
 		return c, nil
 	}
@@ -137,38 +139,6 @@ func (c *Coordinator) change(f func(cat *catalog) error) error {
 	}
 	c.cat = next
 	return nil
-}
-
-// Create implements Metadata.
-func (c *Coordinator) Create(d defn.IndexDefn) (inst Instance, err error) {
-	err = c.change(func(cat *catalog) (err error) {
-		inst, err = cat.create(d)
-		return err
-	})
-	return inst, err
-}
-
-// SetState implements Metadata.
-func (c *Coordinator) SetState(name string, state State) error {
-	return c.change(func(cat *catalog) error { return cat.setState(name, state) })
-}
-
-// Build implements Metadata.
-func (c *Coordinator) Build(names ...string) (insts []Instance, err error) {
-	err = c.change(func(cat *catalog) (err error) {
-		insts, err = cat.build(names...)
-		return err
-	})
-	return insts, err
-}
-
-// Drop implements Metadata.
-func (c *Coordinator) Drop(name string) (inst Instance, err error) {
-	err = c.change(func(cat *catalog) (err error) {
-		inst, err = cat.drop(name)
-		return err
-	})
-	return inst, err
 }
 
 // SetRecovery implements Metadata. The file coordinator keeps the mode in
