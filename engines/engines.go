@@ -65,8 +65,22 @@ var (
 	// ErrForeignDir means the directory holds files the engine did not
 	// create (another engine's store, or unrelated files). Nothing is touched.
 	ErrForeignDir = errors.New("directory holds files that are not this engine's store")
-	// ErrCorrupt means the store's files exist but cannot be read as a store.
+	// ErrCorrupt means the store's files exist but cannot be read as a
+	// store, or do not hold what was written: damage, as opposed to a
+	// transient failure (a full disk, permissions, a lock another process
+	// holds). A caller may rebuild a corrupt store from scratch; it must
+	// not do so for other errors.
 	ErrCorrupt = errors.New("store is corrupt")
+	// ErrDiskFull means a write was refused or failed because the store's
+	// filesystem has no room (left) for it. Such errors also wrap
+	// syscall.ENOSPC. What was applied before stays; the store can be
+	// closed, and written again once there is room.
+	ErrDiskFull = errors.New("disk full")
+	// ErrFailed means the engine failed in a way the adapter could only
+	// contain (a panic recovered at the adapter boundary, an error the
+	// engine treats as fatal): the store refuses every later call with the
+	// same error, without touching the engine again. Close it and reopen.
+	ErrFailed = errors.New("store failed")
 	// ErrNoRecoveryPoint means a recovery point id is not known to the store.
 	ErrNoRecoveryPoint = errors.New("no such recovery point")
 	// ErrClosed is returned by operations on a closed store or view.

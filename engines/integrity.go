@@ -1,0 +1,214 @@
+package engines
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Integrity files. Like the marker, they sit at the top of a store
+// directory and belong to idxbench, not to the engine.
+const (
+	// SealFile lists, for a store that was closed cleanly, every file the
+	// store held with its size and, for files the engine cannot verify
+	// itself, its CRC-32C. Open checks the files against it and removes
+	// it before the engine writes anything, so a store that is open, or
+	// that a crash stopped, has no seal.
+	SealFile = "IDXBENCH-SEAL"
+	// DamagedFile records that an adapter found the store damaged while
+	// it was open (a checksum that failed on a read, in a compaction): the
+	// damage is lazy to find and would otherwise be served again after a
+	// restart. Open refuses a store that has one.
+	DamagedFile = "IDXBENCH-DAMAGED"
+)
+
+const (
+	sealHeader  = "idxbench seal v1"
+	sealTrailer = "end "
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Seal records every regular file under dir (the marker and integrity files
+// aside) with its size and, when checksum reports true for its path
+// relative to dir, its CRC-32C, in dir's SealFile, written atomically.
+// Adapters call it last in Close, when no file will change until the next
+// Open: files with checksums of their own (sstables) need only their size,
+// files without (bbolt's), or whose damage an engine would take for a torn
+// tail (logs), their checksum as well.
+func Seal(dir string, checksum func(rel string) bool) error {
+	var b bytes.Buffer
+	b.WriteString(sealHeader + "\n")
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || isIntegrityFile(rel) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sum := "-"
+		if checksum(rel) {
+			c, err := fileCRC(path)
+			if err != nil {
+				return err
+			}
+			sum = fmt.Sprintf("%08x", c)
+		}
+		fmt.Fprintf(&b, "%d %s %s\n", fi.Size(), sum, strconv.Quote(filepath.ToSlash(rel)))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("seal store %q: %w", dir, err)
+	}
+	fmt.Fprintf(&b, "%s%08x\n", sealTrailer, crc32.Checksum(b.Bytes(), castagnoli))
+	if err := WriteFileAtomic(filepath.Join(dir, SealFile), b.Bytes()); err != nil {
+		return fmt.Errorf("seal store %q: %w", dir, err)
+	}
+	return nil
+}
+
+func isIntegrityFile(rel string) bool {
+	switch rel {
+	case MarkerFile, SealFile, DamagedFile:
+		return true
+	}
+	return strings.HasPrefix(rel, MarkerFile+".tmp") || strings.HasPrefix(rel, SealFile+".tmp") ||
+		strings.HasPrefix(rel, DamagedFile+".tmp")
+}
+
+func fileCRC(path string) (uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, f); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
+}
+
+// CheckIntegrity is what Open does before handing dir to the engine: it
+// refuses a store marked damaged, and checks the files of a store closed
+// cleanly against its seal (every file listed present, of the size and
+// checksum recorded), then removes the seal durably, since the engine is
+// about to change the files. A store without a seal (new, or stopped by a
+// crash) passes. Failures wrap ErrCorrupt and name the file.
+func CheckIntegrity(dir string) error {
+	if note, err := os.ReadFile(filepath.Join(dir, DamagedFile)); err == nil {
+		return fmt.Errorf("store %q was found damaged while open (%s): %w", dir, bytes.TrimSpace(note), ErrCorrupt)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, SealFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store %q: read seal: %w", dir, err)
+	}
+	if err := checkSeal(dir, path, data); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("store %q: remove seal: %w", dir, err)
+	}
+	return SyncDir(dir)
+}
+
+func checkSeal(dir, path string, data []byte) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("store %q: seal %q: %s: %w", dir, path, fmt.Sprintf(format, args...), ErrCorrupt)
+	}
+	i := bytes.LastIndex(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"+sealTrailer))
+	if !bytes.HasPrefix(data, []byte(sealHeader+"\n")) || i < 0 {
+		return bad("not a seal, or cut short")
+	}
+	body, trailer := data[:i+1], strings.TrimSpace(string(data[i+1+len(sealTrailer):]))
+	if want, err := strconv.ParseUint(trailer, 16, 32); err != nil || uint32(want) != crc32.Checksum(body, castagnoli) {
+		return bad("checksum mismatch")
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body[len(sealHeader)+1:]))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		size, rest, ok1 := strings.Cut(sc.Text(), " ")
+		sum, quoted, ok2 := strings.Cut(rest, " ")
+		n, err1 := strconv.ParseInt(size, 10, 64)
+		rel, err2 := strconv.Unquote(quoted)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return bad("malformed line %q", sc.Text())
+		}
+		file := filepath.Join(dir, filepath.FromSlash(rel))
+		fi, err := os.Stat(file)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("store %q was closed cleanly with %q, which is missing: %w", dir, file, ErrCorrupt)
+		case err != nil:
+			return fmt.Errorf("store %q: %w", dir, err)
+		case fi.Size() != n:
+			return fmt.Errorf("store %q was closed cleanly with %q at %d bytes; it has %d: %w", dir, file, n, fi.Size(), ErrCorrupt)
+		}
+		if sum == "-" {
+			continue
+		}
+		want, err := strconv.ParseUint(sum, 16, 32)
+		if err != nil {
+			return bad("malformed line %q", sc.Text())
+		}
+		got, err := fileCRC(file)
+		if err != nil {
+			return fmt.Errorf("store %q: %w", dir, err)
+		}
+		if got != uint32(want) {
+			return fmt.Errorf("store %q was closed cleanly, and %q has changed since (CRC-32C %08x, was %08x): %w", dir, file, got, want, ErrCorrupt)
+		}
+	}
+	return sc.Err()
+}
+
+// MarkDamaged records durably that the store in dir was found damaged
+// (cause says how), so the next Open refuses it with ErrCorrupt instead of
+// serving what is left. Adapters call it when an engine reports corruption
+// it found lazily. A failure to write the note is returned; the caller
+// still reports cause.
+func MarkDamaged(dir string, cause error) error {
+	if _, err := os.Stat(filepath.Join(dir, DamagedFile)); err == nil {
+		return nil
+	}
+	msg := strings.ReplaceAll(cause.Error(), "\n", " ")
+	if err := WriteFileAtomic(filepath.Join(dir, DamagedFile), []byte(msg+"\n")); err != nil {
+		return fmt.Errorf("mark store %q damaged: %w", dir, err)
+	}
+	return nil
+}
+
+// SealAll is a Seal checksum policy that checksums every file.
+func SealAll(string) bool { return true }
+
+// SealBySuffix returns a Seal checksum policy that checksums every file
+// except those whose name ends in one of suffixes (files the engine
+// checksums itself, block by block).
+func SealBySuffix(suffixes ...string) func(rel string) bool {
+	return func(rel string) bool {
+		return !slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(rel, s) })
+	}
+}
