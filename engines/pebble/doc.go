@@ -27,6 +27,18 @@
 // compaction deletes them from the live database (space, not time).
 // Rollback is O(files), plus the reopen's WAL replay of the checkpoint.
 //
+// Faults (faults.go): pebble treats a failed WAL or MANIFEST write as
+// fatal (a panic, or Logger.Fatalf), so a space guard keeps
+// disk_reserve_bytes free for them and refuses Apply, recovery points and
+// compactions — and, through pebble's filesystem, sstable and checkpoint
+// writes — that would dip into it, with an error wrapping
+// engines.ErrDiskFull and syscall.ENOSPC. Corruption pebble finds (block
+// checksums, lazily) is engines.ErrCorrupt and marks the store damaged on
+// disk; a store closed cleanly is sealed, so Open checks every file's size
+// and every non-table file's checksum first (a damaged WAL would otherwise
+// pass for a torn one). A panic left over is contained at the adapter
+// boundary (engines.ErrFailed).
+//
 // The settings are benchmark settings (pebble's cmd/pebble), not pebble's
 // library defaults: newest format, a 64 MiB memtable, L0 compaction at 2
 // sublevels and write stalls only at 1000; see settings.String.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -65,6 +66,7 @@ const (
 type Store struct {
 	dir string
 	set settings
+	f   *faults // space guard, failure, pebble's listener (faults.go)
 
 	// mu guards db against a concurrent rollback or close: readers and Apply
 	// hold it shared, RollbackTo and Close exclusively.
@@ -102,14 +104,18 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 	}
-	s := &Store{dir: dir, set: set, live: firstLive}
+	if err := engines.CheckIntegrity(dir); err != nil {
+		return nil, fmt.Errorf("open pebble store: %w", err)
+	}
+	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes)}
+	s.f.fail.Logger = set.logger
 	if !created {
 		if err := s.settleLive(); err != nil {
 			return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(dir, checkpointsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+		return nil, fmt.Errorf("open pebble store %q: %w", dir, engines.DiskError(err))
 	}
 	if err := s.loadRecoveryPoints(); err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
@@ -124,21 +130,22 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 
 // openDB opens the live database. mustExist is set for a store that was
 // created before: a missing database there means the store lost its files.
-func (s *Store) openDB(mustExist bool) (*pebbledb.DB, error) {
+func (s *Store) openDB(mustExist bool) (db *pebbledb.DB, err error) {
 	path := filepath.Join(s.dir, s.live)
-	o := s.set.pebbleOptions()
+	defer s.f.fail.Recover(Name, s.dir, "open", &err)
+	o := s.set.pebbleOptions(s.f, path)
 	o.ErrorIfNotExists = mustExist
-	db, err := pebbledb.Open(path, o)
+	db, err = pebbledb.Open(path, o)
 	if err == nil {
 		return db, nil
 	}
-	if mustExist && !environmental(err) {
+	if mustExist && !environmental(err) && !engines.Transient(err) {
 		// The store existed, so a database pebble cannot read (missing or
 		// undecodable MANIFEST, CURRENT or OPTIONS, a corrupt WAL) is a
 		// corrupt store. Nothing is removed.
 		return nil, fmt.Errorf("open pebble store %q: %w: %w", path, engines.ErrCorrupt, err)
 	}
-	return nil, fmt.Errorf("open pebble store %q: %w", path, err)
+	return nil, fmt.Errorf("open pebble store %q: %w", path, engines.DiskError(err))
 }
 
 // settleLive reads which directory holds the live database and removes
@@ -194,11 +201,20 @@ func exists(path string) bool {
 }
 
 // Apply implements engines.Store.
-func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "apply", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
+	// What the batch adds to the WAL: keys, values and a few bytes of
+	// framing per operation.
+	if err := s.f.admit(int64(b.Bytes()) + 16*int64(b.Len()) + 64); err != nil {
+		return fmt.Errorf("pebble apply batch of %d ops: %w", b.Len(), err)
 	}
 	pb := s.db.NewBatch()
 	defer pb.Close()
@@ -223,19 +239,23 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		wo = pebbledb.Sync
 	}
 	if err := pb.Commit(wo); err != nil {
-		return fmt.Errorf("pebble apply batch of %d ops in %q: %w", b.Len(), s.dir, err)
+		return fmt.Errorf("pebble apply batch of %d ops in %q: %w", b.Len(), s.dir, s.f.engineErr(err))
 	}
 	return nil
 }
 
 // Get implements engines.Store.
-func (s *Store) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (s *Store) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "get", &err)
 	if s.closed {
 		return nil, false, engines.ErrClosed
 	}
-	return get(s.db, ks, key)
+	if err := s.f.check(); err != nil {
+		return nil, false, err
+	}
+	return get(s.f, s.db, ks, key)
 }
 
 // getter is what pebble's DB and Snapshot share for point reads.
@@ -243,7 +263,7 @@ type getter interface {
 	Get(key []byte) ([]byte, io.Closer, error)
 }
 
-func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func get(f *faults, r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 	var buf [64]byte
 	pk := append(append(buf[:0], byte(ks)), key...)
 	v, closer, err := r.Get(pk)
@@ -251,7 +271,7 @@ func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("pebble get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("pebble store %q: get %s key %q: %w", f.dir, ks, key, f.engineErr(err))
 	}
 	out := bytes.Clone(v)
 	if out == nil {
@@ -261,25 +281,31 @@ func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 }
 
 // NewView implements engines.Store.
-func (s *Store) NewView() (engines.View, error) {
+func (s *Store) NewView() (_ engines.View, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "new view", &err)
 	if s.closed {
 		return nil, engines.ErrClosed
 	}
-	return &view{snap: s.db.NewSnapshot()}, nil
+	if err := s.f.check(); err != nil {
+		return nil, err
+	}
+	return &view{f: s.f, snap: s.db.NewSnapshot()}, nil
 }
 
 type view struct {
+	f      *faults
 	snap   *pebbledb.Snapshot
 	closed bool
 }
 
-func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (v *view) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	if v.closed {
 		return nil, false, engines.ErrClosed
 	}
-	return get(v.snap, ks, key)
+	defer v.f.fail.Recover(Name, v.f.dir, "view get", &err)
+	return get(v.f, v.snap, ks, key)
 }
 
 func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterator, error) {
@@ -301,9 +327,9 @@ func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterat
 	}
 	it, err := v.snap.NewIter(opts)
 	if err != nil {
-		return nil, fmt.Errorf("pebble iterator over %s: %w", ks, err)
+		return nil, fmt.Errorf("pebble store %q: iterator over %s: %w", v.f.dir, ks, v.f.engineErr(err))
 	}
-	return &iter{it: it, ks: ks}, nil
+	return &iter{f: v.f, it: it, ks: ks}, nil
 }
 
 func (v *view) Close() error {
@@ -317,6 +343,7 @@ func (v *view) Close() error {
 // iter strips the keyspace prefix from pebble's keys and adds it to seeks.
 // Pebble clamps seek keys to the bounds itself.
 type iter struct {
+	f   *faults
 	it  *pebbledb.Iterator
 	ks  engines.Keyspace
 	buf []byte
@@ -332,16 +359,29 @@ func (i *iter) Next() bool    { return i.it.Next() }
 func (i *iter) Valid() bool   { return i.it.Valid() }
 func (i *iter) Key() []byte   { return i.it.Key()[1:] }
 func (i *iter) Value() []byte { return i.it.Value() }
-func (i *iter) Err() error    { return i.it.Error() }
-func (i *iter) Close() error  { return i.it.Close() }
+func (i *iter) Err() error    { return i.err(i.it.Error()) }
+func (i *iter) Close() error  { return i.err(i.it.Close()) }
+
+// err names the store and classifies what pebble's iterator reports (a
+// block whose checksum failed is corruption).
+func (i *iter) err(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("pebble store %q: iterate %s: %w", i.f.dir, i.ks, i.f.engineErr(err))
+}
 
 // CreateRecoveryPoint implements engines.Store: flush, checkpoint with the
 // WAL flushed, then the marker file holding meta, written atomically last.
-func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "create recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -354,17 +394,41 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("pebble recovery point %d: %w", id, err)
 	}
-	if err := s.db.Flush(); err != nil {
+	// The flush writes up to a memtable of sstables; the checkpoint's
+	// copies (WAL, MANIFEST) ask the guard as they go.
+	if err := s.f.admit(s.set.memtableBytes); err != nil {
+		return fmt.Errorf("pebble recovery point %d: %w", id, err)
+	}
+	if err := s.flush(); err != nil {
 		return fmt.Errorf("pebble recovery point %d: flush %q: %w", id, s.dir, err)
 	}
 	if err := s.db.Checkpoint(path, pebbledb.WithFlushedWAL()); err != nil {
-		return fmt.Errorf("pebble recovery point %d: checkpoint %q: %w", id, path, err)
+		return errors.Join(fmt.Errorf("pebble recovery point %d: checkpoint %q: %w", id, path, s.f.engineErr(err)),
+			os.RemoveAll(path))
 	}
 	if err := engines.WriteFileAtomic(filepath.Join(path, rpMarkerFile), meta); err != nil {
-		return fmt.Errorf("pebble recovery point %d: %w", id, err)
+		return errors.Join(fmt.Errorf("pebble recovery point %d: %w", id, engines.DiskError(err)), os.RemoveAll(path))
 	}
 	s.points = append(s.points, engines.RecoveryPoint{ID: id, Meta: bytes.Clone(meta)})
 	return nil
+}
+
+// flush flushes the memtable and waits for it, like DB.Flush, but gives up
+// when a background error reports a full disk meanwhile: pebble retries a
+// failed flush for as long as it fails, so DB.Flush would wait for as long
+// as the disk stays full.
+func (s *Store) flush() error {
+	full := s.f.diskFullWatch()
+	done, err := s.db.AsyncFlush()
+	if err != nil {
+		return s.f.engineErr(err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-full:
+		return fmt.Errorf("the flush failed for lack of space (pebble retries it in the background): %w", s.f.lastDiskFull())
+	}
 }
 
 func (s *Store) checkpointPath(id uint64) string {
@@ -429,6 +493,9 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
 	i := s.indexOf(id)
@@ -461,11 +528,15 @@ func (s *Store) removeCheckpoint(id uint64) error {
 // Close waits for the compactions it has running, which would otherwise be
 // most of a rollback's time. Close waits for it and reports its errors
 // (leaked iterators, if views were left open).
-func (s *Store) RollbackTo(id uint64) error {
+func (s *Store) RollbackTo(id uint64) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.f.fail.Recover(Name, s.dir, "rollback", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -487,11 +558,11 @@ func (s *Store) RollbackTo(id uint64) error {
 	}
 	if err := cloneCheckpoint(s.checkpointPath(id), nextPath); err != nil {
 		// The live database is untouched and still open.
-		return errors.Join(fmt.Errorf("pebble rollback %q to %d: clone checkpoint: %w", s.dir, id, err),
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: clone checkpoint: %w", s.dir, id, engines.DiskError(err)),
 			os.RemoveAll(nextPath))
 	}
 	if err := engines.WriteFileAtomic(filepath.Join(s.dir, liveFile), []byte(next)); err != nil {
-		return errors.Join(fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err),
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, engines.DiskError(err)),
 			os.RemoveAll(nextPath))
 	}
 	old, oldPath := s.db, filepath.Join(s.dir, s.live)
@@ -559,11 +630,15 @@ func cloneCheckpoint(src, dst string) error {
 }
 
 // Metrics implements engines.Store.
-func (s *Store) Metrics() (engines.Metrics, error) {
+func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "metrics", &err)
 	if s.closed {
 		return engines.Metrics{}, engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return engines.Metrics{}, err
 	}
 	disk, err := engines.DiskUsage(s.dir)
 	if err != nil {
@@ -595,20 +670,30 @@ func engineBytesWritten(m *pebbledb.Metrics) int64 {
 
 // Compact implements engines.Compacter: a manual compaction of every
 // keyspace, waiting for it to finish.
-func (s *Store) Compact() error {
+func (s *Store) Compact() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "compact", &err)
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
 	if err := s.db.Compact(context.Background(), []byte{0}, []byte{byte(engines.NumKeyspaces)}, true); err != nil {
-		return fmt.Errorf("pebble compact %q: %w", s.dir, err)
+		return fmt.Errorf("pebble compact %q: %w", s.dir, s.f.engineErr(err))
 	}
 	return nil
 }
 
-// Close implements engines.Store.
-func (s *Store) Close() error {
+// Close implements engines.Store. A store closed cleanly is sealed
+// (engines.Seal): the next Open checks every file's size, and the
+// checksum of every file but the sstables and blob files (which pebble
+// checksums block by block), before pebble reads any. A WAL damaged in the
+// middle would otherwise pass for one a crash cut short.
+func (s *Store) Close() error { return s.close(true) }
+
+func (s *Store) close(seal bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -618,17 +703,52 @@ func (s *Store) Close() error {
 	s.closed = true
 	var err error
 	if s.db != nil {
-		if err = s.db.Close(); err != nil {
+		if err = s.closeDB(s.db); err != nil {
 			err = fmt.Errorf("close pebble store %q: %w", s.dir, err)
 		}
 	}
 	s.retiring.Wait()
-	return errors.Join(err, s.retireErr)
+	err = errors.Join(err, s.retireErr)
+	if seal && err == nil && s.f.check() == nil {
+		if serr := engines.Seal(s.dir, engines.SealBySuffix(".sst", ".blob")); serr != nil {
+			// The store is closed and intact; only the check at the next
+			// Open is lost, as after a crash.
+			s.set.logger.Warn("store closed without a seal", "engine", Name, "dir", s.dir, "err", serr)
+		}
+	}
+	return err
+}
+
+// failedCloseTimeout bounds how long Close waits for the engine of a store
+// that failed: after a contained panic its locks may be held forever.
+const failedCloseTimeout = 10 * time.Second
+
+// closeDB closes db. The engine of a failed store is closed on another
+// goroutine, under recover and with a time limit, so Close returns.
+func (s *Store) closeDB(db *pebbledb.DB) error {
+	if s.f.check() == nil {
+		return s.f.engineErr(db.Close())
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("closing the failed engine panicked: %v", r)
+			}
+		}()
+		done <- db.Close()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(failedCloseTimeout):
+		return fmt.Errorf("closing the failed engine did not finish within %v; it is left open", failedCloseTimeout)
+	}
 }
 
 // Destroy implements engines.Store.
 func (s *Store) Destroy() error {
-	err := s.Close()
+	err := s.close(false)
 	if errors.Is(err, engines.ErrClosed) {
 		err = nil
 	}

@@ -1,0 +1,240 @@
+package pebble
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/idxbench/idxbench/engines"
+)
+
+// How the adapter keeps pebble's failures inside the store.
+//
+// Pebble treats a failed write to its WAL or MANIFEST as fatal: a WAL it
+// cannot rotate panics (with DB.mu released, so the unwinding unlocks an
+// unlocked mutex and the runtime aborts), a failed commit or MANIFEST
+// update calls Logger.Fatalf. A flush or compaction that fails is only a
+// background error, retried. So the adapter keeps the disk from filling
+// under the WAL and MANIFEST, and lets only the writes pebble can fail
+// safely run into a full disk:
+//
+//   - A SpaceGuard keeps a reserve free (disk_reserve_bytes). Apply,
+//     CreateRecoveryPoint and Compact ask it first and fail with
+//     engines.ErrDiskFull (and syscall.ENOSPC) when the write would dip
+//     into the reserve.
+//   - guardFS, pebble's filesystem, asks the same guard before every write
+//     of an sstable, blob file or checkpoint copy: those fail with ENOSPC at
+//     the reserve, as background errors. WAL, MANIFEST, OPTIONS and marker
+//     files pass unchecked and so always find the reserve.
+//   - A flush that failed for lack of space blocks Apply until one
+//     succeeds, so memtables cannot pile up into a write stall that would
+//     never end; CreateRecoveryPoint's flush wait ends on that failure too.
+//   - DataCorruption (an sstable block whose checksum fails) no longer calls
+//     Fatalf: the store is marked damaged on disk and failed.
+//   - Anything left (a Fatalf on the caller's goroutine) is recovered at the
+//     adapter boundary by engines.Failure.
+//
+// An I/O error (EIO) on the WAL or MANIFEST stays fatal inside pebble; no
+// reserve prevents it.
+
+// faults is the store's failure state shared with pebble's event listener
+// and filesystem, which outlive a rollback's reopen.
+type faults struct {
+	dir   string
+	guard *engines.SpaceGuard
+	fail  engines.Failure
+
+	// flushFull is set while the last flush failed for lack of space.
+	flushFull atomic.Pointer[error]
+
+	// bgMu guards bgCh, closed (and replaced) at each background error
+	// caused by a full disk.
+	bgMu  sync.Mutex
+	bgCh  chan struct{}
+	bgErr error
+}
+
+func newFaults(dir string, reserve int64) *faults {
+	return &faults{dir: dir, guard: engines.NewSpaceGuard(Name, dir, reserve), bgCh: make(chan struct{})}
+}
+
+// check returns the error every call but Close returns once the store has
+// failed.
+func (f *faults) check() error { return f.fail.Err() }
+
+// admit asks the guard for n bytes of writes that end in the WAL, and
+// refuses while a flush cannot complete for lack of space.
+func (f *faults) admit(n int64) error {
+	if p := f.flushFull.Load(); p != nil {
+		return fmt.Errorf("pebble store %q: writes refused until a memtable flush succeeds: %w", f.dir, *p)
+	}
+	return f.guard.Admit(n)
+}
+
+// diskFullWatch returns a channel closed at the next background error
+// caused by a full disk.
+func (f *faults) diskFullWatch() <-chan struct{} {
+	f.bgMu.Lock()
+	defer f.bgMu.Unlock()
+	return f.bgCh
+}
+
+func (f *faults) lastDiskFull() error {
+	f.bgMu.Lock()
+	defer f.bgMu.Unlock()
+	return f.bgErr
+}
+
+// engineErr classifies an error pebble returned: corruption gains
+// engines.ErrCorrupt (and marks the store damaged on disk, since pebble
+// finds it lazily and a reopen would serve the rest), a full disk
+// engines.ErrDiskFull.
+func (f *faults) engineErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if pebbledb.IsCorruptionError(err) && !errors.Is(err, engines.ErrCorrupt) {
+		err = fmt.Errorf("%w: %w", engines.ErrCorrupt, err)
+		_ = engines.MarkDamaged(f.dir, err)
+	}
+	return engines.DiskError(err)
+}
+
+// listener is pebble's event listener for the store.
+func (f *faults) listener(s settings) *pebbledb.EventListener {
+	log := s.logger.With("engine", Name, "dir", f.dir)
+	return &pebbledb.EventListener{
+		BackgroundError: func(err error) {
+			log.Error("background error", "err", err)
+			if isDiskFull(err) {
+				f.bgMu.Lock()
+				f.bgErr = engines.DiskError(err)
+				close(f.bgCh)
+				f.bgCh = make(chan struct{})
+				f.bgMu.Unlock()
+			}
+		},
+		FlushEnd: func(info pebbledb.FlushInfo) {
+			if info.Err != nil && isDiskFull(info.Err) {
+				err := engines.DiskError(info.Err)
+				f.flushFull.Store(&err)
+				return
+			}
+			f.flushFull.Store(nil)
+		},
+		DataCorruption: func(info pebbledb.DataCorruptionInfo) {
+			err := fmt.Errorf("pebble store %q: %s is damaged: %w: %w: %w", f.dir, info.Path, engines.ErrCorrupt, engines.ErrFailed, info.Details)
+			log.Error("data corruption", "path", info.Path, "err", info.Details)
+			_ = engines.MarkDamaged(f.dir, err)
+			f.fail.Set(err)
+		},
+	}
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(engines.DiskError(err), engines.ErrDiskFull) || errors.Is(err, errNoRoom)
+}
+
+// errNoRoom marks the refusals of guardFS.
+var errNoRoom = errors.New("reserve kept for the WAL and MANIFEST")
+
+// refusalPause slows pebble's retries of a flush or compaction the guard
+// refused: pebble retries a failed flush at once, which would spin a core
+// for as long as the disk stays full.
+const refusalPause = 100 * time.Millisecond
+
+// guardFS is the filesystem pebble writes through. Writes pebble can fail
+// safely (sstables, blob files, anything under a checkpoint directory) ask
+// the space guard first; the WAL, MANIFEST, OPTIONS, CURRENT, LOCK and
+// marker files of the live database pass unchecked.
+type guardFS struct {
+	vfs.FS
+	f    *faults
+	live string // the live database directory, cleaned
+}
+
+func (g guardFS) guarded(name string) bool {
+	if filepath.Clean(filepath.Dir(name)) != g.live {
+		return true // a checkpoint being written
+	}
+	base := filepath.Base(name)
+	switch {
+	case strings.HasSuffix(base, ".log"), strings.HasPrefix(base, "MANIFEST-"), strings.HasPrefix(base, "OPTIONS-"),
+		strings.HasPrefix(base, "marker."), base == "CURRENT", base == "LOCK", strings.HasSuffix(base, ".dbtmp"):
+		return false
+	}
+	return true
+}
+
+func (g guardFS) refuse(name string, n int64) error {
+	err := g.f.guard.Admit(n)
+	if err == nil {
+		return nil
+	}
+	if filepath.Clean(filepath.Dir(name)) == g.live {
+		time.Sleep(refusalPause)
+	}
+	return fmt.Errorf("write %q: %w: %w", name, errNoRoom, err)
+}
+
+func (g guardFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
+	if err != nil || !g.guarded(name) {
+		return file, err
+	}
+	return &guardFile{File: file, g: g, name: name}, nil
+}
+
+func (g guardFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if g.guarded(name) {
+		if err := g.refuse(name, 0); err != nil {
+			return nil, err
+		}
+	}
+	file, err := g.FS.Create(name, category)
+	return g.wrap(name, file, err)
+}
+
+func (g guardFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	file, err := g.FS.OpenReadWrite(name, category, opts...)
+	return g.wrap(name, file, err)
+}
+
+func (g guardFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	file, err := g.FS.ReuseForWrite(oldname, newname, category)
+	return g.wrap(newname, file, err)
+}
+
+// guardFile asks the guard before each write.
+type guardFile struct {
+	vfs.File
+	g    guardFS
+	name string
+}
+
+func (f *guardFile) Write(p []byte) (int, error) {
+	if err := f.g.refuse(f.name, int64(len(p))); err != nil {
+		return 0, err
+	}
+	return f.File.Write(p)
+}
+
+func (f *guardFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.g.refuse(f.name, int64(len(p))); err != nil {
+		return 0, err
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f *guardFile) Preallocate(off, n int64) error {
+	if err := f.g.refuse(f.name, n); err != nil {
+		return err
+	}
+	return f.File.Preallocate(off, n)
+}
