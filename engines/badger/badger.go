@@ -91,6 +91,13 @@ type Store struct {
 	dir string
 	set settings
 
+	// guard keeps free space for the writes badger makes through memory
+	// mappings of sparse files (memtable logs, value logs, new tables):
+	// a page the filesystem cannot back there is a SIGBUS, not an error.
+	guard *engines.SpaceGuard
+	// fail holds a panic contained at the adapter boundary.
+	fail engines.Failure
+
 	// mu guards db against Close: everything else holds it shared.
 	mu     sync.RWMutex
 	db     *badgerdb.DB
@@ -120,6 +127,9 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", dir, err)
 	}
+	if err := engines.CheckIntegrity(dir); err != nil {
+		return nil, fmt.Errorf("open badger store: %w", err)
+	}
 	path := filepath.Join(dir, liveDir)
 	if !created {
 		// Badger would quietly create an empty database where a store's
@@ -131,19 +141,46 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err := removeEmptyMemtables(path); err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", path, err)
 	}
-	db, err := badgerdb.OpenManaged(set.badgerOptions(path))
-	if err != nil {
-		if !created && !environmental(err) {
-			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
-		}
+	bopts := set.badgerOptions(path)
+	if err := checkFiles(path, bopts, set.verifyTables); err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", path, err)
 	}
-	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{}}
+	db, err := openManaged(bopts)
+	if err != nil {
+		if !created && !environmental(err) && !engines.Transient(err) {
+			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open badger store %q: %w", path, engines.DiskError(err))
+	}
+	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{},
+		guard: engines.NewSpaceGuard(Name, dir, set.diskReserveBytes)}
+	s.fail.Logger = set.logger
 	s.ts.Store(db.MaxVersion())
+	s.updateReserve()
 	if err := s.recover(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open badger store %q: %w", path, err), db.Close())
 	}
 	return s, nil
+}
+
+// openManaged opens the database, turning a panic of badger's (its own
+// checks of what it reads) into an error.
+func openManaged(o badgerdb.Options) (db *badgerdb.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked opening it: %v", r)
+		}
+	}()
+	return badgerdb.OpenManaged(o)
+}
+
+// updateReserve sets the guard's reserve: the configured base (memtables
+// waiting to be flushed, their logs, a flush) plus a quarter of the LSM
+// tree, for the compactions it may start, whose new tables badger also
+// writes through mappings.
+func (s *Store) updateReserve() {
+	lsm, _ := s.db.Size()
+	s.guard.SetReserve(s.set.diskReserveBytes + lsm/4)
 }
 
 // environmental reports whether an open error comes from the environment
@@ -209,11 +246,20 @@ func (s *Store) updateDiscardTsLocked() {
 }
 
 // Apply implements engines.Store.
-func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "apply", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// The batch lands in the memtable's log and, for large values, the
+	// value log: both written through mappings.
+	if err := s.guard.Admit(2*int64(b.Bytes()) + 32*int64(b.Len()) + 64); err != nil {
+		return fmt.Errorf("badger apply batch of %d ops: %w", b.Len(), err)
 	}
 	n := b.Len()
 	// Badger keeps references to keys and entries until the commit: one
@@ -244,30 +290,37 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		}
 	}
 	if err := txn.CommitAt(ts+1, nil); err != nil {
-		return fmt.Errorf("badger apply batch of %d ops in %q: %w", n, s.dir, err)
+		return fmt.Errorf("badger apply batch of %d ops in %q: %w", n, s.dir, engines.DiskError(err))
 	}
 	s.ts.Store(ts + 1)
 	if d == engines.Sync {
 		if err := s.db.Sync(); err != nil {
-			return fmt.Errorf("badger sync %q: %w", s.dir, err)
+			return fmt.Errorf("badger sync %q: %w", s.dir, engines.DiskError(err))
 		}
 	}
 	// Without recovery points nothing would ever raise the discard
 	// timestamp, and old versions would pile up.
 	s.rpMu.Lock()
-	if s.applies++; s.applies%256 == 0 && len(s.points) == 0 {
-		s.updateDiscardTsLocked()
+	if s.applies++; s.applies%256 == 0 {
+		if len(s.points) == 0 {
+			s.updateDiscardTsLocked()
+		}
+		s.updateReserve()
 	}
 	s.rpMu.Unlock()
 	return nil
 }
 
 // Get implements engines.Store.
-func (s *Store) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (s *Store) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "get", &err)
 	if s.closed {
 		return nil, false, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, false, err
 	}
 	txn := s.db.NewTransactionAt(s.ts.Load(), false)
 	defer txn.Discard()
@@ -280,11 +333,11 @@ func get(txn *badgerdb.Txn, ks engines.Keyspace, key []byte) ([]byte, bool, erro
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, engines.DiskError(err))
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, engines.DiskError(err))
 	}
 	if v == nil {
 		v = []byte{}
@@ -293,11 +346,15 @@ func get(txn *badgerdb.Txn, ks engines.Keyspace, key []byte) ([]byte, bool, erro
 }
 
 // NewView implements engines.Store.
-func (s *Store) NewView() (engines.View, error) {
+func (s *Store) NewView() (_ engines.View, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "new view", &err)
 	if s.closed {
 		return nil, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, err
 	}
 	s.rpMu.Lock()
 	ts := s.ts.Load()
@@ -313,10 +370,11 @@ type view struct {
 	closed bool
 }
 
-func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (v *view) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	if v.closed {
 		return nil, false, engines.ErrClosed
 	}
+	defer v.s.fail.Recover(Name, v.s.dir, "view get", &err)
 	return get(v.txn, ks, key)
 }
 
@@ -412,11 +470,18 @@ func (i *iter) Close() error {
 
 // CreateRecoveryPoint implements engines.Store: the meta is committed at
 // the next version T under a reserved key, and the database synced.
-func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "create recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	if err := s.guard.Admit(int64(len(meta)) + 64); err != nil {
+		return fmt.Errorf("badger recovery point %d: %w", id, err)
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -426,10 +491,10 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 	meta = bytes.Clone(meta)
 	t, err := s.commit(func(txn *badgerdb.Txn) error { return txn.Set(rpKey(id), meta) })
 	if err != nil {
-		return fmt.Errorf("badger recovery point %d in %q: %w", id, s.dir, err)
+		return fmt.Errorf("badger recovery point %d in %q: %w", id, s.dir, engines.DiskError(err))
 	}
 	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("badger recovery point %d: sync %q: %w", id, s.dir, err)
+		return fmt.Errorf("badger recovery point %d: sync %q: %w", id, s.dir, engines.DiskError(err))
 	}
 	s.points = append(s.points, recoveryPoint{id: id, ts: t, meta: meta})
 	s.updateDiscardTsLocked()
@@ -470,11 +535,15 @@ func (s *Store) indexOf(id uint64) int {
 // DropRecoveryPoint implements engines.Store. Deleting the key is enough;
 // what the point pinned goes with the next compactions once the discard
 // timestamp moves past it.
-func (s *Store) DropRecoveryPoint(id uint64) error {
+func (s *Store) DropRecoveryPoint(id uint64) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "drop recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -491,16 +560,25 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 }
 
 // RollbackTo implements engines.Store.
-func (s *Store) RollbackTo(id uint64) error {
+func (s *Store) RollbackTo(id uint64) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "rollback", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// The rewrite writes what changed since the point: at most about a
+	// memtable at a time before badger flushes.
+	if err := s.guard.Admit(s.set.memtableBytes); err != nil {
+		return fmt.Errorf("badger rollback to %d: %w", id, err)
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
 	if err := s.rollbackLocked(id); err != nil {
-		return fmt.Errorf("badger rollback %q to %d: %w", s.dir, id, err)
+		return fmt.Errorf("badger rollback %q to %d: %w", s.dir, id, engines.DiskError(err))
 	}
 	return nil
 }
@@ -716,11 +794,15 @@ func rewriteKeyspace(changed, old *badgerdb.Iterator, r *rewriter) error {
 // Metrics implements engines.Store. Badger counts bytes written only in
 // process-global expvars, so EngineBytesWritten is -1; MemoryBytes is what
 // the block and index caches hold plus one memtable.
-func (s *Store) Metrics() (engines.Metrics, error) {
+func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "metrics", &err)
 	if s.closed {
 		return engines.Metrics{}, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return engines.Metrics{}, err
 	}
 	disk, err := engines.DiskUsage(s.dir)
 	if err != nil {
@@ -745,35 +827,60 @@ func (s *Store) Metrics() (engines.Metrics, error) {
 
 // Compact implements engines.Compacter with badger's Flatten, which
 // compacts every level into one.
-func (s *Store) Compact() error {
+func (s *Store) Compact() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "compact", &err)
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// Flattening rewrites the tree: room for all of it.
+	lsm, _ := s.db.Size()
+	if err := s.guard.Admit(lsm); err != nil {
+		return fmt.Errorf("badger compact: %w", err)
+	}
 	if err := s.db.Flatten(1); err != nil {
-		return fmt.Errorf("badger compact %q: %w", s.dir, err)
+		return fmt.Errorf("badger compact %q: %w", s.dir, engines.DiskError(err))
 	}
 	return nil
 }
 
-// Close implements engines.Store.
-func (s *Store) Close() error {
+// Close implements engines.Store. Badger flushes the memtable to a table
+// first. A store closed cleanly is sealed (engines.Seal): the next Open
+// checks every file's size, and the checksum of every file but the
+// tables (which checkTables verifies block by block), before badger reads
+// any: badger would take a damaged log or MANIFEST for one a crash cut
+// short and drop what follows.
+func (s *Store) Close() error { return s.close(true) }
+
+func (s *Store) close(seal bool) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return engines.ErrClosed
 	}
 	s.closed = true
+	failed := s.fail.Err() != nil
+	defer s.fail.Recover(Name, s.dir, "close", &err)
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close badger store %q: %w", s.dir, err)
+		return fmt.Errorf("close badger store %q: %w", s.dir, engines.DiskError(err))
+	}
+	if seal && !failed {
+		if err := engines.Seal(s.dir, engines.SealBySuffix(".sst")); err != nil {
+			// The store is closed and intact; only the check at the next
+			// Open is lost, as after a crash.
+			s.set.logger.Warn("store closed without a seal", "engine", Name, "dir", s.dir, "err", err)
+		}
 	}
 	return nil
 }
 
 // Destroy implements engines.Store.
 func (s *Store) Destroy() error {
-	err := s.Close()
+	err := s.close(false)
 	if errors.Is(err, engines.ErrClosed) {
 		err = nil
 	}
