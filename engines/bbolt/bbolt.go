@@ -305,6 +305,20 @@ func formatRPMeta(meta []byte, sum rpSum) []byte {
 	return append(fmt.Appendf([]byte(metaMagic), "crc32c=%08x size=%d\n", sum.crc, sum.size), meta...)
 }
 
+// errWriter remembers the first error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
 // contain is deferred by every method that reaches into bbolt. bbolt
 // trusts its pages and panics on a damaged one (a bad page type, an
 // element past the page), so a panic there means damage: it becomes an
@@ -498,7 +512,13 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 			return err
 		}
 		h := crc32.New(castagnoli)
-		n, err := tx.WriteTo(io.MultiWriter(f, h))
+		// bbolt formats the writer's error with %s; keep it to return
+		// (a full disk must still test as ENOSPC).
+		w := &errWriter{w: f}
+		n, err := tx.WriteTo(io.MultiWriter(w, h))
+		if w.err != nil {
+			err = w.err
+		}
 		if err == nil {
 			err = f.Sync()
 		}

@@ -45,4 +45,9 @@
 //	}
 //
 // It logs "seed: N"; ENGINETEST_SEED=N repeats the same damage.
+//
+// RunDiskFull (root only: it mounts a small tmpfs) fills the filesystem
+// through a store until Apply fails, and requires an error wrapping
+// syscall.ENOSPC or engines.ErrDiskFull, no panic or hang, a Close that
+// works, and after a reopen every acknowledged batch.
 package enginetest
