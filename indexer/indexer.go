@@ -203,6 +203,9 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 			}
 			return fmt.Errorf("create index %q: %w", name, err)
 		}
+		if s.rebuilt != nil {
+			ix.noteRebuilt(s, s.rebuilt)
+		}
 		inst.slices = append(inst.slices, s)
 	}
 	ix.insts[d.ID] = inst
