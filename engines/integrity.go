@@ -201,6 +201,17 @@ func MarkDamaged(dir string, cause error) error {
 	return nil
 }
 
+// NoteDamage returns err, first marking the store in dir damaged
+// (MarkDamaged) when err wraps ErrCorrupt: adapters pass every error of a
+// call on an open store through it, so damage found after Open is refused
+// by the next Open.
+func NoteDamage(dir string, err error) error {
+	if err != nil && errors.Is(err, ErrCorrupt) {
+		_ = MarkDamaged(dir, err)
+	}
+	return err
+}
+
 // SealAll is a Seal checksum policy that checksums every file.
 func SealAll(string) bool { return true }
 

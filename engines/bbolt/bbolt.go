@@ -599,6 +599,7 @@ func (s *Store) dropLocked(i int) error {
 func (s *Store) RollbackTo(id uint64) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
 	defer s.contain("rollback", &err)
 	if s.closed() {
 		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, engines.ErrClosed)
@@ -761,6 +762,7 @@ func (s *Store) Metrics() (_ engines.Metrics, err error) {
 func (s *Store) Check() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
 	defer s.contain("check", &err)
 	if s.db == nil {
 		return fmt.Errorf("bbolt: check %q: %w", s.dir, engines.ErrClosed)

@@ -137,7 +137,11 @@ func (o CorruptionOutcome) String() string {
 // which is scanned again. Each step must either fail with an error that
 // wraps engines.ErrCorrupt (engines.ErrForeignDir when the marker file was
 // hit) and names the store's directory, or return exactly what was
-// written. A wrong answer, an unclassified error or a panic fails the case;
+// written. Damage found after Open (a scan, a rollback) must be
+// remembered: the next Open of the store must fail with
+// engines.ErrCorrupt too (see engines.NoteDamage), or a restarted indexer
+// would serve what is left. A wrong answer, an unclassified error or a
+// panic fails the case;
 // each case runs under recover, so one panic does not hide the others. A
 // crash the runtime cannot recover (SIGBUS from a mapped file) ends the
 // test binary: the adapter must check files before mapping them.
@@ -380,10 +384,25 @@ func tryDamaged(f Factory, dir string, want corruptionWant) (out CorruptionOutco
 		if !strings.Contains(e.Error(), dir) {
 			return Refused, e, fmt.Errorf("%s: error does not name the store directory %q: %w", step, dir, e)
 		}
-		return Refused, fmt.Errorf("%s: %w", step, e), nil
+		if s == nil {
+			return Refused, fmt.Errorf("%s: %w", step, e), nil
+		}
+		// Damage found after Open must be remembered: a store served
+		// again after a restart would answer from what is left.
+		s.Close()
+		s = nil
+		s2, err := f.Open(dir)
+		if err == nil {
+			s2.Close()
+			return Refused, e, fmt.Errorf("%s found damage (%w), but the store opens again without an error", step, e)
+		}
+		if !errors.Is(err, engines.ErrCorrupt) {
+			return Refused, e, fmt.Errorf("%s found damage (%v); reopening fails, but not with engines.ErrCorrupt: %w", step, e, err)
+		}
+		return Refused, fmt.Errorf("%s: %w (reopening: %v)", step, e, err), nil
 	}
-	s, err = f.Open(dir)
-	if err != nil {
+	if s, err = f.Open(dir); err != nil {
+		s = nil
 		return refused("open", err)
 	}
 	got, err := dump(s)

@@ -531,6 +531,7 @@ func (s *Store) removeCheckpoint(id uint64) error {
 func (s *Store) RollbackTo(id uint64) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
 	defer s.f.fail.Recover(Name, s.dir, "rollback", &err)
 	if s.closed {
 		return engines.ErrClosed
