@@ -175,12 +175,18 @@ func openManaged(o badgerdb.Options) (db *badgerdb.DB, err error) {
 }
 
 // updateReserve sets the guard's reserve: the configured base (memtables
-// waiting to be flushed, their logs, a flush) plus a quarter of the LSM
-// tree, for the compactions it may start, whose new tables badger also
-// writes through mappings.
+// waiting to be flushed, their logs, the flush at Close) plus the size of
+// the LSM tree. Compactions write their new tables through mappings
+// before they remove the old ones, several run at once, and they go on
+// after writes stop: in the worst case they rewrite the whole tree, and a
+// table the disk cannot hold is a SIGBUS. (The test that fills a disk
+// found a quarter of the tree too little.)
 func (s *Store) updateReserve() {
-	lsm, _ := s.db.Size()
-	s.guard.SetReserve(s.set.diskReserveBytes + lsm/4)
+	var lsm int64
+	for _, l := range s.db.Levels() {
+		lsm += l.Size
+	}
+	s.guard.SetReserve(s.set.diskReserveBytes + lsm)
 }
 
 // environmental reports whether an open error comes from the environment
@@ -301,7 +307,7 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	// Without recovery points nothing would ever raise the discard
 	// timestamp, and old versions would pile up.
 	s.rpMu.Lock()
-	if s.applies++; s.applies%256 == 0 {
+	if s.applies++; s.applies%64 == 0 {
 		if len(s.points) == 0 {
 			s.updateDiscardTsLocked()
 		}

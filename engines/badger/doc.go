@@ -35,8 +35,8 @@
 //
 // Faults: badger writes its memtable logs, value logs and new tables
 // through memory mappings of sparse files, where a full disk is a SIGBUS,
-// so a space guard keeps disk_reserve_bytes (plus a quarter of the LSM
-// tree, for compactions) free and refuses writes that would dip into it
+// so a space guard keeps disk_reserve_bytes (plus the LSM tree's size, for
+// compactions) free and refuses writes that would dip into it
 // (engines.ErrDiskFull, syscall.ENOSPC). Badger exits the process on some
 // damaged tables and silently drops others, so Open first checks the key
 // registry, the value logs' headers, the MANIFEST and every table, block by

@@ -25,8 +25,8 @@ const (
 	// ExtraDiskReserveBytes is the free space the store keeps on its
 	// filesystem for what badger writes through memory mappings (memtable
 	// logs, value logs, new tables), where a full disk is a SIGBUS rather
-	// than an error; a quarter of the LSM tree's size is added for
-	// compactions. Writes that would dip into it fail with
+	// than an error; the LSM tree's size is added for compactions (see
+	// Store.updateReserve). Writes that would dip into it fail with
 	// engines.ErrDiskFull. Default (num_memtables + 2) memtables + 16 MiB.
 	ExtraDiskReserveBytes = "disk_reserve_bytes"
 	// ExtraVerifyTables, when true (the default), has Open read every table
@@ -102,7 +102,7 @@ func newSettings(o engines.Options) (settings, error) {
 // String renders the effective settings in a stable order. txn_limit is
 // the largest atomic batch, in entries, the memtable size allows.
 func (s settings) String() string {
-	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d value_threshold=%d mode=managed detect_conflicts=false txn_limit_bytes=%d disk_reserve=%d+lsm/4 verify_tables=%t",
+	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d value_threshold=%d mode=managed detect_conflicts=false txn_limit_bytes=%d disk_reserve=%d+lsm verify_tables=%t",
 		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.valueThreshold(), s.memtableBytes*15/100,
 		s.diskReserveBytes, s.verifyTables)
 }
