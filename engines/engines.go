@@ -101,6 +101,13 @@ type Options struct {
 	Extra map[string]string
 	// Logger receives the engine's own log lines. Default: discards them.
 	Logger *slog.Logger
+	// DiskSpace, when set, pools the free-space reserves of the stores
+	// opened with it (see SpaceGuard): each refuses writes once the free
+	// space on its filesystem falls below the sum of the reserves of the
+	// pooled stores there, since they fill it together. Default nil: each
+	// store keeps its own reserve only. Not a setting: String leaves it
+	// out.
+	DiskSpace *DiskSpace
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns o.

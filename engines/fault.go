@@ -97,14 +97,17 @@ func (f *Failure) Recover(engine, dir, op string, errp *error) {
 // error wrapping ErrDiskFull and syscall.ENOSPC, a write that would leave
 // less than the reserve free.
 //
-// The reserve protects against the store itself filling the disk. Another
-// process (or another store on the same filesystem writing more than the
-// reserve at once) can still take the space between two checks; size the
-// reserve for the stores sharing the filesystem.
+// A store's reserve protects against the store itself filling the disk.
+// Stores sharing a filesystem fill it together: opened with the same
+// DiskSpace (Options.DiskSpace), each refuses writes once the free space
+// falls below the sum of their reserves. Another process can still take
+// the space between two checks.
 type SpaceGuard struct {
 	dir     string
 	engine  string
 	reserve atomic.Int64
+	pool    *DiskSpace
+	dev     uint64 // the filesystem's device, to pool by
 
 	mu     sync.Mutex
 	free   int64     // free bytes at the last statfs
@@ -116,18 +119,76 @@ type SpaceGuard struct {
 }
 
 // NewSpaceGuard returns a guard keeping reserve bytes free on the
-// filesystem holding dir.
-func NewSpaceGuard(engine, dir string, reserve int64) *SpaceGuard {
+// filesystem holding dir, pooled with the other guards of pool on that
+// filesystem (pool may be nil). Release it when the store closes.
+func NewSpaceGuard(engine, dir string, reserve int64, pool *DiskSpace) *SpaceGuard {
 	g := &SpaceGuard{dir: dir, engine: engine, statfs: FreeBytes}
 	g.reserve.Store(reserve)
+	var st syscall.Stat_t
+	if pool != nil && syscall.Stat(dir, &st) == nil {
+		g.pool, g.dev = pool, uint64(st.Dev)
+		pool.add(g)
+	}
 	return g
+}
+
+// Release takes the guard's reserve out of its pool.
+func (g *SpaceGuard) Release() {
+	if g.pool != nil {
+		g.pool.remove(g)
+	}
+}
+
+// need is the free space the guard keeps: its own reserve, or the pool's
+// on its filesystem.
+func (g *SpaceGuard) need() int64 {
+	if g.pool != nil {
+		return g.pool.total(g.dev)
+	}
+	return g.reserve.Load()
+}
+
+// DiskSpace pools the free-space reserves of the stores opened with it
+// (Options.DiskSpace), per filesystem, so that stores filling one disk
+// together keep room for all of them. The zero value is ready to use.
+type DiskSpace struct {
+	mu     sync.Mutex
+	guards map[*SpaceGuard]struct{}
+}
+
+func (d *DiskSpace) add(g *SpaceGuard) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.guards == nil {
+		d.guards = map[*SpaceGuard]struct{}{}
+	}
+	d.guards[g] = struct{}{}
+}
+
+func (d *DiskSpace) remove(g *SpaceGuard) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.guards, g)
+}
+
+// total sums the reserves of the pooled guards on device dev.
+func (d *DiskSpace) total(dev uint64) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int64
+	for g := range d.guards {
+		if g.dev == dev {
+			n += g.reserve.Load()
+		}
+	}
+	return n
 }
 
 // SetReserve changes the reserve (an engine whose needs grow with its
 // size raises it as it grows).
 func (g *SpaceGuard) SetReserve(n int64) { g.reserve.Store(n) }
 
-// Reserve is the current reserve.
+// Reserve is the guard's own reserve (without the pool's).
 func (g *SpaceGuard) Reserve() int64 { return g.reserve.Load() }
 
 // guardRecheck bounds how long a free-space reading is trusted.
@@ -138,7 +199,7 @@ const guardRecheck = 250 * time.Millisecond
 // have used a quarter of the margin above the reserve, or the reading is
 // older than a quarter second, so a busy writer pays for a syscall rarely.
 func (g *SpaceGuard) Admit(n int64) error {
-	reserve := g.reserve.Load()
+	reserve := g.need()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if margin := g.free - reserve; g.since+n < margin/4 && time.Since(g.statAt) < guardRecheck {
@@ -151,8 +212,12 @@ func (g *SpaceGuard) Admit(n int64) error {
 	}
 	g.free, g.since, g.statAt = free, 0, time.Now()
 	if free-n < reserve {
-		return fmt.Errorf("%s store %q: %d bytes free on its filesystem; %d more would leave less than the %d bytes kept for writes the engine cannot fail safely: %w: %w",
-			g.engine, g.dir, free, n, reserve, ErrDiskFull, syscall.ENOSPC)
+		pooled := ""
+		if own := g.reserve.Load(); own != reserve {
+			pooled = fmt.Sprintf(" (%d for this store, the rest for the stores beside it)", own)
+		}
+		return fmt.Errorf("%s store %q: %d bytes free on its filesystem; %d more would leave less than the %d bytes kept%s for writes the engines cannot fail safely: %w: %w",
+			g.engine, g.dir, free, n, reserve, pooled, ErrDiskFull, syscall.ENOSPC)
 	}
 	g.since = n
 	return nil

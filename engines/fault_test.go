@@ -177,7 +177,7 @@ func TestFailureRecover(t *testing.T) {
 
 func TestSpaceGuard(t *testing.T) {
 	free, calls := int64(100<<20), 0
-	g := NewSpaceGuard("eng", "/s", 10<<20)
+	g := NewSpaceGuard("eng", "/s", 10<<20, nil)
 	g.statfs = func(string) (int64, error) { calls++; return free, nil }
 
 	if err := g.Admit(1 << 20); err != nil {
@@ -238,5 +238,35 @@ func TestFreeBytes(t *testing.T) {
 	}
 	if _, err := FreeBytes(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("FreeBytes of a missing directory: %v", err)
+	}
+}
+
+// TestDiskSpacePool: stores pooled on one filesystem keep the sum of their
+// reserves free; a released store's reserve leaves the pool.
+func TestDiskSpacePool(t *testing.T) {
+	var pool DiskSpace
+	dir := t.TempDir()
+	free := int64(25 << 20)
+	statfs := func(string) (int64, error) { return free, nil }
+	a := NewSpaceGuard("eng", dir, 10<<20, &pool)
+	b := NewSpaceGuard("eng", dir, 10<<20, &pool)
+	alone := NewSpaceGuard("eng", dir, 10<<20, nil)
+	for _, g := range []*SpaceGuard{a, b, alone} {
+		g.statfs = statfs
+	}
+	if err := alone.Admit(1 << 20); err != nil {
+		t.Fatalf("an unpooled store with 25 MiB free and a 10 MiB reserve: %v", err)
+	}
+	err := a.Admit(6 << 20)
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "for the stores beside it") {
+		t.Fatalf("a pooled store past the pool's 20 MiB: %v, want ErrDiskFull explaining the pool", err)
+	}
+	if err := a.Admit(4 << 20); err != nil {
+		t.Fatalf("a pooled store within the pool's reserve: %v", err)
+	}
+	b.Release()
+	a.statAt = time.Time{}
+	if err := a.Admit(6 << 20); err != nil {
+		t.Fatalf("after the other store left the pool: %v", err)
 	}
 }

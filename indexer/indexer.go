@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
@@ -136,6 +137,11 @@ func New(cfg Config) (*Indexer, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.EngineOptions.DiskSpace == nil {
+		// The slices share the data directory's filesystem and fill it
+		// together.
+		cfg.EngineOptions.DiskSpace = new(engines.DiskSpace)
 	}
 	ix := &Indexer{
 		cfg:         cfg,

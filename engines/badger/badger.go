@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,7 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
 		}
 	}
-	if err := removeEmptyMemtables(path); err != nil {
+	if err := removeEmptyLogs(path); err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", path, err)
 	}
 	bopts := set.badgerOptions(path)
@@ -153,11 +154,12 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger store %q: %w", path, engines.DiskError(err))
 	}
 	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{},
-		guard: engines.NewSpaceGuard(Name, dir, set.diskReserveBytes)}
+		guard: engines.NewSpaceGuard(Name, dir, set.diskReserveBytes, set.diskSpace)}
 	s.fail.Logger = set.logger
 	s.ts.Store(db.MaxVersion())
 	s.updateReserve()
 	if err := s.recover(); err != nil {
+		s.guard.Release()
 		return nil, errors.Join(fmt.Errorf("open badger store %q: %w", path, err), db.Close())
 	}
 	return s, nil
@@ -869,6 +871,7 @@ func (s *Store) close(seal bool) (err error) {
 		return engines.ErrClosed
 	}
 	s.closed = true
+	defer s.guard.Release()
 	failed := s.fail.Err() != nil
 	defer s.fail.Recover(Name, s.dir, "close", &err)
 	if err := s.db.Close(); err != nil {
@@ -893,12 +896,16 @@ func (s *Store) Destroy() error {
 	return errors.Join(err, engines.RemoveStoreDir(s.dir, Name))
 }
 
-// removeEmptyMemtables deletes zero-length memtable files (*.mem, badger's
-// write-ahead logs). A process killed just after badger created one, before
-// it sized and wrote it, leaves such a file, and badger then refuses to open
-// the database ("while opening fid: N err: Create a new file"). A zero-length
-// log holds no writes, so removing it loses nothing. Found by the crash test.
-func removeEmptyMemtables(path string) error {
+// removeEmptyLogs deletes zero-length memtable files (*.mem, badger's
+// write-ahead logs) and a zero-length newest value log. A process killed
+// just after badger created one, before it sized and wrote it, leaves such
+// a file, and badger then refuses to open the database ("while opening
+// fid: N err: Create a new file"), after starting goroutines it leaves
+// running. A zero-length log holds no writes, so removing it loses
+// nothing (found by the crash test for memtables, by the corruption suite
+// for value logs). An older value log of zero length cannot come from a
+// crash, and values may point into it: that is damage.
+func removeEmptyLogs(path string) error {
 	ents, err := os.ReadDir(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -906,18 +913,40 @@ func removeEmptyMemtables(path string) error {
 	if err != nil {
 		return err
 	}
+	newestVlog, emptyVlogs := -1, map[int]string{}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".mem") {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if ext != ".mem" && ext != ".vlog" {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
 			return err
 		}
+		if ext == ".vlog" {
+			fid, err := strconv.Atoi(strings.TrimSuffix(name, ext))
+			if err != nil {
+				continue // not badger's; badger reports it
+			}
+			newestVlog = max(newestVlog, fid)
+			if fi.Size() == 0 {
+				emptyVlogs[fid] = name
+			}
+			continue
+		}
 		if fi.Size() == 0 {
-			if err := os.Remove(filepath.Join(path, e.Name())); err != nil {
+			if err := os.Remove(filepath.Join(path, name)); err != nil {
 				return err
 			}
+		}
+	}
+	for fid, name := range emptyVlogs {
+		if fid != newestVlog {
+			return fmt.Errorf("value log %q is empty, and newer ones follow it: %w", filepath.Join(path, name), engines.ErrCorrupt)
+		}
+		if err := os.Remove(filepath.Join(path, name)); err != nil {
+			return err
 		}
 	}
 	return nil

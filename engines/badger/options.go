@@ -44,6 +44,7 @@ type settings struct {
 	indexCacheBytes  int64
 	numMemtables     int
 	diskReserveBytes int64 // the base; see Store.updateReserve
+	diskSpace        *engines.DiskSpace
 	verifyTables     bool
 	logger           *slog.Logger
 }
@@ -60,6 +61,7 @@ func newSettings(o engines.Options) (settings, error) {
 		indexCacheBytes: 64 << 20,
 		numMemtables:    5,
 		verifyTables:    true,
+		diskSpace:       o.DiskSpace,
 		logger:          o.Logger,
 	}
 	reserve := int64(-1)

@@ -61,8 +61,8 @@ type faults struct {
 	bgErr error
 }
 
-func newFaults(dir string, reserve int64) *faults {
-	return &faults{dir: dir, guard: engines.NewSpaceGuard(Name, dir, reserve), bgCh: make(chan struct{})}
+func newFaults(dir string, reserve int64, pool *engines.DiskSpace) *faults {
+	return &faults{dir: dir, guard: engines.NewSpaceGuard(Name, dir, reserve, pool), bgCh: make(chan struct{})}
 }
 
 // check returns the error every call but Close returns once the store has

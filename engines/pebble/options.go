@@ -41,6 +41,7 @@ type settings struct {
 	l0CompactionThreshold int
 	l0StopWritesThreshold int
 	diskReserveBytes      int64
+	diskSpace             *engines.DiskSpace
 	logger                *slog.Logger
 }
 
@@ -57,6 +58,7 @@ func newSettings(o engines.Options) (settings, error) {
 		compression:           o.Compression,
 		l0CompactionThreshold: 2,
 		l0StopWritesThreshold: 1000,
+		diskSpace:             o.DiskSpace,
 		logger:                o.Logger,
 	}
 	if s.memtableBytes >= 4<<30 {

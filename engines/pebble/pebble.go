@@ -107,25 +107,33 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err := engines.CheckIntegrity(dir); err != nil {
 		return nil, fmt.Errorf("open pebble store: %w", err)
 	}
-	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes)}
+	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes, set.diskSpace)}
 	s.f.fail.Logger = set.logger
+	if err := s.open(created); err != nil {
+		s.f.guard.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open(created bool) error {
 	if !created {
 		if err := s.settleLive(); err != nil {
-			return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+			return fmt.Errorf("open pebble store %q: %w", s.dir, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, checkpointsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("open pebble store %q: %w", dir, engines.DiskError(err))
+	if err := os.MkdirAll(filepath.Join(s.dir, checkpointsDir), 0o755); err != nil {
+		return fmt.Errorf("open pebble store %q: %w", s.dir, engines.DiskError(err))
 	}
 	if err := s.loadRecoveryPoints(); err != nil {
-		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+		return fmt.Errorf("open pebble store %q: %w", s.dir, err)
 	}
 	db, err := s.openDB(!created)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.db = db
-	return s, nil
+	return nil
 }
 
 // openDB opens the live database. mustExist is set for a store that was
@@ -709,6 +717,7 @@ func (s *Store) close(seal bool) error {
 		}
 	}
 	s.retiring.Wait()
+	s.f.guard.Release()
 	err = errors.Join(err, s.retireErr)
 	if seal && err == nil && s.f.check() == nil {
 		if serr := engines.Seal(s.dir, engines.SealBySuffix(".sst", ".blob")); serr != nil {
