@@ -578,9 +578,9 @@ func (s *Store) RollbackTo(id uint64) (err error) {
 	if err := s.fail.Err(); err != nil {
 		return err
 	}
-	// The rewrite writes what changed since the point: at most about a
-	// memtable at a time before badger flushes.
-	if err := s.guard.Admit(s.set.memtableBytes); err != nil {
+	// The marker's commit; the rewrite asks for its writes as it goes
+	// (rewriter.put), so a rollback with nothing to rewrite needs no room.
+	if err := s.guard.Admit(256); err != nil {
 		return fmt.Errorf("badger rollback to %d: %w", id, err)
 	}
 	s.rpMu.Lock()
@@ -668,7 +668,7 @@ func (s *Store) rewriteSince(t, w uint64) error {
 	atT := s.db.NewTransactionAt(t, false)
 	defer atT.Discard()
 
-	r := newRewriter(s.db, w)
+	r := newRewriter(s.db, w, s.guard)
 	for ks := range engines.NumKeyspaces {
 		prefix := []byte{byte(ks)}
 		changed := cur.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, AllVersions: true, SinceTs: t})
@@ -706,10 +706,18 @@ type rewriter struct {
 	kv    pb.KV
 	w     uint64
 	arena []byte
+	// guard admits the writes ahead, admitChunk bytes at a time; room
+	// is what is left of the last admission.
+	guard *engines.SpaceGuard
+	room  int64
 }
 
-func newRewriter(db *badgerdb.DB, w uint64) *rewriter {
-	return &rewriter{ldr: db.NewKVLoader(maxInflight), w: w}
+// admitChunk is how many bytes of rewrites the rewriter asks the space
+// guard for at once.
+const admitChunk = 256 << 10
+
+func newRewriter(db *badgerdb.DB, w uint64, guard *engines.SpaceGuard) *rewriter {
+	return &rewriter{ldr: db.NewKVLoader(maxInflight), w: w, guard: guard}
 }
 
 // keep returns a copy of b in the arena (nil for an empty b).
@@ -727,6 +735,13 @@ func (r *rewriter) keep(b []byte) []byte {
 
 // put adds one write; value must stay unchanged until finish.
 func (r *rewriter) put(key, value []byte, del bool) error {
+	if n := int64(len(key) + len(value) + 32); n > r.room {
+		if err := r.guard.Admit(max(n, admitChunk)); err != nil {
+			return err
+		}
+		r.room = max(n, admitChunk)
+	}
+	r.room -= int64(len(key) + len(value) + 32)
 	r.kv = pb.KV{Key: key, Value: value, Version: r.w}
 	if del {
 		r.kv.Meta = deletedMeta
