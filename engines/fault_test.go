@@ -77,8 +77,11 @@ func TestSeal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := CheckIntegrity(dir)
+			sealed, err := CheckIntegrity(dir)
 			if !tc.corrupt {
+				if want := tc.damage == nil || !strings.Contains(tc.name, "removed (a crash)"); sealed != want {
+					t.Fatalf("sealed = %t, want %t", sealed, want)
+				}
 				if err != nil {
 					t.Fatalf("CheckIntegrity: %v", err)
 				}
@@ -91,7 +94,7 @@ func TestSeal(t *testing.T) {
 				t.Fatalf("CheckIntegrity = %v, want ErrCorrupt naming %s", err, tc.names)
 			}
 			// Refused stores keep their seal: the next attempt refuses too.
-			if err2 := CheckIntegrity(dir); !errors.Is(err2, ErrCorrupt) {
+			if _, err2 := CheckIntegrity(dir); !errors.Is(err2, ErrCorrupt) {
 				t.Fatalf("second CheckIntegrity = %v, want ErrCorrupt again", err2)
 			}
 		})
@@ -103,13 +106,13 @@ func TestMarkDamaged(t *testing.T) {
 	if _, err := ClaimDir(dir, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckIntegrity(dir); err != nil {
-		t.Fatalf("new store: %v", err)
+	if sealed, err := CheckIntegrity(dir); err != nil || sealed {
+		t.Fatalf("new store: sealed %t, %v", sealed, err)
 	}
 	if err := MarkDamaged(dir, errors.New("block 7 of 000009.sst: checksum mismatch\nmore")); err != nil {
 		t.Fatal(err)
 	}
-	err := CheckIntegrity(dir)
+	_, err := CheckIntegrity(dir)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000009.sst: checksum mismatch more") {
 		t.Fatalf("CheckIntegrity after MarkDamaged = %v", err)
 	}

@@ -111,28 +111,29 @@ func fileCRC(path string) (uint32, error) {
 // cleanly against its seal (every file listed present, of the size and
 // checksum recorded), then removes the seal durably, since the engine is
 // about to change the files. A store without a seal (new, or stopped by a
-// crash) passes. Failures wrap ErrCorrupt and name the file.
-func CheckIntegrity(dir string) error {
+// crash) passes, with sealed false: an adapter may then check more itself.
+// Failures wrap ErrCorrupt and name the file.
+func CheckIntegrity(dir string) (sealed bool, err error) {
 	if note, err := os.ReadFile(filepath.Join(dir, DamagedFile)); err == nil {
-		return fmt.Errorf("store %q was found damaged while open (%s): %w", dir, bytes.TrimSpace(note), ErrCorrupt)
+		return false, fmt.Errorf("store %q was found damaged while open (%s): %w", dir, bytes.TrimSpace(note), ErrCorrupt)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("store %q: %w", dir, err)
+		return false, fmt.Errorf("store %q: %w", dir, err)
 	}
 	path := filepath.Join(dir, SealFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("store %q: read seal: %w", dir, err)
+		return false, fmt.Errorf("store %q: read seal: %w", dir, err)
 	}
 	if err := checkSeal(dir, path, data); err != nil {
-		return err
+		return false, err
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("store %q: remove seal: %w", dir, err)
+		return false, fmt.Errorf("store %q: remove seal: %w", dir, err)
 	}
-	return SyncDir(dir)
+	return true, SyncDir(dir)
 }
 
 func checkSeal(dir, path string, data []byte) error {

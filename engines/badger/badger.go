@@ -128,7 +128,7 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", dir, err)
 	}
-	if err := engines.CheckIntegrity(dir); err != nil {
+	if _, err := engines.CheckIntegrity(dir); err != nil {
 		return nil, fmt.Errorf("open badger store: %w", err)
 	}
 	path := filepath.Join(dir, liveDir)

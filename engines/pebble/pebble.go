@@ -104,7 +104,7 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 	}
-	if err := engines.CheckIntegrity(dir); err != nil {
+	if _, err := engines.CheckIntegrity(dir); err != nil {
 		return nil, fmt.Errorf("open pebble store: %w", err)
 	}
 	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes, set.diskSpace)}
