@@ -30,9 +30,11 @@ const (
 	// engines.ErrDiskFull. Default (num_memtables + 2) memtables + 16 MiB.
 	ExtraDiskReserveBytes = "disk_reserve_bytes"
 	// ExtraVerifyTables, when true (the default), has Open read every table
-	// and check every block's checksum before badger opens them; see
-	// checkTables. false opens faster, and leaves a damaged table to
-	// badger, which may exit the process or drop the table.
+	// and check every block's checksum before badger opens them, when the
+	// store has no seal (after a crash; a seal's checksums cover the
+	// tables otherwise); see checkTables. false opens faster after a
+	// crash, and leaves a damaged table to badger, which may exit the
+	// process or drop the table.
 	ExtraVerifyTables = "verify_tables"
 )
 
