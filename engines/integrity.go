@@ -1,8 +1,8 @@
 package engines
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -46,8 +46,27 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // files without (bbolt's), or whose damage an engine would take for a torn
 // tail (logs), their checksum as well.
 func Seal(dir string, checksum func(rel string) bool) error {
+	rec, err := RecordFiles(dir, checksum, nil)
+	if err != nil {
+		return fmt.Errorf("seal store %q: %w", dir, err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, SealFile), rec); err != nil {
+		return fmt.Errorf("seal store %q: %w", dir, err)
+	}
+	return nil
+}
+
+// RecordFiles returns a record of the regular files under dir (integrity
+// files aside): each one's size and, when checksum says so, its CRC-32C,
+// with meta (opaque, may be nil) and a checksum of the record itself. A
+// seal is one; an adapter keeps others for files it will not change, such
+// as a recovery point's (ReadRecord, VerifyRecord).
+func RecordFiles(dir string, checksum func(rel string) bool, meta []byte) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(sealHeader + "\n")
+	if meta != nil {
+		fmt.Fprintf(&b, "%s%s\n", recordMeta, hex.EncodeToString(meta))
+	}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -75,11 +94,95 @@ func Seal(dir string, checksum func(rel string) bool) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("seal store %q: %w", dir, err)
+		return nil, err
 	}
 	fmt.Fprintf(&b, "%s%08x\n", sealTrailer, crc32.Checksum(b.Bytes(), castagnoli))
-	if err := WriteFileAtomic(filepath.Join(dir, SealFile), b.Bytes()); err != nil {
-		return fmt.Errorf("seal store %q: %w", dir, err)
+	return b.Bytes(), nil
+}
+
+const recordMeta = "meta "
+
+// parseRecord checks a record's own checksum and splits it into its meta
+// and file lines.
+func parseRecord(data []byte) (meta []byte, lines []string, err error) {
+	i := bytes.LastIndex(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"+sealTrailer))
+	if !bytes.HasPrefix(data, []byte(sealHeader+"\n")) || i < 0 {
+		return nil, nil, errors.New("not a file record, or cut short")
+	}
+	body, trailer := data[:i+1], strings.TrimSpace(string(data[i+1+len(sealTrailer):]))
+	if want, err := strconv.ParseUint(trailer, 16, 32); err != nil || uint32(want) != crc32.Checksum(body, castagnoli) {
+		return nil, nil, errors.New("checksum mismatch")
+	}
+	lines = strings.Split(strings.TrimSuffix(string(body[len(sealHeader)+1:]), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		lines = nil
+	}
+	if len(lines) > 0 {
+		if h, ok := strings.CutPrefix(lines[0], recordMeta); ok {
+			if meta, err = hex.DecodeString(h); err != nil {
+				return nil, nil, fmt.Errorf("malformed meta: %w", err)
+			}
+			lines = lines[1:]
+		}
+	}
+	if meta == nil {
+		meta = []byte{}
+	}
+	return meta, lines, nil
+}
+
+// ReadRecord returns the meta of a record RecordFiles made, or an error
+// wrapping ErrCorrupt when the record is damaged.
+func ReadRecord(data []byte) ([]byte, error) {
+	meta, _, err := parseRecord(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
+	}
+	return meta, nil
+}
+
+// VerifyRecord checks the files under dir against a record RecordFiles
+// made of it: each one present, of the size and CRC-32C recorded. Files
+// the record does not list are not looked at. what names the record in
+// errors ("the seal of a clean Close"). Failures wrap ErrCorrupt and name
+// the file.
+func VerifyRecord(dir string, data []byte, what string) error {
+	_, lines, err := parseRecord(data)
+	if err != nil {
+		return fmt.Errorf("%s of %q: %w: %w", what, dir, err, ErrCorrupt)
+	}
+	for _, line := range lines {
+		size, rest, ok1 := strings.Cut(line, " ")
+		sum, quoted, ok2 := strings.Cut(rest, " ")
+		n, err1 := strconv.ParseInt(size, 10, 64)
+		rel, err2 := strconv.Unquote(quoted)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return fmt.Errorf("%s of %q: malformed line %q: %w", what, dir, line, ErrCorrupt)
+		}
+		file := filepath.Join(dir, filepath.FromSlash(rel))
+		fi, err := os.Stat(file)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%q is missing (%s lists it): %w", file, what, ErrCorrupt)
+		case err != nil:
+			return fmt.Errorf("%s of %q: %w", what, dir, err)
+		case fi.Size() != n:
+			return fmt.Errorf("%q has %d bytes, %d in %s: %w", file, fi.Size(), n, what, ErrCorrupt)
+		}
+		if sum == "-" {
+			continue
+		}
+		want, err := strconv.ParseUint(sum, 16, 32)
+		if err != nil {
+			return fmt.Errorf("%s of %q: malformed line %q: %w", what, dir, line, ErrCorrupt)
+		}
+		got, err := fileCRC(file)
+		if err != nil {
+			return fmt.Errorf("%s of %q: %w", what, dir, err)
+		}
+		if got != uint32(want) {
+			return fmt.Errorf("%q has changed since %s (CRC-32C %08x, was %08x): %w", file, what, got, want, ErrCorrupt)
+		}
 	}
 	return nil
 }
@@ -127,63 +230,13 @@ func CheckIntegrity(dir string) (sealed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("store %q: read seal: %w", dir, err)
 	}
-	if err := checkSeal(dir, path, data); err != nil {
-		return false, err
+	if err := VerifyRecord(dir, data, "the seal of a clean Close"); err != nil {
+		return false, fmt.Errorf("store %q, checked against %q: %w", dir, path, err)
 	}
 	if err := os.Remove(path); err != nil {
 		return false, fmt.Errorf("store %q: remove seal: %w", dir, err)
 	}
 	return true, SyncDir(dir)
-}
-
-func checkSeal(dir, path string, data []byte) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("store %q: seal %q: %s: %w", dir, path, fmt.Sprintf(format, args...), ErrCorrupt)
-	}
-	i := bytes.LastIndex(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"+sealTrailer))
-	if !bytes.HasPrefix(data, []byte(sealHeader+"\n")) || i < 0 {
-		return bad("not a seal, or cut short")
-	}
-	body, trailer := data[:i+1], strings.TrimSpace(string(data[i+1+len(sealTrailer):]))
-	if want, err := strconv.ParseUint(trailer, 16, 32); err != nil || uint32(want) != crc32.Checksum(body, castagnoli) {
-		return bad("checksum mismatch")
-	}
-	sc := bufio.NewScanner(bytes.NewReader(body[len(sealHeader)+1:]))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		size, rest, ok1 := strings.Cut(sc.Text(), " ")
-		sum, quoted, ok2 := strings.Cut(rest, " ")
-		n, err1 := strconv.ParseInt(size, 10, 64)
-		rel, err2 := strconv.Unquote(quoted)
-		if !ok1 || !ok2 || err1 != nil || err2 != nil || !filepath.IsLocal(filepath.FromSlash(rel)) {
-			return bad("malformed line %q", sc.Text())
-		}
-		file := filepath.Join(dir, filepath.FromSlash(rel))
-		fi, err := os.Stat(file)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("store %q was closed cleanly with %q, which is missing: %w", dir, file, ErrCorrupt)
-		case err != nil:
-			return fmt.Errorf("store %q: %w", dir, err)
-		case fi.Size() != n:
-			return fmt.Errorf("store %q was closed cleanly with %q at %d bytes; it has %d: %w", dir, file, n, fi.Size(), ErrCorrupt)
-		}
-		if sum == "-" {
-			continue
-		}
-		want, err := strconv.ParseUint(sum, 16, 32)
-		if err != nil {
-			return bad("malformed line %q", sc.Text())
-		}
-		got, err := fileCRC(file)
-		if err != nil {
-			return fmt.Errorf("store %q: %w", dir, err)
-		}
-		if got != uint32(want) {
-			return fmt.Errorf("store %q was closed cleanly, and %q has changed since (CRC-32C %08x, was %08x): %w", dir, file, got, want, ErrCorrupt)
-		}
-	}
-	return sc.Err()
 }
 
 // MarkDamaged records durably that the store in dir was found damaged

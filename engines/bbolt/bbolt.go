@@ -40,8 +40,9 @@ const (
 	rpDir       = "rp"
 	lockTimeout = 200 * time.Millisecond
 	// A recovery point's .meta file starts with metaMagic, then (from v2)
-	// a line "crc32c=XXXXXXXX size=N" for its .db copy, then the caller's
-	// meta. v1 files, without the line, are still read.
+	// a line "crc32c=XXXXXXXX size=N meta=XXXXXXXX": the CRC-32C and size
+	// of its .db copy and the CRC-32C of the caller's meta, which follows.
+	// v1 files, without the line, are still read.
 	metaMagicV1 = "idxbench bbolt recovery point v1\n"
 	metaMagic   = "idxbench bbolt recovery point v2\n"
 )
@@ -303,14 +304,18 @@ func parseRPMeta(data []byte) ([]byte, *rpSum, error) {
 	}
 	line, meta, ok := bytes.Cut(rest, []byte("\n"))
 	var sum rpSum
-	if n, err := fmt.Sscanf(string(line), "crc32c=%08x size=%d", &sum.crc, &sum.size); !ok || err != nil || n != 2 {
+	var metaCRC uint32
+	if n, err := fmt.Sscanf(string(line), "crc32c=%08x size=%d meta=%08x", &sum.crc, &sum.size, &metaCRC); !ok || err != nil || n != 3 {
 		return nil, nil, fmt.Errorf("bad checksum line %q", line)
+	}
+	if got := crc32.Checksum(meta, castagnoli); got != metaCRC {
+		return nil, nil, fmt.Errorf("meta checksum %08x, was %08x", got, metaCRC)
 	}
 	return meta, &sum, nil
 }
 
 func formatRPMeta(meta []byte, sum rpSum) []byte {
-	return append(fmt.Appendf([]byte(metaMagic), "crc32c=%08x size=%d\n", sum.crc, sum.size), meta...)
+	return append(fmt.Appendf([]byte(metaMagic), "crc32c=%08x size=%d meta=%08x\n", sum.crc, sum.size, crc32.Checksum(meta, castagnoli)), meta...)
 }
 
 // errWriter remembers the first error of w.

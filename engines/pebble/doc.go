@@ -11,10 +11,11 @@
 // (prefix and key written in place, no per-operation allocation) and commits
 // it with or without a WAL fsync. NewView takes a pebble snapshot. A
 // recovery point is Flush, then Checkpoint(<dir>/checkpoints/<id>,
-// WithFlushedWAL), then a marker file with the caller's meta written
-// atomically last; Open lists only checkpoints with a marker and removes the
-// others. RollbackTo drops newer checkpoints, builds a new database
-// directory from the checkpoint
+// WithFlushedWAL), then a record of the checkpoint (the caller's meta, and
+// the size and checksum of each file) written atomically last; Open lists
+// only checkpoints with a record (or the older marker) and removes the
+// others. RollbackTo drops newer checkpoints, checks the checkpoint
+// against its record, builds a new database directory from it
 // (sstables hard-linked, everything else copied, so the checkpoint is never
 // opened and can be rolled back to again), switches LIVE to it atomically
 // and opens it; the replaced database closes in

@@ -48,8 +48,14 @@ const (
 	firstLive      = "data"        // the live database of a store never rolled back
 	livePrefix     = "data"        // every live database directory's name starts so: data, data-000001, …
 	checkpointsDir = "checkpoints" // one pebble checkpoint per recovery point
-	rpMarkerFile   = "IDXBENCH-RP" // written last into a checkpoint: its meta, and proof it completed
-	idDigits       = 20            // checkpoint directory names are zero-padded ids, so they sort
+	// rpRecordFile is written last into a checkpoint: proof it completed,
+	// its meta, and the size and CRC-32C of its files (sstables and blob
+	// files: size only), checked before a rollback clones it
+	// (engines.RecordFiles). Checkpoints of earlier versions have
+	// rpMarkerFile instead, holding only the meta.
+	rpRecordFile = "IDXBENCH-RP2"
+	rpMarkerFile = "IDXBENCH-RP"
+	idDigits     = 20 // checkpoint directory names are zero-padded ids, so they sort
 )
 
 // Store is a pebble database holding the three keyspaces of one index slice,
@@ -57,8 +63,8 @@ const (
 //
 // Apply is one pebble batch. A view is a pebble snapshot. A recovery point is
 // a flush followed by a pebble checkpoint (sstables hard-linked, WAL and
-// MANIFEST copied) in checkpoints/<id>, completed by a marker file holding
-// the meta. Creating one costs a memtable flush plus a directory of links;
+// MANIFEST copied) in checkpoints/<id>, completed by a record holding the
+// meta and the size and checksum of the checkpoint's files. Creating one costs a memtable flush plus a directory of links;
 // keeping one pins the sstables it links (space, not time). Rolling back
 // builds a new database directory from the checkpoint (links for sstables,
 // copies for the rest, so the checkpoint is never opened and stays
@@ -380,7 +386,7 @@ func (i *iter) err(err error) error {
 }
 
 // CreateRecoveryPoint implements engines.Store: flush, checkpoint with the
-// WAL flushed, then the marker file holding meta, written atomically last.
+// WAL flushed, then the record holding meta, written atomically last.
 func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -414,7 +420,11 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 		return errors.Join(fmt.Errorf("pebble recovery point %d: checkpoint %q: %w", id, path, s.f.engineErr(err)),
 			os.RemoveAll(path))
 	}
-	if err := engines.WriteFileAtomic(filepath.Join(path, rpMarkerFile), meta); err != nil {
+	rec, err := engines.RecordFiles(path, engines.SealBySuffix(".sst", ".blob"), meta)
+	if err != nil {
+		return errors.Join(fmt.Errorf("pebble recovery point %d: %w", id, engines.DiskError(err)), os.RemoveAll(path))
+	}
+	if err := engines.WriteFileAtomic(filepath.Join(path, rpRecordFile), rec); err != nil {
 		return errors.Join(fmt.Errorf("pebble recovery point %d: %w", id, engines.DiskError(err)), os.RemoveAll(path))
 	}
 	s.points = append(s.points, engines.RecoveryPoint{ID: id, Meta: bytes.Clone(meta)})
@@ -439,6 +449,40 @@ func (s *Store) flush() error {
 	}
 }
 
+// readRecoveryPoint returns the meta of the checkpoint in path: its
+// record's, or an older checkpoint's marker's. A damaged record is an
+// error wrapping engines.ErrCorrupt; neither file an error wrapping
+// fs.ErrNotExist (the checkpoint did not complete).
+func readRecoveryPoint(path string) ([]byte, error) {
+	file := filepath.Join(path, rpRecordFile)
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return os.ReadFile(filepath.Join(path, rpMarkerFile))
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta, err := engines.ReadRecord(data)
+	if err != nil {
+		return nil, fmt.Errorf("recovery point record %q: %w", file, err)
+	}
+	return meta, nil
+}
+
+// verifyCheckpoint checks the checkpoint of recovery point id against its
+// record (older checkpoints have none).
+func (s *Store) verifyCheckpoint(id uint64) error {
+	path := s.checkpointPath(id)
+	data, err := os.ReadFile(filepath.Join(path, rpRecordFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return engines.VerifyRecord(path, data, fmt.Sprintf("recovery point %d's record", id))
+}
+
 func (s *Store) checkpointPath(id uint64) string {
 	return filepath.Join(s.dir, checkpointsDir, fmt.Sprintf("%0*d", idDigits, id))
 }
@@ -461,7 +505,7 @@ func (s *Store) loadRecoveryPoints() error {
 			}
 			return fmt.Errorf("%w: unexpected %q in %q", engines.ErrCorrupt, e.Name(), root)
 		}
-		meta, err := os.ReadFile(filepath.Join(root, e.Name(), rpMarkerFile))
+		meta, err := readRecoveryPoint(filepath.Join(root, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
 				return fmt.Errorf("remove incomplete recovery point %d: %w", id, err)
@@ -519,8 +563,10 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 
 func (s *Store) removeCheckpoint(id uint64) error {
 	path := s.checkpointPath(id)
-	if err := os.Remove(filepath.Join(path, rpMarkerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
+	for _, marker := range []string{rpRecordFile, rpMarkerFile} {
+		if err := os.Remove(filepath.Join(path, marker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
+		}
 	}
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
@@ -560,6 +606,9 @@ func (s *Store) RollbackTo(id uint64) (err error) {
 	}
 	s.points = s.points[:i+1]
 
+	if err := s.verifyCheckpoint(id); err != nil {
+		return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err)
+	}
 	next := nextLive(s.live)
 	nextPath := filepath.Join(s.dir, next)
 	if err := os.RemoveAll(nextPath); err != nil {
@@ -622,7 +671,7 @@ func cloneCheckpoint(src, dst string) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if name == rpMarkerFile || e.IsDir() {
+		if name == rpMarkerFile || name == rpRecordFile || e.IsDir() {
 			continue
 		}
 		from, to := filepath.Join(src, name), filepath.Join(dst, name)

@@ -117,7 +117,7 @@ func TestIncompleteRecoveryPointIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := filepath.Join(dir, "checkpoints", "00000000000000000007")
-	if err := os.Remove(filepath.Join(cp, "IDXBENCH-RP")); err != nil {
+	if err := os.Remove(filepath.Join(cp, "IDXBENCH-RP2")); err != nil {
 		t.Fatal(err)
 	}
 	s, err = open(dir)
