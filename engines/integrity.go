@@ -29,6 +29,10 @@ const (
 	// damage is lazy to find and would otherwise be served again after a
 	// restart. Open refuses a store that has one.
 	DamagedFile = "IDXBENCH-DAMAGED"
+	// BallastFile is space an adapter holds allocated so that it can give
+	// it back when the disk fills under the store (see the pebble
+	// adapter). It holds nothing and is neither sealed nor checked.
+	BallastFile = "IDXBENCH-BALLAST"
 )
 
 const (
@@ -189,7 +193,7 @@ func VerifyRecord(dir string, data []byte, what string) error {
 
 func isIntegrityFile(rel string) bool {
 	switch rel {
-	case MarkerFile, SealFile, DamagedFile:
+	case MarkerFile, SealFile, DamagedFile, BallastFile:
 		return true
 	}
 	return strings.HasPrefix(rel, MarkerFile+".tmp") || strings.HasPrefix(rel, SealFile+".tmp") ||

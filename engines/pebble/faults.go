@@ -3,10 +3,13 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -38,6 +41,12 @@ import (
 //     never end; CreateRecoveryPoint's flush wait ends on that failure too.
 //   - DataCorruption (an sstable block whose checksum fails) no longer calls
 //     Fatalf: the store is marked damaged on disk and failed.
+//   - The reserve protects against the store's own writes. Space another
+//     process takes at the wrong moment would still fail a WAL or MANIFEST
+//     write, so the store also holds a ballast (engines.BallastFile,
+//     ballastBytes allocated) and pebble's own hook for a full disk,
+//     vfs.OnDiskFull, gives it back: pebble retries the write once, it
+//     succeeds, and from then on the store refuses writes (ErrDiskFull).
 //   - Anything left (a Fatalf on the caller's goroutine) is recovered at the
 //     adapter boundary by engines.Failure.
 //
@@ -59,10 +68,48 @@ type faults struct {
 	bgMu  sync.Mutex
 	bgCh  chan struct{}
 	bgErr error
+
+	// ballastGone is set once the ballast was given back to a write that
+	// found the disk full.
+	ballastGone atomic.Bool
+	log         *slog.Logger
 }
 
-func newFaults(dir string, reserve int64, pool *engines.DiskSpace) *faults {
-	return &faults{dir: dir, guard: engines.NewSpaceGuard(Name, dir, reserve, pool), bgCh: make(chan struct{})}
+// ballastBytes is the space the ballast holds: a WAL block and its
+// rotation, a MANIFEST edit or snapshot, many times over.
+const ballastBytes = 4 << 20
+
+func newFaults(dir string, reserve int64, pool *engines.DiskSpace, log *slog.Logger) *faults {
+	return &faults{dir: dir, guard: engines.NewSpaceGuard(Name, dir, reserve, pool), bgCh: make(chan struct{}),
+		log: log.With("engine", Name, "dir", dir)}
+}
+
+// holdBallast makes sure the ballast file holds ballastBytes, allocated.
+// Without room for it (or fallocate), the store goes on without one.
+func (f *faults) holdBallast() {
+	path := filepath.Join(f.dir, engines.BallastFile)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err == nil {
+		err = syscall.Fallocate(int(file.Fd()), 0, 0, ballastBytes)
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(path)
+		f.log.Warn("no ballast: a full disk caused by others may fail a WAL write", "err", err)
+	}
+}
+
+// onDiskFull is pebble's vfs.OnDiskFull callback: a write found the disk
+// full (not the guard: its refusals are no ENOSPC), so the ballast goes,
+// pebble retries the write, and the store refuses writes from now on.
+func (f *faults) onDiskFull() {
+	if f.ballastGone.Swap(true) {
+		return
+	}
+	err := os.Remove(filepath.Join(f.dir, engines.BallastFile))
+	f.log.Error("the disk filled under the store; its ballast was released for the write in progress, and it refuses writes until reopened", "err", err)
 }
 
 // check returns the error every call but Close returns once the store has
@@ -72,8 +119,12 @@ func (f *faults) check() error { return f.fail.Err() }
 // admit asks the guard for n bytes of writes that end in the WAL, and
 // refuses while a flush cannot complete for lack of space.
 func (f *faults) admit(n int64) error {
+	if f.ballastGone.Load() {
+		return fmt.Errorf("pebble store %q: the disk filled under the store (its ballast is spent); writes are refused until it is reopened: %w: %w",
+			f.dir, engines.ErrDiskFull, syscall.ENOSPC)
+	}
 	if p := f.flushFull.Load(); p != nil {
-		return fmt.Errorf("pebble store %q: writes refused until a memtable flush succeeds: %w", f.dir, *p)
+		return fmt.Errorf("pebble store %q: writes refused until a memtable flush succeeds (%v): %w: %w", f.dir, *p, engines.ErrDiskFull, syscall.ENOSPC)
 	}
 	return f.guard.Admit(n)
 }
@@ -175,13 +226,18 @@ func (g guardFS) guarded(name string) bool {
 
 func (g guardFS) refuse(name string, n int64) error {
 	err := g.f.guard.Admit(n)
+	if err == nil && g.f.ballastGone.Load() {
+		err = errors.New("the ballast is spent")
+	}
 	if err == nil {
 		return nil
 	}
 	if filepath.Clean(filepath.Dir(name)) == g.live {
 		time.Sleep(refusalPause)
 	}
-	return fmt.Errorf("write %q: %w: %w", name, errNoRoom, err)
+	// Not wrapping ENOSPC: vfs.OnDiskFull would take the refusal for a
+	// full disk and spend the ballast.
+	return fmt.Errorf("write %q: %w (%v)", name, errNoRoom, err)
 }
 
 func (g guardFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {

@@ -43,6 +43,9 @@ type settings struct {
 	diskReserveBytes      int64
 	diskSpace             *engines.DiskSpace
 	logger                *slog.Logger
+	// wrapFS, set by tests, wraps the OS filesystem pebble writes through
+	// (to inject errors).
+	wrapFS func(vfs.FS) vfs.FS
 }
 
 // newSettings applies defaults to a copy of o, validates it and resolves the
@@ -103,6 +106,13 @@ func (s settings) String() string {
 
 const lbaseMaxBytes = 64 << 20
 
+func (s settings) osFS() vfs.FS {
+	if s.wrapFS != nil {
+		return s.wrapFS(vfs.Default)
+	}
+	return vfs.Default
+}
+
 // pebbleOptions builds the options pebble.Open gets for the database in
 // live, writing through guardFS and reporting to f's event listener. Each
 // call returns fresh options: pebble keeps and mutates what it is given.
@@ -120,7 +130,7 @@ func (s settings) pebbleOptions(f *faults, live string) *pebbledb.Options {
 		// The plain OS filesystem behind the space guard. Left nil,
 		// pebble wraps it in a disk health checker whose ticker
 		// goroutines outlive a failed Open.
-		FS:            guardFS{FS: vfs.Default, f: f, live: filepath.Clean(live)},
+		FS:            vfs.OnDiskFull(guardFS{FS: s.osFS(), f: f, live: filepath.Clean(live)}, f.onDiskFull),
 		EventListener: f.listener(s),
 	}
 	var profile *sstable.CompressionProfile

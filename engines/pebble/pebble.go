@@ -106,6 +106,10 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(dir, set)
+}
+
+func open(dir string, set settings) (*Store, error) {
 	created, err := engines.ClaimDir(dir, Name)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
@@ -113,8 +117,9 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if _, err := engines.CheckIntegrity(dir); err != nil {
 		return nil, fmt.Errorf("open pebble store: %w", err)
 	}
-	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes, set.diskSpace)}
+	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes, set.diskSpace, set.logger)}
 	s.f.fail.Logger = set.logger
+	s.f.holdBallast()
 	if err := s.open(created); err != nil {
 		s.f.guard.Release()
 		return nil, err
@@ -701,6 +706,12 @@ func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	disk, err := engines.DiskUsage(s.dir)
 	if err != nil {
 		return engines.Metrics{}, fmt.Errorf("pebble metrics %q: %w", s.dir, err)
+	}
+	// The ballast is space held, not the store's data.
+	if fi, err := os.Stat(filepath.Join(s.dir, engines.BallastFile)); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			disk -= st.Blocks * 512
+		}
 	}
 	m := s.db.Metrics()
 	total := m.Total()
