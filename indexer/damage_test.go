@@ -26,7 +26,7 @@ func largestFile(t *testing.T, dir string) string {
 			return err
 		}
 		switch d.Name() {
-		case engines.MarkerFile, engines.SealFile:
+		case engines.MarkerFile, engines.SealFile, engines.BallastFile:
 			return nil
 		}
 		fi, err := d.Info()

@@ -38,7 +38,7 @@ func TestDiskFullIndexer(t *testing.T) {
 			t.Skip("the memory engine writes nothing to fill a disk with")
 		}
 		mnt := t.TempDir()
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=72m", "tmpfs", mnt).CombinedOutput(); err != nil {
 			t.Skipf("mount a tmpfs on %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
 		}
 		t.Cleanup(func() {
@@ -56,6 +56,7 @@ func TestDiskFullIndexer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { ix.Close() }) // before the unmount, when the test fails early
 		d := defn.IndexDefn{Name: "i", SecExprs: []string{"a"}, Partitions: 4}
 		mustCreate(t, ix, 1, d)
 		g := newGen(4)

@@ -124,7 +124,7 @@ func (f *faults) admit(n int64) error {
 			f.dir, engines.ErrDiskFull, syscall.ENOSPC)
 	}
 	if p := f.flushFull.Load(); p != nil {
-		return fmt.Errorf("pebble store %q: writes refused until a memtable flush succeeds (%v): %w: %w", f.dir, *p, engines.ErrDiskFull, syscall.ENOSPC)
+		return diskFullError{fmt.Errorf("pebble store %q: writes refused until a memtable flush succeeds: %v", f.dir, *p)}
 	}
 	return f.guard.Admit(n)
 }
@@ -150,6 +150,11 @@ func (f *faults) lastDiskFull() error {
 func (f *faults) engineErr(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, errNoRoom) && !errors.Is(err, syscall.ENOSPC) {
+		// A refusal of guardFS's, which must not look like ENOSPC to
+		// pebble (see refuse), reaches the caller as one.
+		return diskFullError{err}
 	}
 	if pebbledb.IsCorruptionError(err) && !errors.Is(err, engines.ErrCorrupt) {
 		err = fmt.Errorf("%w: %w", engines.ErrCorrupt, err)
@@ -188,6 +193,13 @@ func (f *faults) listener(s settings) *pebbledb.EventListener {
 		},
 	}
 }
+
+// diskFullError is err, which says the disk is full in words, made to say
+// it to errors.Is too (engines.ErrDiskFull, syscall.ENOSPC) without
+// repeating it in the message.
+type diskFullError struct{ error }
+
+func (e diskFullError) Unwrap() []error { return []error{e.error, engines.ErrDiskFull, syscall.ENOSPC} }
 
 func isDiskFull(err error) bool {
 	return errors.Is(engines.DiskError(err), engines.ErrDiskFull) || errors.Is(err, errNoRoom)
