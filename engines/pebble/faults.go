@@ -33,9 +33,10 @@ import (
 //     engines.ErrDiskFull (and syscall.ENOSPC) when the write would dip
 //     into the reserve.
 //   - guardFS, pebble's filesystem, asks the same guard before every write
-//     of an sstable, blob file or checkpoint copy: those fail with ENOSPC at
-//     the reserve, as background errors. WAL, MANIFEST, OPTIONS and marker
-//     files pass unchecked and so always find the reserve.
+//     of an sstable, blob file or checkpoint copy: those fail at the
+//     reserve (errNoRoom), as background errors, or as the caller's error
+//     for a checkpoint. WAL, MANIFEST, OPTIONS and marker files pass
+//     unchecked and so always find the reserve.
 //   - A flush that failed for lack of space blocks Apply until one
 //     succeeds, so memtables cannot pile up into a write stall that would
 //     never end; CreateRecoveryPoint's flush wait ends on that failure too.
@@ -50,8 +51,10 @@ import (
 //   - Anything left (a Fatalf on the caller's goroutine) is recovered at the
 //     adapter boundary by engines.Failure.
 //
-// An I/O error (EIO) on the WAL or MANIFEST stays fatal inside pebble; no
-// reserve prevents it.
+// An I/O error (EIO) on the WAL or MANIFEST is left as pebble handles it:
+// a failed commit is contained (ErrFailed), but a WAL that cannot be
+// rotated, or a MANIFEST update a flush or compaction cannot write, still
+// ends the process. No reserve prevents an I/O error.
 
 // faults is the store's failure state shared with pebble's event listener
 // and filesystem, which outlive a rollback's reopen.
