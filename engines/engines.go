@@ -65,8 +65,22 @@ var (
 	// ErrForeignDir means the directory holds files the engine did not
 	// create (another engine's store, or unrelated files). Nothing is touched.
 	ErrForeignDir = errors.New("directory holds files that are not this engine's store")
-	// ErrCorrupt means the store's files exist but cannot be read as a store.
+	// ErrCorrupt means the store's files exist but cannot be read as a
+	// store, or do not hold what was written: damage, as opposed to a
+	// transient failure (a full disk, permissions, a lock another process
+	// holds). A caller may rebuild a corrupt store from scratch; it must
+	// not do so for other errors.
 	ErrCorrupt = errors.New("store is corrupt")
+	// ErrDiskFull means a write was refused or failed because the store's
+	// filesystem has no room (left) for it. Such errors also wrap
+	// syscall.ENOSPC. What was applied before stays; the store can be
+	// closed, and written again once there is room.
+	ErrDiskFull = errors.New("disk full")
+	// ErrFailed means the engine failed in a way the adapter could only
+	// contain (a panic recovered at the adapter boundary, an error the
+	// engine treats as fatal): the store refuses every later call with the
+	// same error, without touching the engine again. Close it and reopen.
+	ErrFailed = errors.New("store failed")
 	// ErrNoRecoveryPoint means a recovery point id is not known to the store.
 	ErrNoRecoveryPoint = errors.New("no such recovery point")
 	// ErrClosed is returned by operations on a closed store or view.
@@ -87,6 +101,13 @@ type Options struct {
 	Extra map[string]string
 	// Logger receives the engine's own log lines. Default: discards them.
 	Logger *slog.Logger
+	// DiskSpace, when set, pools the free-space reserves of the stores
+	// opened with it (see SpaceGuard): each refuses writes once the free
+	// space on its filesystem falls below the sum of the reserves of the
+	// pooled stores there, since they fill it together. Default nil: each
+	// store keeps its own reserve only. Not a setting: String leaves it
+	// out.
+	DiskSpace *DiskSpace
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns o.

@@ -39,7 +39,9 @@ type Recorder interface {
 type Config struct {
 	// Engine opens each slice's store. Required.
 	Engine engines.Engine
-	// EngineOptions are passed to Engine.Open for every slice.
+	// EngineOptions are passed to Engine.Open for every slice. Without a
+	// DiskSpace, New gives them one, so the indexer's slices keep their
+	// free-space reserves together (engines.DiskSpace).
 	EngineOptions engines.Options
 	// Dir holds the slices, one store per partition in Dir/<index>/p<N>.
 	// Required (even the memory engine claims its directories).

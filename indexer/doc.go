@@ -63,6 +63,16 @@
 // no snapshot is published (scans wait, DDL is refused with ErrRecovering)
 // until the flushed vector covers the newest restored one.
 //
+// Damage: a slice whose store the engine reports damaged (an error wrapping
+// engines.ErrCorrupt, not a transient one such as a full disk or an I/O
+// error) when it is opened, or while it is restored, is rebuilt empty
+// rather than failing the node or being served: the directory is replaced
+// by a new store, only if its marker names the engine, and the slice
+// restarts from the zero vector, so the streams replay it. Stats counts
+// these in SlicesRebuilt; each is logged with its reason. A flush round
+// that fails in many slices for one cause (a full disk) reports it once,
+// naming the slices.
+//
 // Slice layout (one engines.Store per partition, Dir/<index>/p<N>): main
 // keyspace encodedKey ++ docid ++ uint16 big-endian len(docid) → empty;
 // back keyspace docid → encodedKey; meta keyspace "ts" → the vector the

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
@@ -377,15 +379,63 @@ func (ix *Indexer) completeRounds(wait bool) error {
 	return nil
 }
 
+// joinJobErrors reports a round's failed jobs. Slices that failed for one
+// cause — a full disk fails every slice on it, a failed store every later
+// call — are reported once, naming the other slices, rather than once
+// each; failures of different kinds are all kept (errors.Join).
+func joinJobErrors(jobs []*sliceJob) error {
+	type group struct {
+		first  error
+		class  error
+		others []string
+	}
+	var groups []*group
+	for _, j := range jobs {
+		if j.err == nil {
+			continue
+		}
+		class := errorClass(j.err)
+		var g *group
+		for _, h := range groups {
+			if class != nil && h.class == class {
+				g = h
+				break
+			}
+		}
+		if g == nil {
+			groups = append(groups, &group{first: j.err, class: class})
+			continue
+		}
+		g.others = append(g.others, j.s.name)
+	}
+	var errs []error
+	for _, g := range groups {
+		if len(g.others) == 0 {
+			errs = append(errs, g.first)
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w (the same in %d more slices: %s)", g.first, len(g.others), strings.Join(g.others, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// errorClass is the engines sentinel err wraps, or nil.
+func errorClass(err error) error {
+	for _, c := range []error{engines.ErrDiskFull, engines.ErrCorrupt, engines.ErrFailed, engines.ErrClosed} {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}
+
 // completeRound accounts for a finished round and publishes its snapshot.
 func (ix *Indexer) completeRound(r *round) error {
 	var res flushResult
-	var errs []error
 	fresh := make(map[*slice]*viewRef)
 	var persistD time.Duration
 	persisted := false
 	for _, j := range r.jobs {
-		errs = append(errs, j.err)
 		res.applied += j.res.applied
 		res.changed += j.res.changed
 		if j.v != nil {
@@ -396,7 +446,7 @@ func (ix *Indexer) completeRound(r *round) error {
 			persistD = max(persistD, j.persistD)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := joinJobErrors(r.jobs); err != nil {
 		for _, v := range fresh {
 			v.release()
 		}

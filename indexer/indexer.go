@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
@@ -137,6 +138,11 @@ func New(cfg Config) (*Indexer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.EngineOptions.DiskSpace == nil {
+		// The slices share the data directory's filesystem and fill it
+		// together.
+		cfg.EngineOptions.DiskSpace = new(engines.DiskSpace)
+	}
 	ix := &Indexer{
 		cfg:         cfg,
 		kick:        make(chan struct{}, 1),
@@ -202,6 +208,9 @@ func (ix *Indexer) CreateInstance(d InstanceDefn) error {
 				err = errors.Join(err, o.store.Close())
 			}
 			return fmt.Errorf("create index %q: %w", name, err)
+		}
+		if s.rebuilt != nil {
+			ix.noteRebuilt(s, s.rebuilt)
 		}
 		inst.slices = append(inst.slices, s)
 	}

@@ -149,8 +149,36 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 }
 
 // restoreSlice rolls s back to the recovery point choose picks, or empties
-// it.
+// it. A store found damaged on the way (its recovery points unreadable, a
+// rollback that meets damage) is rebuilt empty instead of failing the
+// whole flow: the slice restarts from the zero vector and the streams
+// replay it.
 func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) int) error {
+	err := ix.restoreSlice1(s, choose)
+	if err == nil || !damaged(err) {
+		return err
+	}
+	st, rerr := replaceWithEmpty(&ix.cfg, s.dir, s.store)
+	if rerr != nil {
+		return fmt.Errorf("%w; rebuilding it failed: %w", err, rerr)
+	}
+	s.store = st
+	s.failed = nil
+	s.cache.reset(true)
+	s.ts = upr.NewTsVbuuid(ix.cfg.NumVbuckets)
+	s.rps = nil
+	ix.noteRebuilt(s, err)
+	return nil
+}
+
+// noteRebuilt counts and logs a slice rebuilt from empty.
+func (ix *Indexer) noteRebuilt(s *slice, why error) {
+	ix.st.slicesRebuilt.Add(1)
+	ix.cfg.Logger.Warn("slice store damaged; rebuilt empty, the streams replay it from the start",
+		"slice", s.name, "dir", s.dir, "reason", why)
+}
+
+func (ix *Indexer) restoreSlice1(s *slice, choose func([]engines.RecoveryPoint) int) error {
 	rps, err := s.store.RecoveryPoints()
 	if err != nil {
 		return fmt.Errorf("slice %q: list recovery points: %w", s.name, err)
@@ -176,7 +204,7 @@ func (ix *Indexer) restoreSlice(s *slice, choose func([]engines.RecoveryPoint) i
 		return nil
 	}
 	// No usable recovery point: start the slice over, empty.
-	st, err := ix.replaceEmpty(s)
+	st, err := replaceWithEmpty(&ix.cfg, s.dir, s.store)
 	if err != nil {
 		return fmt.Errorf("slice %q: start over empty: %w", s.name, err)
 	}
@@ -230,43 +258,63 @@ const (
 	oldSuffix   = ".old"
 )
 
-// replaceEmpty replaces s's store by a new, empty one so that a crash at any
-// moment leaves at s.dir either the old store, intact, or the new one,
-// complete — never a store half removed or half created, which an engine
-// could not open again. The new store is created and closed beside the old
-// one, the old one is renamed aside, the new one renamed into place, and only
-// then is the old one removed. A crash in between leaves s.dir missing (the
-// slice reopens empty, which is what was being done) and leftovers that
+// replaceWithEmpty replaces the store in dir (open as old, or closed when
+// old is nil) by a new, empty one so that a crash at any moment leaves at
+// dir either the old store, intact, or the new one, complete — never a
+// store half removed or half created, which an engine could not open
+// again. The new store is created and closed beside the old one, the old
+// one is renamed aside, the new one renamed into place, and only then is
+// the old one removed. A crash in between leaves dir missing (the slice
+// reopens empty, which is what was being done) and leftovers that
 // openSlice removes.
-func (ix *Indexer) replaceEmpty(s *slice) (engines.Store, error) {
-	fresh, old := s.dir+freshSuffix, s.dir+oldSuffix
-	if err := removeLeftovers(s.dir, ix.cfg.Engine.Name); err != nil {
+//
+// Only a directory whose marker names the engine is replaced: idxbench
+// removes nothing it did not create. Closing a damaged or failed old
+// store may fail; that does not stop its replacement.
+func replaceWithEmpty(cfg *Config, dir string, old engines.Store) (engines.Store, error) {
+	engine := cfg.Engine.Name
+	fresh, aside := dir+freshSuffix, dir+oldSuffix
+	if err := removeLeftovers(dir, engine); err != nil {
 		return nil, err
 	}
-	st, err := ix.cfg.Engine.Open(fresh, ix.cfg.EngineOptions)
+	owner, err := engines.ReadMarker(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("replace store %q: %w", dir, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("replace store %q: %w", dir, err)
+	case owner != engine:
+		return nil, fmt.Errorf("replace store %q: it belongs to engine %q, not %q: %w", dir, owner, engine, engines.ErrForeignDir)
+	}
+	st, err := cfg.Engine.Open(fresh, cfg.EngineOptions)
 	if err != nil {
 		return nil, err
 	}
 	if err := st.Close(); err != nil {
 		return nil, err
 	}
-	if err := s.store.Close(); err != nil {
+	if old != nil {
+		err := old.Close()
+		if err != nil && !errors.Is(err, engines.ErrCorrupt) && !errors.Is(err, engines.ErrFailed) && !errors.Is(err, engines.ErrClosed) {
+			return nil, err
+		}
+	}
+	if err := os.Rename(dir, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := os.Rename(s.dir, old); err != nil {
+	if err := os.Rename(fresh, dir); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(fresh, s.dir); err != nil {
+	if err := engines.SyncDir(filepath.Dir(dir)); err != nil {
 		return nil, err
 	}
-	if err := engines.SyncDir(filepath.Dir(s.dir)); err != nil {
-		return nil, err
-	}
-	st, err = ix.cfg.Engine.Open(s.dir, ix.cfg.EngineOptions)
+	st, err = cfg.Engine.Open(dir, cfg.EngineOptions)
 	if err != nil {
 		return nil, err
 	}
-	if err := engines.RemoveStoreDir(old, ix.cfg.Engine.Name); err != nil {
+	if err := engines.RemoveStoreDir(aside, engine); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
 	return st, nil

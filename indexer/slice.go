@@ -79,19 +79,57 @@ type slice struct {
 	mu      sync.Mutex
 	views   int
 	drained chan struct{} // closed when views drops to 0, if someone waits
+
+	// rebuilt is why openSlice found the store damaged and replaced it by
+	// an empty one (nil when it did not).
+	rebuilt error
 }
 
+// damaged reports whether err says a store's files are damaged, as opposed
+// to a transient failure (a full disk, an I/O error, a lock): only damage
+// justifies throwing a store away.
+func damaged(err error) bool {
+	return errors.Is(err, engines.ErrCorrupt) && !engines.Transient(err)
+}
+
+// openSlice opens the slice's store. A store the engine finds damaged —
+// on open, or reading the slice's vector or recovery points — is replaced
+// by an empty one (replaceWithEmpty: only a directory carrying the
+// engine's marker is removed), so the slice starts over at the zero vector
+// and the streams replay it; s.rebuilt says why. Any other failure is
+// returned, naming the slice.
 func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
 	if err := removeLeftovers(dir, cfg.Engine.Name); err != nil {
 		return nil, fmt.Errorf("open slice %q: %w", name, err)
 	}
-	st, err := cfg.Engine.Open(dir, cfg.EngineOptions)
-	if err != nil {
-		return nil, fmt.Errorf("open slice %q: %w", name, err)
+	s, err := loadSlice(cfg, name, dir, primary, nil)
+	if err == nil || !damaged(err) {
+		return s, err
+	}
+	st, rerr := replaceWithEmpty(cfg, dir, nil)
+	if rerr != nil {
+		return nil, fmt.Errorf("open slice %q: %w; rebuilding it failed: %w", name, err, rerr)
+	}
+	s, rerr = loadSlice(cfg, name, dir, primary, st)
+	if rerr != nil {
+		return nil, fmt.Errorf("open slice %q: rebuilt after %v: %w", name, err, rerr)
+	}
+	s.rebuilt = err
+	return s, nil
+}
+
+// loadSlice opens the store in dir (unless st is already open) and reads
+// the slice's vector and recovery points from it. On failure st is closed.
+func loadSlice(cfg *Config, name, dir string, primary bool, st engines.Store) (*slice, error) {
+	if st == nil {
+		var err error
+		if st, err = cfg.Engine.Open(dir, cfg.EngineOptions); err != nil {
+			return nil, fmt.Errorf("open slice %q: %w", name, err)
+		}
 	}
 	s := &slice{name: name, dir: dir, primary: primary, store: st, ts: upr.NewTsVbuuid(cfg.NumVbuckets), nextRP: 1}
 	fail := func(err error) (*slice, error) {
-		return nil, errors.Join(fmt.Errorf("open slice %q: %w", name, err), st.Close())
+		return nil, errors.Join(fmt.Errorf("open slice %q: %w", name, err), closeQuiet(st, err))
 	}
 	b, ok, err := st.Get(engines.Meta, metaTS)
 	if err != nil {
@@ -103,7 +141,8 @@ func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
 	}
 	if ok {
 		if err := s.ts.UnmarshalBinary(b); err != nil {
-			return fail(fmt.Errorf("meta %q: %w", metaTS, err))
+			// The store read back a vector it never wrote.
+			return fail(fmt.Errorf("meta %q: %w: %w", metaTS, engines.ErrCorrupt, err))
 		}
 		if s.ts.Len() != cfg.NumVbuckets {
 			return fail(fmt.Errorf("store is over %d vbuckets, the indexer over %d", s.ts.Len(), cfg.NumVbuckets))
@@ -118,6 +157,17 @@ func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
 		s.nextRP = max(s.nextRP, rp.ID+1)
 	}
 	return s, nil
+}
+
+// closeQuiet closes a store that failed with cause; a close error that
+// only repeats a failure (the store is damaged, or refuses every call) is
+// dropped.
+func closeQuiet(st engines.Store, cause error) error {
+	err := st.Close()
+	if err == nil || damaged(cause) || errors.Is(err, engines.ErrFailed) {
+		return nil
+	}
+	return err
 }
 
 // newView returns a view counted against the slice.

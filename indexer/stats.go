@@ -20,6 +20,7 @@ type stats struct {
 	persisted          atomic.Int64
 	scans              atomic.Int64
 	scanErrors         atomic.Int64
+	slicesRebuilt      atomic.Int64
 }
 
 // Stats is a point-in-time reading of the indexer's figures. The names
@@ -52,6 +53,10 @@ type Stats struct {
 	// SkippedKeyVersions counts key versions for unknown (dropped)
 	// instances.
 	SkippedKeyVersions int64
+	// SlicesRebuilt counts slices whose store was found damaged (on open,
+	// or while restoring it in Recover or Rollback) and was replaced by an
+	// empty one, for the streams to replay from the start.
+	SlicesRebuilt int64
 	// ReaderBlocks counts how often the stream reader waited for queue
 	// space; ReaderBlocked is the time it waited in total.
 	ReaderBlocks  int64
@@ -81,6 +86,7 @@ func (ix *Indexer) Stats() Stats {
 		Scans:              ix.st.scans.Load(),
 		ScanErrors:         ix.st.scanErrors.Load(),
 		SkippedKeyVersions: ix.st.skipped.Load(),
+		SlicesRebuilt:      ix.st.slicesRebuilt.Load(),
 		ReaderBlocks:       ix.st.readerBlocks.Load(),
 		ReaderBlocked:      time.Duration(ix.st.readerBlockedNanos.Load()),
 	}

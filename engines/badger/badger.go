@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,13 @@ type Store struct {
 	dir string
 	set settings
 
+	// guard keeps free space for the writes badger makes through memory
+	// mappings of sparse files (memtable logs, value logs, new tables):
+	// a page the filesystem cannot back there is a SIGBUS, not an error.
+	guard *engines.SpaceGuard
+	// fail holds a panic contained at the adapter boundary.
+	fail engines.Failure
+
 	// mu guards db against Close: everything else holds it shared.
 	mu     sync.RWMutex
 	db     *badgerdb.DB
@@ -120,6 +128,10 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", dir, err)
 	}
+	sealed, err := engines.CheckIntegrity(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store: %w", err)
+	}
 	path := filepath.Join(dir, liveDir)
 	if !created {
 		// Badger would quietly create an empty database where a store's
@@ -128,22 +140,58 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
 		}
 	}
-	if err := removeEmptyMemtables(path); err != nil {
+	if err := removeEmptyLogs(path); err != nil {
 		return nil, fmt.Errorf("open badger store %q: %w", path, err)
 	}
-	db, err := badgerdb.OpenManaged(set.badgerOptions(path))
+	bopts := set.badgerOptions(path)
+	// A seal checked every table's CRC-32C already: block by block is
+	// for a store a crash left unsealed.
+	if err := checkFiles(path, bopts, set.verifyTables && !sealed); err != nil {
+		return nil, fmt.Errorf("open badger store %q: %w", path, err)
+	}
+	db, err := openManaged(bopts)
 	if err != nil {
-		if !created && !environmental(err) {
+		if !created && !environmental(err) && !engines.Transient(err) {
 			return nil, fmt.Errorf("open badger store %q: %w: %w", path, engines.ErrCorrupt, err)
 		}
-		return nil, fmt.Errorf("open badger store %q: %w", path, err)
+		return nil, fmt.Errorf("open badger store %q: %w", path, engines.DiskError(err))
 	}
-	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{}}
+	s := &Store{dir: dir, set: set, db: db, views: map[uint64]int{},
+		guard: engines.NewSpaceGuard(Name, dir, set.diskReserveBytes, set.diskSpace)}
+	s.fail.Logger = set.logger
 	s.ts.Store(db.MaxVersion())
+	s.updateReserve()
 	if err := s.recover(); err != nil {
+		s.guard.Release()
 		return nil, errors.Join(fmt.Errorf("open badger store %q: %w", path, err), db.Close())
 	}
 	return s, nil
+}
+
+// openManaged opens the database, turning a panic of badger's (its own
+// checks of what it reads) into an error.
+func openManaged(o badgerdb.Options) (db *badgerdb.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked opening it: %v", r)
+		}
+	}()
+	return badgerdb.OpenManaged(o)
+}
+
+// updateReserve sets the guard's reserve: the configured base (memtables
+// waiting to be flushed, their logs, the flush at Close) plus the size of
+// the LSM tree. Compactions write their new tables through mappings
+// before they remove the old ones, several run at once, and they go on
+// after writes stop: in the worst case they rewrite the whole tree, and a
+// table the disk cannot hold is a SIGBUS. (The test that fills a disk
+// found a quarter of the tree too little.)
+func (s *Store) updateReserve() {
+	var lsm int64
+	for _, l := range s.db.Levels() {
+		lsm += l.Size
+	}
+	s.guard.SetReserve(s.set.diskReserveBytes + lsm)
 }
 
 // environmental reports whether an open error comes from the environment
@@ -209,11 +257,20 @@ func (s *Store) updateDiscardTsLocked() {
 }
 
 // Apply implements engines.Store.
-func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "apply", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// The batch lands in the memtable's log and, for large values, the
+	// value log: both written through mappings.
+	if err := s.guard.Admit(2*int64(b.Bytes()) + 32*int64(b.Len()) + 64); err != nil {
+		return fmt.Errorf("badger apply batch of %d ops: %w", b.Len(), err)
 	}
 	n := b.Len()
 	// Badger keeps references to keys and entries until the commit: one
@@ -244,30 +301,37 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		}
 	}
 	if err := txn.CommitAt(ts+1, nil); err != nil {
-		return fmt.Errorf("badger apply batch of %d ops in %q: %w", n, s.dir, err)
+		return fmt.Errorf("badger apply batch of %d ops in %q: %w", n, s.dir, engines.DiskError(err))
 	}
 	s.ts.Store(ts + 1)
 	if d == engines.Sync {
 		if err := s.db.Sync(); err != nil {
-			return fmt.Errorf("badger sync %q: %w", s.dir, err)
+			return fmt.Errorf("badger sync %q: %w", s.dir, engines.DiskError(err))
 		}
 	}
 	// Without recovery points nothing would ever raise the discard
 	// timestamp, and old versions would pile up.
 	s.rpMu.Lock()
-	if s.applies++; s.applies%256 == 0 && len(s.points) == 0 {
-		s.updateDiscardTsLocked()
+	if s.applies++; s.applies%64 == 0 {
+		if len(s.points) == 0 {
+			s.updateDiscardTsLocked()
+		}
+		s.updateReserve()
 	}
 	s.rpMu.Unlock()
 	return nil
 }
 
 // Get implements engines.Store.
-func (s *Store) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (s *Store) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "get", &err)
 	if s.closed {
 		return nil, false, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, false, err
 	}
 	txn := s.db.NewTransactionAt(s.ts.Load(), false)
 	defer txn.Discard()
@@ -280,11 +344,11 @@ func get(txn *badgerdb.Txn, ks engines.Keyspace, key []byte) ([]byte, bool, erro
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, engines.DiskError(err))
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("badger get %s key %q: %w", ks, key, engines.DiskError(err))
 	}
 	if v == nil {
 		v = []byte{}
@@ -293,11 +357,15 @@ func get(txn *badgerdb.Txn, ks engines.Keyspace, key []byte) ([]byte, bool, erro
 }
 
 // NewView implements engines.Store.
-func (s *Store) NewView() (engines.View, error) {
+func (s *Store) NewView() (_ engines.View, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "new view", &err)
 	if s.closed {
 		return nil, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, err
 	}
 	s.rpMu.Lock()
 	ts := s.ts.Load()
@@ -313,10 +381,11 @@ type view struct {
 	closed bool
 }
 
-func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (v *view) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	if v.closed {
 		return nil, false, engines.ErrClosed
 	}
+	defer v.s.fail.Recover(Name, v.s.dir, "view get", &err)
 	return get(v.txn, ks, key)
 }
 
@@ -412,11 +481,18 @@ func (i *iter) Close() error {
 
 // CreateRecoveryPoint implements engines.Store: the meta is committed at
 // the next version T under a reserved key, and the database synced.
-func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "create recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	if err := s.guard.Admit(int64(len(meta)) + 64); err != nil {
+		return fmt.Errorf("badger recovery point %d: %w", id, err)
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -426,10 +502,10 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 	meta = bytes.Clone(meta)
 	t, err := s.commit(func(txn *badgerdb.Txn) error { return txn.Set(rpKey(id), meta) })
 	if err != nil {
-		return fmt.Errorf("badger recovery point %d in %q: %w", id, s.dir, err)
+		return fmt.Errorf("badger recovery point %d in %q: %w", id, s.dir, engines.DiskError(err))
 	}
 	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("badger recovery point %d: sync %q: %w", id, s.dir, err)
+		return fmt.Errorf("badger recovery point %d: sync %q: %w", id, s.dir, engines.DiskError(err))
 	}
 	s.points = append(s.points, recoveryPoint{id: id, ts: t, meta: meta})
 	s.updateDiscardTsLocked()
@@ -470,11 +546,15 @@ func (s *Store) indexOf(id uint64) int {
 // DropRecoveryPoint implements engines.Store. Deleting the key is enough;
 // what the point pinned goes with the next compactions once the discard
 // timestamp moves past it.
-func (s *Store) DropRecoveryPoint(id uint64) error {
+func (s *Store) DropRecoveryPoint(id uint64) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "drop recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -491,16 +571,25 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 }
 
 // RollbackTo implements engines.Store.
-func (s *Store) RollbackTo(id uint64) error {
+func (s *Store) RollbackTo(id uint64) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "rollback", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// The marker's commit; the rewrite asks for its writes as it goes
+	// (rewriter.put), so a rollback with nothing to rewrite needs no room.
+	if err := s.guard.Admit(256); err != nil {
+		return fmt.Errorf("badger rollback to %d: %w", id, err)
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
 	if err := s.rollbackLocked(id); err != nil {
-		return fmt.Errorf("badger rollback %q to %d: %w", s.dir, id, err)
+		return fmt.Errorf("badger rollback %q to %d: %w", s.dir, id, engines.DiskError(err))
 	}
 	return nil
 }
@@ -582,7 +671,7 @@ func (s *Store) rewriteSince(t, w uint64) error {
 	atT := s.db.NewTransactionAt(t, false)
 	defer atT.Discard()
 
-	r := newRewriter(s.db, w)
+	r := newRewriter(s.db, w, s.guard)
 	for ks := range engines.NumKeyspaces {
 		prefix := []byte{byte(ks)}
 		changed := cur.NewIterator(badgerdb.IteratorOptions{Prefix: prefix, AllVersions: true, SinceTs: t})
@@ -620,10 +709,18 @@ type rewriter struct {
 	kv    pb.KV
 	w     uint64
 	arena []byte
+	// guard admits the writes ahead, admitChunk bytes at a time; room
+	// is what is left of the last admission.
+	guard *engines.SpaceGuard
+	room  int64
 }
 
-func newRewriter(db *badgerdb.DB, w uint64) *rewriter {
-	return &rewriter{ldr: db.NewKVLoader(maxInflight), w: w}
+// admitChunk is how many bytes of rewrites the rewriter asks the space
+// guard for at once.
+const admitChunk = 256 << 10
+
+func newRewriter(db *badgerdb.DB, w uint64, guard *engines.SpaceGuard) *rewriter {
+	return &rewriter{ldr: db.NewKVLoader(maxInflight), w: w, guard: guard}
 }
 
 // keep returns a copy of b in the arena (nil for an empty b).
@@ -641,6 +738,13 @@ func (r *rewriter) keep(b []byte) []byte {
 
 // put adds one write; value must stay unchanged until finish.
 func (r *rewriter) put(key, value []byte, del bool) error {
+	if n := int64(len(key) + len(value) + 32); n > r.room {
+		if err := r.guard.Admit(max(n, admitChunk)); err != nil {
+			return err
+		}
+		r.room = max(n, admitChunk)
+	}
+	r.room -= int64(len(key) + len(value) + 32)
 	r.kv = pb.KV{Key: key, Value: value, Version: r.w}
 	if del {
 		r.kv.Meta = deletedMeta
@@ -716,11 +820,15 @@ func rewriteKeyspace(changed, old *badgerdb.Iterator, r *rewriter) error {
 // Metrics implements engines.Store. Badger counts bytes written only in
 // process-global expvars, so EngineBytesWritten is -1; MemoryBytes is what
 // the block and index caches hold plus one memtable.
-func (s *Store) Metrics() (engines.Metrics, error) {
+func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "metrics", &err)
 	if s.closed {
 		return engines.Metrics{}, engines.ErrClosed
+	}
+	if err := s.fail.Err(); err != nil {
+		return engines.Metrics{}, err
 	}
 	disk, err := engines.DiskUsage(s.dir)
 	if err != nil {
@@ -745,47 +853,78 @@ func (s *Store) Metrics() (engines.Metrics, error) {
 
 // Compact implements engines.Compacter with badger's Flatten, which
 // compacts every level into one.
-func (s *Store) Compact() error {
+func (s *Store) Compact() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.fail.Recover(Name, s.dir, "compact", &err)
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
+	// Flattening rewrites the tree: room for all of it.
+	lsm, _ := s.db.Size()
+	if err := s.guard.Admit(lsm); err != nil {
+		return fmt.Errorf("badger compact: %w", err)
+	}
 	if err := s.db.Flatten(1); err != nil {
-		return fmt.Errorf("badger compact %q: %w", s.dir, err)
+		return fmt.Errorf("badger compact %q: %w", s.dir, engines.DiskError(err))
 	}
 	return nil
 }
 
-// Close implements engines.Store.
-func (s *Store) Close() error {
+// Close implements engines.Store. Badger flushes the memtable to a table
+// first. A store closed cleanly is sealed (engines.Seal): the next Open
+// checks every file's size and CRC-32C before badger reads any (badger
+// would take a damaged log or MANIFEST for one a crash cut short and drop
+// what follows, and exits on some damaged tables), and then need not
+// verify the tables block by block (checkTables), which costs ten times
+// more.
+func (s *Store) Close() error { return s.close(true) }
+
+func (s *Store) close(seal bool) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return engines.ErrClosed
 	}
 	s.closed = true
+	defer s.guard.Release()
+	failed := s.fail.Err() != nil
+	defer s.fail.Recover(Name, s.dir, "close", &err)
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close badger store %q: %w", s.dir, err)
+		return fmt.Errorf("close badger store %q: %w", s.dir, engines.DiskError(err))
+	}
+	if seal && !failed {
+		if err := engines.Seal(s.dir, engines.SealAll); err != nil {
+			// The store is closed and intact; only the check at the next
+			// Open is lost, as after a crash.
+			s.set.logger.Warn("store closed without a seal", "engine", Name, "dir", s.dir, "err", err)
+		}
 	}
 	return nil
 }
 
 // Destroy implements engines.Store.
 func (s *Store) Destroy() error {
-	err := s.Close()
+	err := s.close(false)
 	if errors.Is(err, engines.ErrClosed) {
 		err = nil
 	}
 	return errors.Join(err, engines.RemoveStoreDir(s.dir, Name))
 }
 
-// removeEmptyMemtables deletes zero-length memtable files (*.mem, badger's
-// write-ahead logs). A process killed just after badger created one, before
-// it sized and wrote it, leaves such a file, and badger then refuses to open
-// the database ("while opening fid: N err: Create a new file"). A zero-length
-// log holds no writes, so removing it loses nothing. Found by the crash test.
-func removeEmptyMemtables(path string) error {
+// removeEmptyLogs deletes zero-length memtable files (*.mem, badger's
+// write-ahead logs) and a zero-length newest value log. A process killed
+// just after badger created one, before it sized and wrote it, leaves such
+// a file, and badger then refuses to open the database ("while opening
+// fid: N err: Create a new file"), after starting goroutines it leaves
+// running. A zero-length log holds no writes, so removing it loses
+// nothing (found by the crash test for memtables, by the corruption suite
+// for value logs). An older value log of zero length cannot come from a
+// crash, and values may point into it: that is damage.
+func removeEmptyLogs(path string) error {
 	ents, err := os.ReadDir(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -793,18 +932,40 @@ func removeEmptyMemtables(path string) error {
 	if err != nil {
 		return err
 	}
+	newestVlog, emptyVlogs := -1, map[int]string{}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".mem") {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if ext != ".mem" && ext != ".vlog" {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
 			return err
 		}
+		if ext == ".vlog" {
+			fid, err := strconv.Atoi(strings.TrimSuffix(name, ext))
+			if err != nil {
+				continue // not badger's; badger reports it
+			}
+			newestVlog = max(newestVlog, fid)
+			if fi.Size() == 0 {
+				emptyVlogs[fid] = name
+			}
+			continue
+		}
 		if fi.Size() == 0 {
-			if err := os.Remove(filepath.Join(path, e.Name())); err != nil {
+			if err := os.Remove(filepath.Join(path, name)); err != nil {
 				return err
 			}
+		}
+	}
+	for fid, name := range emptyVlogs {
+		if fid != newestVlog {
+			return fmt.Errorf("value log %q is empty, and newer ones follow it: %w", filepath.Join(path, name), engines.ErrCorrupt)
+		}
+		if err := os.Remove(filepath.Join(path, name)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -32,4 +32,17 @@
 // with an error wrapping badger.ErrTxnTooBig. Badger's per-DB byte counters
 // are process-global expvars, so EngineBytesWritten is -1: measure bytes
 // written from outside (/proc/self/io).
+//
+// Faults: badger writes its memtable logs, value logs and new tables
+// through memory mappings of sparse files, where a full disk is a SIGBUS,
+// so a space guard keeps disk_reserve_bytes (plus the LSM tree's size, for
+// compactions) free and refuses writes that would dip into it
+// (engines.ErrDiskFull, syscall.ENOSPC). Badger exits the process on some
+// damaged tables and silently drops others, so Open first checks the key
+// registry, the value logs' headers and the MANIFEST (checkFiles). A store
+// closed cleanly is sealed: Open checks every file's size and CRC-32C. One
+// a crash left unsealed has every table verified block by block instead
+// (checkTables, about 4 s per GB per core; verify_tables=false keeps only
+// the cheap checks). Damage is engines.ErrCorrupt naming the file; a panic
+// on the caller's goroutine is contained (engines.ErrFailed).
 package badger

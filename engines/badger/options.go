@@ -22,16 +22,33 @@ const (
 	// ExtraNumMemtables is how many memtables (active plus waiting to be
 	// flushed) badger keeps before stalling writes. Default 5 (badger's).
 	ExtraNumMemtables = "num_memtables"
+	// ExtraDiskReserveBytes is the free space the store keeps on its
+	// filesystem for what badger writes through memory mappings (memtable
+	// logs, value logs, new tables), where a full disk is a SIGBUS rather
+	// than an error; the LSM tree's size is added for compactions (see
+	// Store.updateReserve). Writes that would dip into it fail with
+	// engines.ErrDiskFull. Default (num_memtables + 2) memtables + 16 MiB.
+	ExtraDiskReserveBytes = "disk_reserve_bytes"
+	// ExtraVerifyTables, when true (the default), has Open read every table
+	// and check every block's checksum before badger opens them, when the
+	// store has no seal (after a crash; a seal's checksums cover the
+	// tables otherwise); see checkTables. false opens faster after a
+	// crash, and leaves a damaged table to badger, which may exit the
+	// process or drop the table.
+	ExtraVerifyTables = "verify_tables"
 )
 
 // settings are the effective badger settings an engines.Options leads to.
 type settings struct {
-	cacheBytes      int64
-	memtableBytes   int64
-	compression     string
-	indexCacheBytes int64
-	numMemtables    int
-	logger          *slog.Logger
+	cacheBytes       int64
+	memtableBytes    int64
+	compression      string
+	indexCacheBytes  int64
+	numMemtables     int
+	diskReserveBytes int64 // the base; see Store.updateReserve
+	diskSpace        *engines.DiskSpace
+	verifyTables     bool
+	logger           *slog.Logger
 }
 
 func newSettings(o engines.Options) (settings, error) {
@@ -45,11 +62,25 @@ func newSettings(o engines.Options) (settings, error) {
 		compression:     o.Compression,
 		indexCacheBytes: 64 << 20,
 		numMemtables:    5,
+		verifyTables:    true,
+		diskSpace:       o.DiskSpace,
 		logger:          o.Logger,
 	}
+	reserve := int64(-1)
 	for k, v := range o.Extra {
 		n, err := strconv.ParseInt(v, 10, 64)
 		switch k {
+		case ExtraDiskReserveBytes:
+			if err != nil || n < 0 {
+				return settings{}, fmt.Errorf("badger options: %s=%q is not a byte count", k, v)
+			}
+			reserve = n
+		case ExtraVerifyTables:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return settings{}, fmt.Errorf("badger options: %s=%q is not true or false", k, v)
+			}
+			s.verifyTables = b
 		case ExtraIndexCacheBytes:
 			if err != nil || n < 1 {
 				return settings{}, fmt.Errorf("badger options: %s=%q is not a positive integer", k, v)
@@ -61,9 +92,13 @@ func newSettings(o engines.Options) (settings, error) {
 			}
 			s.numMemtables = int(n)
 		default:
-			return settings{}, fmt.Errorf("badger options: unknown setting %q (known: %s, %s)",
-				k, ExtraIndexCacheBytes, ExtraNumMemtables)
+			return settings{}, fmt.Errorf("badger options: unknown setting %q (known: %s, %s, %s, %s)",
+				k, ExtraIndexCacheBytes, ExtraNumMemtables, ExtraDiskReserveBytes, ExtraVerifyTables)
 		}
+	}
+	s.diskReserveBytes = reserve
+	if reserve < 0 {
+		s.diskReserveBytes = int64(s.numMemtables+2)*s.memtableBytes + 16<<20
 	}
 	return s, nil
 }
@@ -71,8 +106,9 @@ func newSettings(o engines.Options) (settings, error) {
 // String renders the effective settings in a stable order. txn_limit is
 // the largest atomic batch, in entries, the memtable size allows.
 func (s settings) String() string {
-	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d value_threshold=%d mode=managed detect_conflicts=false txn_limit_bytes=%d",
-		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.valueThreshold(), s.memtableBytes*15/100)
+	return fmt.Sprintf("cache=%d memtable=%d compression=%s index_cache=%d num_memtables=%d value_threshold=%d mode=managed detect_conflicts=false txn_limit_bytes=%d disk_reserve=%d+lsm verify_tables=%t",
+		s.cacheBytes, s.memtableBytes, s.compression, s.indexCacheBytes, s.numMemtables, s.valueThreshold(), s.memtableBytes*15/100,
+		s.diskReserveBytes, s.verifyTables)
 }
 
 // valueThreshold is the largest value kept in the LSM tree rather than the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,8 +39,15 @@ const (
 	dataFile    = "data.db"
 	rpDir       = "rp"
 	lockTimeout = 200 * time.Millisecond
-	metaMagic   = "idxbench bbolt recovery point v1\n"
+	// A recovery point's .meta file starts with metaMagic, then (from v2)
+	// a line "crc32c=XXXXXXXX size=N meta=XXXXXXXX": the CRC-32C and size
+	// of its .db copy and the CRC-32C of the caller's meta, which follows.
+	// v1 files, without the line, are still read.
+	metaMagicV1 = "idxbench bbolt recovery point v1\n"
+	metaMagic   = "idxbench bbolt recovery point v2\n"
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // bucketNames are the buckets of engines.Main, Back and Meta.
 var bucketNames = [engines.NumKeyspaces][]byte{[]byte("main"), []byte("back"), []byte("meta")}
@@ -67,6 +76,17 @@ type Store struct {
 	// a batch that could make bbolt remap while views are open (see
 	// errRemapWithViews).
 	mapped int64
+	// rpSums holds the CRC-32C and size of each recovery point's copy,
+	// checked when a rollback copies it back (absent for v1 points).
+	rpSums map[uint64]rpSum
+	// fail is set when bbolt panicked: bbolt trusts its pages, so a panic
+	// means a damaged one, and the store refuses further calls.
+	fail engines.Failure
+}
+
+type rpSum struct {
+	crc  uint32
+	size int64
 }
 
 var _ engines.Store = (*Store)(nil)
@@ -77,17 +97,27 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bbolt: open %q: %w", dir, err)
 	}
-	if _, err := engines.ClaimDir(dir, Name); err != nil {
+	created, err := engines.ClaimDir(dir, Name)
+	if err != nil {
 		return nil, fmt.Errorf("bbolt: open: %w", err)
 	}
-	s := &Store{dir: dir, cfg: cfg}
+	sealed, err := engines.CheckIntegrity(dir)
+	if err != nil {
+		return nil, fmt.Errorf("bbolt: open: %w", err)
+	}
+	s := &Store{dir: dir, cfg: cfg, rpSums: map[uint64]rpSum{}}
 	if err := os.MkdirAll(s.rpPath(), 0o755); err != nil {
-		return nil, fmt.Errorf("bbolt: open %q: %w", dir, err)
+		return nil, fmt.Errorf("bbolt: open %q: %w", dir, engines.DiskError(err))
 	}
 	if s.rps, err = s.loadRecoveryPoints(); err != nil {
 		return nil, err
 	}
-	if err := s.openDB(); err != nil {
+	if _, err := os.Stat(s.dataPath()); !created && len(s.rps) > 0 && errors.Is(err, fs.ErrNotExist) {
+		// A store with recovery points had a data file; bbolt would
+		// quietly start an empty one.
+		return nil, fmt.Errorf("bbolt: open %q: the store has recovery points but its data file is missing: %w", s.dataPath(), engines.ErrCorrupt)
+	}
+	if err := s.openDB(sealed); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -103,21 +133,44 @@ func (s *Store) rpMeta(id uint64) string {
 }
 
 // openDB opens data.db, creating the buckets of a new file, and turns what
-// bbolt reports about a damaged file into ErrCorrupt.
-func (s *Store) openDB() (err error) {
+// bbolt reports about a damaged file into ErrCorrupt. verified says the
+// file's checksum was just checked (a seal, a recovery point's copy); if
+// not, checkTree walks its pages first, else checkFile reads its meta
+// pages: bbolt must not map a file whose pages it cannot trust.
+func (s *Store) openDB(verified bool) (err error) {
 	path := s.dataPath()
+	check := checkTree
+	if verified {
+		check = checkFile
+	}
+	if err := check(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	db, err := openBolt(path, s.cfg)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			db.Close()
+			err = fmt.Errorf("bbolt: open %q: bbolt panicked reading it (%v): %w", path, r, engines.ErrCorrupt)
+		}
+	}()
+	var txid int
 	err = db.View(func(tx *bolt.Tx) error {
+		txid = tx.ID()
 		for _, name := range bucketNames {
 			if tx.Bucket(name) == nil {
-				return bolterrors.ErrBucketNotFound
+				return fmt.Errorf("bucket %q: %w", name, bolterrors.ErrBucketNotFound)
 			}
 		}
 		return nil
 	})
+	// Transactions 0 and 1 are the two meta pages of a new file: only
+	// then may buckets be missing (a crash came before the first commit).
+	if errors.Is(err, bolterrors.ErrBucketNotFound) && txid > 1 {
+		err = fmt.Errorf("%w: %w", engines.ErrCorrupt, err)
+	}
 	if errors.Is(err, bolterrors.ErrBucketNotFound) {
 		// A new file, or one a crash left before its first commit.
 		err = db.Update(func(tx *bolt.Tx) error {
@@ -134,7 +187,7 @@ func (s *Store) openDB() (err error) {
 	}
 	if err != nil {
 		db.Close()
-		return fmt.Errorf("bbolt: open %q: %w", path, err)
+		return fmt.Errorf("bbolt: open %q: %w", path, engines.DiskError(err))
 	}
 	var size int64
 	_ = db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
@@ -220,9 +273,12 @@ func (s *Store) loadRecoveryPoints() ([]engines.RecoveryPoint, error) {
 			if err != nil {
 				return nil, fmt.Errorf("bbolt: read recovery point %d: %w", id, err)
 			}
-			meta, ok := bytes.CutPrefix(data, []byte(metaMagic))
-			if !ok {
-				return nil, fmt.Errorf("bbolt: recovery point file %q: bad header: %w", filepath.Join(s.rpPath(), name), engines.ErrCorrupt)
+			meta, sum, err := parseRPMeta(data)
+			if err != nil {
+				return nil, fmt.Errorf("bbolt: recovery point file %q: %w: %w", filepath.Join(s.rpPath(), name), err, engines.ErrCorrupt)
+			}
+			if sum != nil {
+				s.rpSums[id] = *sum
 			}
 			rps = append(rps, engines.RecoveryPoint{ID: id, Meta: meta})
 		}
@@ -234,6 +290,63 @@ func (s *Store) loadRecoveryPoints() ([]engines.RecoveryPoint, error) {
 	}
 	slices.SortFunc(rps, func(a, b engines.RecoveryPoint) int { return cmpU64(a.ID, b.ID) })
 	return rps, nil
+}
+
+// parseRPMeta splits a .meta file into the caller's meta and, from v2 on,
+// the checksum of the recovery point's copy.
+func parseRPMeta(data []byte) ([]byte, *rpSum, error) {
+	if meta, ok := bytes.CutPrefix(data, []byte(metaMagicV1)); ok {
+		return meta, nil, nil
+	}
+	rest, ok := bytes.CutPrefix(data, []byte(metaMagic))
+	if !ok {
+		return nil, nil, errors.New("bad header")
+	}
+	line, meta, ok := bytes.Cut(rest, []byte("\n"))
+	var sum rpSum
+	var metaCRC uint32
+	if n, err := fmt.Sscanf(string(line), "crc32c=%08x size=%d meta=%08x", &sum.crc, &sum.size, &metaCRC); !ok || err != nil || n != 3 {
+		return nil, nil, fmt.Errorf("bad checksum line %q", line)
+	}
+	if got := crc32.Checksum(meta, castagnoli); got != metaCRC {
+		return nil, nil, fmt.Errorf("meta checksum %08x, was %08x", got, metaCRC)
+	}
+	return meta, &sum, nil
+}
+
+func formatRPMeta(meta []byte, sum rpSum) []byte {
+	return append(fmt.Appendf([]byte(metaMagic), "crc32c=%08x size=%d meta=%08x\n", sum.crc, sum.size, crc32.Checksum(meta, castagnoli)), meta...)
+}
+
+// errWriter remembers the first error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// contain is deferred by every method that reaches into bbolt. bbolt
+// trusts its pages and panics on a damaged one (a bad page type, an
+// element past the page), so a panic there means damage: it becomes an
+// error wrapping engines.ErrCorrupt and engines.ErrFailed, the store is
+// marked damaged on disk (the next Open refuses it rather than serving it
+// again) and refuses further calls.
+func (s *Store) contain(op string, errp *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err := fmt.Errorf("bbolt: %s %q: bbolt panicked (%v), which a damaged page causes: %w: %w",
+		op, s.dataPath(), r, engines.ErrCorrupt, engines.ErrFailed)
+	_ = engines.MarkDamaged(s.dir, err)
+	*errp = s.fail.Set(err)
 }
 
 func cmpU64(a, b uint64) int {
@@ -248,14 +361,18 @@ func cmpU64(a, b uint64) int {
 
 // Apply runs one read-write transaction with the batch's operations sorted
 // by (keyspace, key), batch order kept among equal keys.
-func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	defer s.contain("apply", &err)
 	s.mu.RLock()
 	db := s.db
 	s.mu.RUnlock()
 	if db == nil {
 		return fmt.Errorf("bbolt: apply to %q: %w", s.dir, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	ops := s.ops[:0]
 	for i := 0; i < b.Len(); i++ {
@@ -281,7 +398,7 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 	// Only this goroutine (holding wmu) commits, and only Commit reads
 	// NoSync, so setting it here is race-free.
 	db.NoSync = d == engines.NoSync
-	err := db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bolt.Tx) error {
 		// A file larger than the last known mapping means bbolt remapped.
 		size := tx.Size()
 		s.mapped = max(s.mapped, mappedSize(size))
@@ -312,7 +429,7 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bbolt: apply %d ops to %q: %w", len(ops), s.dir, err)
+		return fmt.Errorf("bbolt: apply %d ops to %q: %w", len(ops), s.dir, engines.DiskError(err))
 	}
 	s.commits++
 	return nil
@@ -340,8 +457,12 @@ func (s *Store) Get(ks engines.Keyspace, key []byte) (value []byte, ok bool, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.contain("get", &err)
 	if s.db == nil {
 		return nil, false, fmt.Errorf("bbolt: get from %q: %w", s.dir, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, false, err
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		value, ok = lookup(tx.Bucket(bucketNames[ks]), key)
@@ -355,11 +476,15 @@ func (s *Store) Get(ks engines.Keyspace, key []byte) (value []byte, ok bool, err
 
 // NewView begins a read transaction held until the view is closed; see the
 // package comment for what that pins.
-func (s *Store) NewView() (engines.View, error) {
+func (s *Store) NewView() (_ engines.View, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.contain("new view", &err)
 	if s.db == nil {
 		return nil, fmt.Errorf("bbolt: new view of %q: %w", s.dir, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return nil, err
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
@@ -375,26 +500,38 @@ func (s *Store) NewView() (engines.View, error) {
 
 // CreateRecoveryPoint writes a consistent copy of the file and then the
 // meta file; see the package comment.
-func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	defer s.contain("recovery point", &err)
 	s.mu.RLock()
 	db := s.db
 	s.mu.RUnlock()
 	if db == nil {
 		return fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, engines.ErrClosed)
 	}
+	if err := s.fail.Err(); err != nil {
+		return err
+	}
 	if n := len(s.rps); n > 0 && id <= s.rps[n-1].ID {
 		return fmt.Errorf("bbolt: recovery point %d of %q: ids must increase (newest is %d)", id, s.dir, s.rps[n-1].ID)
 	}
 	final := s.rpFile(id)
 	tmp := final + ".tmp"
-	err := db.View(func(tx *bolt.Tx) error {
+	var sum rpSum
+	err = db.View(func(tx *bolt.Tx) error {
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
 			return err
 		}
-		n, err := tx.WriteTo(f)
+		h := crc32.New(castagnoli)
+		// bbolt formats the writer's error with %s; keep it to return
+		// (a full disk must still test as ENOSPC).
+		w := &errWriter{w: f}
+		n, err := tx.WriteTo(io.MultiWriter(w, h))
+		if w.err != nil {
+			err = w.err
+		}
 		if err == nil {
 			err = f.Sync()
 		}
@@ -402,6 +539,7 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 			err = cerr
 		}
 		s.copied += n
+		sum = rpSum{crc: h.Sum32(), size: n}
 		return err
 	})
 	if err == nil {
@@ -411,13 +549,14 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 		err = engines.SyncDir(s.rpPath())
 	}
 	if err == nil {
-		err = engines.WriteFileAtomic(s.rpMeta(id), append([]byte(metaMagic), meta...))
+		err = engines.WriteFileAtomic(s.rpMeta(id), formatRPMeta(meta, sum))
 	}
 	if err != nil {
 		os.Remove(tmp)
 		os.Remove(final)
-		return fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, err)
+		return fmt.Errorf("bbolt: recovery point %d of %q: %w", id, s.dir, engines.DiskError(err))
 	}
+	s.rpSums[id] = sum
 	s.rps = append(s.rps, engines.RecoveryPoint{ID: id, Meta: bytes.Clone(meta)})
 	return nil
 }
@@ -458,6 +597,7 @@ func (s *Store) dropLocked(i int) error {
 		return fmt.Errorf("bbolt: drop recovery point %d of %q: %w", id, s.dir, err)
 	}
 	s.rps = slices.Delete(s.rps, i, i+1)
+	delete(s.rpSums, id)
 	if err := engines.SyncDir(s.rpPath()); err != nil {
 		return fmt.Errorf("bbolt: drop recovery point %d: %w", id, err)
 	}
@@ -469,11 +609,16 @@ func (s *Store) dropLocked(i int) error {
 
 // RollbackTo drops the newer recovery points, then replaces data.db by a
 // copy of recovery point id's file and reopens it.
-func (s *Store) RollbackTo(id uint64) error {
+func (s *Store) RollbackTo(id uint64) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
+	defer s.contain("rollback", &err)
 	if s.closed() {
 		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	i, err := s.find(id)
 	if err != nil {
@@ -498,9 +643,11 @@ func (s *Store) RollbackTo(id uint64) error {
 		return fmt.Errorf("bbolt: rollback %q to %d: close: %w", s.dir, id, err)
 	}
 	tmp := s.dataPath() + ".tmp"
-	if err := engines.CopyFileSync(s.rpFile(id), tmp); err != nil {
+	if err := s.copyRecoveryPoint(id, tmp); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, err)
+		err = fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, engines.DiskError(err))
+		// data.db is untouched: keep serving it.
+		return errors.Join(err, s.openDB(true))
 	}
 	if fi, err := os.Stat(tmp); err == nil {
 		s.copied += fi.Size()
@@ -511,10 +658,53 @@ func (s *Store) RollbackTo(id uint64) error {
 	if err := engines.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("bbolt: rollback %q to %d: %w", s.dir, id, err)
 	}
-	if err := s.openDB(); err != nil {
+	_, verified := s.rpSums[id]
+	if err := s.openDB(verified); err != nil {
 		return fmt.Errorf("bbolt: rollback to %d: %w", id, err)
 	}
 	return nil
+}
+
+// copyRecoveryPoint copies recovery point id's file to dst (fsynced),
+// checking it against the checksum recorded when it was written: a copy
+// that changed since is refused with engines.ErrCorrupt naming it, and the
+// live file is left alone.
+func (s *Store) copyRecoveryPoint(id uint64, dst string) (err error) {
+	src := s.rpFile(id)
+	sum, ok := s.rpSums[id]
+	if !ok {
+		return engines.CopyFileSync(src, dst)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return err
+	} else if fi.Size() != sum.size {
+		return fmt.Errorf("recovery point %d: %q has %d bytes, %d when it was written: %w", id, src, fi.Size(), sum.size, engines.ErrCorrupt)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(out, io.TeeReader(in, h)); err != nil {
+		return err
+	}
+	if got := h.Sum32(); got != sum.crc {
+		return fmt.Errorf("recovery point %d: %q has changed since it was written (CRC-32C %08x, was %08x): %w", id, src, got, sum.crc, engines.ErrCorrupt)
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return engines.SyncDir(filepath.Dir(dst))
 }
 
 // DropRecoveryPoint removes recovery point id's files.
@@ -523,6 +713,9 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 	defer s.wmu.Unlock()
 	if s.closed() {
 		return fmt.Errorf("bbolt: drop recovery point %d of %q: %w", id, s.dir, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	i, err := s.find(id)
 	if err != nil {
@@ -541,13 +734,17 @@ func (s *Store) pageAllocLocked() int64 {
 // Metrics reports allocated disk bytes (recovery points included), an
 // estimate of bytes written (see the package comment) and bbolt's page
 // statistics.
-func (s *Store) Metrics() (engines.Metrics, error) {
+func (s *Store) Metrics() (_ engines.Metrics, err error) {
+	if err := s.fail.Err(); err != nil {
+		return engines.Metrics{}, err
+	}
 	s.wmu.Lock()
 	commits, copied, written := s.commits, s.copied, s.written
 	nrps := len(s.rps)
 	s.wmu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.contain("metrics", &err)
 	if s.db == nil {
 		return engines.Metrics{}, fmt.Errorf("bbolt: metrics of %q: %w", s.dir, engines.ErrClosed)
 	}
@@ -576,11 +773,16 @@ func (s *Store) Metrics() (engines.Metrics, error) {
 
 // Check walks every page of the file and reports the first inconsistency
 // as an error wrapping engines.ErrCorrupt.
-func (s *Store) Check() error {
+func (s *Store) Check() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
+	defer s.contain("check", &err)
 	if s.db == nil {
 		return fmt.Errorf("bbolt: check %q: %w", s.dir, engines.ErrClosed)
+	}
+	if err := s.fail.Err(); err != nil {
+		return err
 	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		var errs []error
@@ -594,8 +796,14 @@ func (s *Store) Check() error {
 	})
 }
 
-// Close closes the database; its files stay.
-func (s *Store) Close() error {
+// Close closes the database; its files stay. A store closed cleanly is
+// sealed (engines.Seal): the next Open checks data.db and the .meta files
+// against their checksums, and every file against its size, before bbolt
+// maps anything. Recovery-point copies carry their own checksum in their
+// .meta, checked when a rollback copies one back.
+func (s *Store) Close() error { return s.close(true) }
+
+func (s *Store) close(seal bool) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
@@ -606,17 +814,34 @@ func (s *Store) Close() error {
 	if n := s.views.Load(); n > 0 {
 		return fmt.Errorf("bbolt: close %q: %d views are open; close them first", s.dir, n)
 	}
-	err := s.db.Close()
+	db := s.db
 	s.db = nil
+	err = func() (err error) {
+		defer s.contain("close", &err)
+		return db.Close()
+	}()
 	if err != nil {
 		return fmt.Errorf("bbolt: close %q: %w", s.dir, err)
+	}
+	if seal && s.fail.Err() == nil {
+		if err := engines.Seal(s.dir, sealPolicy); err != nil {
+			// The store is closed and intact; only the check at the next
+			// Open is lost, as after a crash.
+			s.cfg.logger.Warn("store closed without a seal", "engine", Name, "dir", s.dir, "err", err)
+		}
 	}
 	return nil
 }
 
+// sealPolicy checksums every file but the recovery-point copies, which
+// carry their own checksum.
+func sealPolicy(rel string) bool {
+	return !(strings.HasPrefix(filepath.ToSlash(rel), rpDir+"/") && strings.HasSuffix(rel, ".db"))
+}
+
 // Destroy closes the store (if open) and removes its directory.
 func (s *Store) Destroy() error {
-	if err := s.Close(); err != nil && !errors.Is(err, engines.ErrClosed) {
+	if err := s.close(false); err != nil && !errors.Is(err, engines.ErrClosed) {
 		return err
 	}
 	if err := engines.RemoveStoreDir(s.dir, Name); err != nil {
@@ -646,11 +871,12 @@ func (v *view) bucket(ks engines.Keyspace) (*bolt.Bucket, error) {
 	return v.buckets[ks], nil
 }
 
-func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (v *view) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	b, err := v.bucket(ks)
 	if err != nil {
 		return nil, false, err
 	}
+	defer v.s.contain("view get", &err)
 	val, ok := lookup(b, key)
 	return val, ok, nil
 }
@@ -660,7 +886,7 @@ func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterat
 	if err != nil {
 		return nil, err
 	}
-	return &iter{c: b.Cursor(), lower: bytes.Clone(lower), upper: bytes.Clone(upper)}, nil
+	return &iter{s: v.s, c: b.Cursor(), lower: bytes.Clone(lower), upper: bytes.Clone(upper)}, nil
 }
 
 func (v *view) Close() error {
@@ -680,10 +906,31 @@ func (v *view) Close() error {
 
 // iter walks a bbolt cursor within [lower, upper). Keys and values point
 // into the mmap and stay valid while the view is open.
+//
+// First and SeekGE run under recover (contain): a panic of the cursor (a
+// damaged page) ends the iteration with the error contain makes of it.
+// Next does not: a deferred recover per entry made 1000-entry scans a
+// quarter slower, and the pages Next walks were verified when the store
+// opened (the seal's checksum after a clean Close, checkTree after a
+// crash, a recovery point's checksum after a rollback) and bbolt wrote
+// every page since.
 type iter struct {
+	s            *Store
 	c            *bolt.Cursor
 	lower, upper []byte
 	k, v         []byte
+	err          error
+}
+
+// contain is deferred by the positioning calls; see Store.contain.
+func (it *iter) contain(ok *bool) {
+	if r := recover(); r != nil {
+		it.err = fmt.Errorf("bbolt: iterate %q: bbolt panicked (%v), which a damaged page causes: %w: %w",
+			it.s.dataPath(), r, engines.ErrCorrupt, engines.ErrFailed)
+		_ = engines.MarkDamaged(it.s.dir, it.err)
+		it.err = it.s.fail.Set(it.err)
+		it.k, it.v, *ok = nil, nil, false
+	}
 }
 
 func (it *iter) set(k, v []byte) bool {
@@ -695,14 +942,22 @@ func (it *iter) set(k, v []byte) bool {
 	return true
 }
 
-func (it *iter) First() bool {
+func (it *iter) First() (ok bool) {
+	if it.err != nil {
+		return false
+	}
+	defer it.contain(&ok)
 	if it.lower != nil {
 		return it.set(it.c.Seek(it.lower))
 	}
 	return it.set(it.c.First())
 }
 
-func (it *iter) SeekGE(key []byte) bool {
+func (it *iter) SeekGE(key []byte) (ok bool) {
+	if it.err != nil {
+		return false
+	}
+	defer it.contain(&ok)
 	if it.lower != nil && bytes.Compare(key, it.lower) < 0 {
 		key = it.lower
 	}
@@ -719,8 +974,8 @@ func (it *iter) Next() bool {
 func (it *iter) Valid() bool   { return it.k != nil }
 func (it *iter) Key() []byte   { return it.k }
 func (it *iter) Value() []byte { return it.v }
-func (it *iter) Err() error    { return nil }
+func (it *iter) Err() error    { return it.err }
 func (it *iter) Close() error {
 	it.k, it.v, it.c = nil, nil, nil
-	return nil
+	return it.err
 }

@@ -104,6 +104,10 @@ func TestIncompleteRecoveryPoint(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A crash leaves no seal: only a clean Close writes one.
+	if err := os.Remove(filepath.Join(dir, engines.SealFile)); err != nil {
+		t.Fatal(err)
+	}
 	meta := filepath.Join(dir, "rp", "00000000000000000002.meta")
 	if err := os.Remove(meta); err != nil {
 		t.Fatal(err)

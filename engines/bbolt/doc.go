@@ -45,12 +45,28 @@
 // data.db (temp file, fsync, rename, directory fsync) and reopens: O(data).
 // DropRecoveryPoint removes the .meta first, then the copy.
 //
-// Corruption. bbolt validates its two meta pages (checksums, version) on
-// open; failures come back as errors wrapping engines.ErrCorrupt naming the
-// file. bbolt trusts the rest of the file and may panic on garbage pages, so
-// Open recovers a panic raised while opening and loading the freelist (and
-// only there) and reports it as corruption. Deeper damage is found by Check,
-// which walks every page.
+// Corruption. bbolt maps far more than the file and trusts its pages: a
+// page id past the end of the file is a SIGBUS, a damaged page a panic or a
+// wrong answer (pages carry no checksums). So bolt.Open maps only a file
+// checked first, with plain reads (check.go). A store closed cleanly is
+// sealed (engines.Seal): Open checks data.db and the .meta files against
+// their CRC-32C, so any damage since is refused, and checkFile reads the
+// meta pages (a file without a valid one, not whole pages, shorter than
+// its meta page says, a root or freelist page out of place). A store
+// without a seal (a crash) gets checkTree instead: every page of every
+// bucket's tree and the freelist, bounds and types checked (about 1 s per
+// GB). Each recovery-point copy's checksum is in its .meta and checked
+// when a rollback copies it back (a damaged copy leaves data.db as it
+// was). A panic of bbolt's in a call (damage arising while open) is
+// contained: an error wrapping engines.ErrCorrupt, the store marked
+// damaged on disk (engines.MarkDamaged, so the next Open refuses it) and
+// failed; iterators' Next relies on the checks at Open instead (see
+// iter). Errors name the file; all wrap engines.ErrCorrupt. Check runs
+// bbolt's own consistency check.
+//
+// A full disk: bbolt writes with pwrite, so a commit that finds no space
+// fails with ENOSPC (wrapped with engines.ErrDiskFull, naming the store)
+// and leaves the file as it was.
 //
 // Options. Cache, memtable and compression sizes have no bbolt meaning (the
 // OS page cache holds the mmap; bbolt does not compress) and Describe says so.

@@ -2,6 +2,7 @@ package bbolt
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 // config is the effective bbolt configuration an engines.Options leads to.
 type config struct {
+	logger          *slog.Logger
 	initialMmapSize int
 	pageSize        int
 	noFreelistSync  bool
@@ -28,6 +30,7 @@ func parseOptions(opts engines.Options) (config, error) {
 		return config{}, err
 	}
 	c := config{
+		logger:          opts.Logger,
 		initialMmapSize: defaultInitialMmapSize,
 		pageSize:        os.Getpagesize(),
 		freelist:        bolt.FreelistArrayType,
@@ -72,6 +75,9 @@ func parseOptions(opts engines.Options) (config, error) {
 		if err != nil {
 			return config{}, fmt.Errorf("bbolt option %s=%q: %w", k, v, err)
 		}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
 }

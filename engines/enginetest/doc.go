@@ -33,4 +33,21 @@
 // "concurrent" has one writer rewrite a set of keys per batch while readers
 // take views, iterate and get: every view must see whole batches, and reads
 // must never go back in time. Run it with -race.
+//
+// RunCorruption, separate from Run because it opens a store a hundred times
+// or more, damages a closed store file by file (truncate, zero a page, flip
+// bytes, remove) and requires each damaged copy to be refused with an error
+// wrapping engines.ErrCorrupt, or to read back exactly what was written,
+// and never to panic. Every adapter runs it in one line too:
+//
+//	func TestCorruption(t *testing.T) {
+//		enginetest.RunCorruption(t, enginetest.Factory{Name: "bbolt", Open: open, Durable: true})
+//	}
+//
+// It logs "seed: N"; ENGINETEST_SEED=N repeats the same damage.
+//
+// RunDiskFull (root only: it mounts a small tmpfs) fills the filesystem
+// through a store until Apply fails, and requires an error wrapping
+// syscall.ENOSPC or engines.ErrDiskFull, no panic or hang, a Close that
+// works, and after a reopen every acknowledged batch.
 package enginetest

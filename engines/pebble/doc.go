@@ -11,10 +11,11 @@
 // (prefix and key written in place, no per-operation allocation) and commits
 // it with or without a WAL fsync. NewView takes a pebble snapshot. A
 // recovery point is Flush, then Checkpoint(<dir>/checkpoints/<id>,
-// WithFlushedWAL), then a marker file with the caller's meta written
-// atomically last; Open lists only checkpoints with a marker and removes the
-// others. RollbackTo drops newer checkpoints, builds a new database
-// directory from the checkpoint
+// WithFlushedWAL), then a record of the checkpoint (the caller's meta, and
+// the size and checksum of each file) written atomically last; Open lists
+// only checkpoints with a record (or the older marker) and removes the
+// others. RollbackTo drops newer checkpoints, checks the checkpoint
+// against its record, builds a new database directory from it
 // (sstables hard-linked, everything else copied, so the checkpoint is never
 // opened and can be rolled back to again), switches LIVE to it atomically
 // and opens it; the replaced database closes in
@@ -26,6 +27,18 @@
 // sstable; a retained one keeps the sstables it links alive after
 // compaction deletes them from the live database (space, not time).
 // Rollback is O(files), plus the reopen's WAL replay of the checkpoint.
+//
+// Faults (faults.go): pebble treats a failed WAL or MANIFEST write as
+// fatal (a panic, or Logger.Fatalf), so a space guard keeps
+// disk_reserve_bytes free for them and refuses Apply, recovery points and
+// compactions — and, through pebble's filesystem, sstable and checkpoint
+// writes — that would dip into it, with an error wrapping
+// engines.ErrDiskFull and syscall.ENOSPC. Corruption pebble finds (block
+// checksums, lazily) is engines.ErrCorrupt and marks the store damaged on
+// disk; a store closed cleanly is sealed, so Open checks every file's size
+// and every non-table file's checksum first (a damaged WAL would otherwise
+// pass for a torn one). A panic left over is contained at the adapter
+// boundary (engines.ErrFailed).
 //
 // The settings are benchmark settings (pebble's cmd/pebble), not pebble's
 // library defaults: newest format, a 64 MiB memtable, L0 compaction at 2

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -47,8 +48,14 @@ const (
 	firstLive      = "data"        // the live database of a store never rolled back
 	livePrefix     = "data"        // every live database directory's name starts so: data, data-000001, …
 	checkpointsDir = "checkpoints" // one pebble checkpoint per recovery point
-	rpMarkerFile   = "IDXBENCH-RP" // written last into a checkpoint: its meta, and proof it completed
-	idDigits       = 20            // checkpoint directory names are zero-padded ids, so they sort
+	// rpRecordFile is written last into a checkpoint: proof it completed,
+	// its meta, and the size and CRC-32C of its files (sstables and blob
+	// files: size only), checked before a rollback clones it
+	// (engines.RecordFiles). Checkpoints of earlier versions have
+	// rpMarkerFile instead, holding only the meta.
+	rpRecordFile = "IDXBENCH-RP2"
+	rpMarkerFile = "IDXBENCH-RP"
+	idDigits     = 20 // checkpoint directory names are zero-padded ids, so they sort
 )
 
 // Store is a pebble database holding the three keyspaces of one index slice,
@@ -56,8 +63,8 @@ const (
 //
 // Apply is one pebble batch. A view is a pebble snapshot. A recovery point is
 // a flush followed by a pebble checkpoint (sstables hard-linked, WAL and
-// MANIFEST copied) in checkpoints/<id>, completed by a marker file holding
-// the meta. Creating one costs a memtable flush plus a directory of links;
+// MANIFEST copied) in checkpoints/<id>, completed by a record holding the
+// meta and the size and checksum of the checkpoint's files. Creating one costs a memtable flush plus a directory of links;
 // keeping one pins the sstables it links (space, not time). Rolling back
 // builds a new database directory from the checkpoint (links for sstables,
 // copies for the rest, so the checkpoint is never opened and stays
@@ -65,6 +72,7 @@ const (
 type Store struct {
 	dir string
 	set settings
+	f   *faults // space guard, failure, pebble's listener (faults.go)
 
 	// mu guards db against a concurrent rollback or close: readers and Apply
 	// hold it shared, RollbackTo and Close exclusively.
@@ -98,47 +106,65 @@ func Open(dir string, opts engines.Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(dir, set)
+}
+
+func open(dir string, set settings) (*Store, error) {
 	created, err := engines.ClaimDir(dir, Name)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
 	}
-	s := &Store{dir: dir, set: set, live: firstLive}
+	if _, err := engines.CheckIntegrity(dir); err != nil {
+		return nil, fmt.Errorf("open pebble store: %w", err)
+	}
+	s := &Store{dir: dir, set: set, live: firstLive, f: newFaults(dir, set.diskReserveBytes, set.diskSpace, set.logger)}
+	s.f.fail.Logger = set.logger
+	s.f.holdBallast()
+	if err := s.open(created); err != nil {
+		s.f.guard.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open(created bool) error {
 	if !created {
 		if err := s.settleLive(); err != nil {
-			return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+			return fmt.Errorf("open pebble store %q: %w", s.dir, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, checkpointsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+	if err := os.MkdirAll(filepath.Join(s.dir, checkpointsDir), 0o755); err != nil {
+		return fmt.Errorf("open pebble store %q: %w", s.dir, engines.DiskError(err))
 	}
 	if err := s.loadRecoveryPoints(); err != nil {
-		return nil, fmt.Errorf("open pebble store %q: %w", dir, err)
+		return fmt.Errorf("open pebble store %q: %w", s.dir, err)
 	}
 	db, err := s.openDB(!created)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.db = db
-	return s, nil
+	return nil
 }
 
 // openDB opens the live database. mustExist is set for a store that was
 // created before: a missing database there means the store lost its files.
-func (s *Store) openDB(mustExist bool) (*pebbledb.DB, error) {
+func (s *Store) openDB(mustExist bool) (db *pebbledb.DB, err error) {
 	path := filepath.Join(s.dir, s.live)
-	o := s.set.pebbleOptions()
+	defer s.f.fail.Recover(Name, s.dir, "open", &err)
+	o := s.set.pebbleOptions(s.f, path)
 	o.ErrorIfNotExists = mustExist
-	db, err := pebbledb.Open(path, o)
+	db, err = pebbledb.Open(path, o)
 	if err == nil {
 		return db, nil
 	}
-	if mustExist && !environmental(err) {
+	if mustExist && !environmental(err) && !engines.Transient(err) {
 		// The store existed, so a database pebble cannot read (missing or
 		// undecodable MANIFEST, CURRENT or OPTIONS, a corrupt WAL) is a
 		// corrupt store. Nothing is removed.
 		return nil, fmt.Errorf("open pebble store %q: %w: %w", path, engines.ErrCorrupt, err)
 	}
-	return nil, fmt.Errorf("open pebble store %q: %w", path, err)
+	return nil, fmt.Errorf("open pebble store %q: %w", path, engines.DiskError(err))
 }
 
 // settleLive reads which directory holds the live database and removes
@@ -194,11 +220,20 @@ func exists(path string) bool {
 }
 
 // Apply implements engines.Store.
-func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
+func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "apply", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
+	// What the batch adds to the WAL: keys, values and a few bytes of
+	// framing per operation.
+	if err := s.f.admit(int64(b.Bytes()) + 16*int64(b.Len()) + 64); err != nil {
+		return fmt.Errorf("pebble apply batch of %d ops: %w", b.Len(), err)
 	}
 	pb := s.db.NewBatch()
 	defer pb.Close()
@@ -223,19 +258,23 @@ func (s *Store) Apply(b *engines.Batch, d engines.Durability) error {
 		wo = pebbledb.Sync
 	}
 	if err := pb.Commit(wo); err != nil {
-		return fmt.Errorf("pebble apply batch of %d ops in %q: %w", b.Len(), s.dir, err)
+		return fmt.Errorf("pebble apply batch of %d ops in %q: %w", b.Len(), s.dir, s.f.engineErr(err))
 	}
 	return nil
 }
 
 // Get implements engines.Store.
-func (s *Store) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (s *Store) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "get", &err)
 	if s.closed {
 		return nil, false, engines.ErrClosed
 	}
-	return get(s.db, ks, key)
+	if err := s.f.check(); err != nil {
+		return nil, false, err
+	}
+	return get(s.f, s.db, ks, key)
 }
 
 // getter is what pebble's DB and Snapshot share for point reads.
@@ -243,7 +282,7 @@ type getter interface {
 	Get(key []byte) ([]byte, io.Closer, error)
 }
 
-func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func get(f *faults, r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 	var buf [64]byte
 	pk := append(append(buf[:0], byte(ks)), key...)
 	v, closer, err := r.Get(pk)
@@ -251,7 +290,7 @@ func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("pebble get %s key %q: %w", ks, key, err)
+		return nil, false, fmt.Errorf("pebble store %q: get %s key %q: %w", f.dir, ks, key, f.engineErr(err))
 	}
 	out := bytes.Clone(v)
 	if out == nil {
@@ -261,25 +300,31 @@ func get(r getter, ks engines.Keyspace, key []byte) ([]byte, bool, error) {
 }
 
 // NewView implements engines.Store.
-func (s *Store) NewView() (engines.View, error) {
+func (s *Store) NewView() (_ engines.View, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "new view", &err)
 	if s.closed {
 		return nil, engines.ErrClosed
 	}
-	return &view{snap: s.db.NewSnapshot()}, nil
+	if err := s.f.check(); err != nil {
+		return nil, err
+	}
+	return &view{f: s.f, snap: s.db.NewSnapshot()}, nil
 }
 
 type view struct {
+	f      *faults
 	snap   *pebbledb.Snapshot
 	closed bool
 }
 
-func (v *view) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+func (v *view) Get(ks engines.Keyspace, key []byte) (_ []byte, _ bool, err error) {
 	if v.closed {
 		return nil, false, engines.ErrClosed
 	}
-	return get(v.snap, ks, key)
+	defer v.f.fail.Recover(Name, v.f.dir, "view get", &err)
+	return get(v.f, v.snap, ks, key)
 }
 
 func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterator, error) {
@@ -301,9 +346,9 @@ func (v *view) NewIter(ks engines.Keyspace, lower, upper []byte) (engines.Iterat
 	}
 	it, err := v.snap.NewIter(opts)
 	if err != nil {
-		return nil, fmt.Errorf("pebble iterator over %s: %w", ks, err)
+		return nil, fmt.Errorf("pebble store %q: iterator over %s: %w", v.f.dir, ks, v.f.engineErr(err))
 	}
-	return &iter{it: it, ks: ks}, nil
+	return &iter{f: v.f, it: it, ks: ks}, nil
 }
 
 func (v *view) Close() error {
@@ -317,6 +362,7 @@ func (v *view) Close() error {
 // iter strips the keyspace prefix from pebble's keys and adds it to seeks.
 // Pebble clamps seek keys to the bounds itself.
 type iter struct {
+	f   *faults
 	it  *pebbledb.Iterator
 	ks  engines.Keyspace
 	buf []byte
@@ -332,16 +378,29 @@ func (i *iter) Next() bool    { return i.it.Next() }
 func (i *iter) Valid() bool   { return i.it.Valid() }
 func (i *iter) Key() []byte   { return i.it.Key()[1:] }
 func (i *iter) Value() []byte { return i.it.Value() }
-func (i *iter) Err() error    { return i.it.Error() }
-func (i *iter) Close() error  { return i.it.Close() }
+func (i *iter) Err() error    { return i.err(i.it.Error()) }
+func (i *iter) Close() error  { return i.err(i.it.Close()) }
+
+// err names the store and classifies what pebble's iterator reports (a
+// block whose checksum failed is corruption).
+func (i *iter) err(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("pebble store %q: iterate %s: %w", i.f.dir, i.ks, i.f.engineErr(err))
+}
 
 // CreateRecoveryPoint implements engines.Store: flush, checkpoint with the
-// WAL flushed, then the marker file holding meta, written atomically last.
-func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
+// WAL flushed, then the record holding meta, written atomically last.
+func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "create recovery point", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -354,17 +413,79 @@ func (s *Store) CreateRecoveryPoint(id uint64, meta []byte) error {
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("pebble recovery point %d: %w", id, err)
 	}
-	if err := s.db.Flush(); err != nil {
+	// The flush writes up to a memtable of sstables; the checkpoint's
+	// copies (WAL, MANIFEST) ask the guard as they go.
+	if err := s.f.admit(s.set.memtableBytes); err != nil {
+		return fmt.Errorf("pebble recovery point %d: %w", id, err)
+	}
+	if err := s.flush(); err != nil {
 		return fmt.Errorf("pebble recovery point %d: flush %q: %w", id, s.dir, err)
 	}
 	if err := s.db.Checkpoint(path, pebbledb.WithFlushedWAL()); err != nil {
-		return fmt.Errorf("pebble recovery point %d: checkpoint %q: %w", id, path, err)
+		return errors.Join(fmt.Errorf("pebble recovery point %d: checkpoint %q: %w", id, path, s.f.engineErr(err)),
+			os.RemoveAll(path))
 	}
-	if err := engines.WriteFileAtomic(filepath.Join(path, rpMarkerFile), meta); err != nil {
-		return fmt.Errorf("pebble recovery point %d: %w", id, err)
+	rec, err := engines.RecordFiles(path, engines.SealBySuffix(".sst", ".blob"), meta)
+	if err != nil {
+		return errors.Join(fmt.Errorf("pebble recovery point %d: %w", id, engines.DiskError(err)), os.RemoveAll(path))
+	}
+	if err := engines.WriteFileAtomic(filepath.Join(path, rpRecordFile), rec); err != nil {
+		return errors.Join(fmt.Errorf("pebble recovery point %d: %w", id, engines.DiskError(err)), os.RemoveAll(path))
 	}
 	s.points = append(s.points, engines.RecoveryPoint{ID: id, Meta: bytes.Clone(meta)})
 	return nil
+}
+
+// flush flushes the memtable and waits for it, like DB.Flush, but gives up
+// when a background error reports a full disk meanwhile: pebble retries a
+// failed flush for as long as it fails, so DB.Flush would wait for as long
+// as the disk stays full.
+func (s *Store) flush() error {
+	full := s.f.diskFullWatch()
+	done, err := s.db.AsyncFlush()
+	if err != nil {
+		return s.f.engineErr(err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-full:
+		return fmt.Errorf("the flush failed for lack of space (pebble retries it in the background): %w", s.f.lastDiskFull())
+	}
+}
+
+// readRecoveryPoint returns the meta of the checkpoint in path: its
+// record's, or an older checkpoint's marker's. A damaged record is an
+// error wrapping engines.ErrCorrupt; neither file an error wrapping
+// fs.ErrNotExist (the checkpoint did not complete).
+func readRecoveryPoint(path string) ([]byte, error) {
+	file := filepath.Join(path, rpRecordFile)
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return os.ReadFile(filepath.Join(path, rpMarkerFile))
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta, err := engines.ReadRecord(data)
+	if err != nil {
+		return nil, fmt.Errorf("recovery point record %q: %w", file, err)
+	}
+	return meta, nil
+}
+
+// verifyCheckpoint checks the checkpoint of recovery point id against its
+// record (older checkpoints have none).
+func (s *Store) verifyCheckpoint(id uint64) error {
+	path := s.checkpointPath(id)
+	data, err := os.ReadFile(filepath.Join(path, rpRecordFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return engines.VerifyRecord(path, data, fmt.Sprintf("recovery point %d's record", id))
 }
 
 func (s *Store) checkpointPath(id uint64) string {
@@ -389,7 +510,7 @@ func (s *Store) loadRecoveryPoints() error {
 			}
 			return fmt.Errorf("%w: unexpected %q in %q", engines.ErrCorrupt, e.Name(), root)
 		}
-		meta, err := os.ReadFile(filepath.Join(root, e.Name(), rpMarkerFile))
+		meta, err := readRecoveryPoint(filepath.Join(root, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
 				return fmt.Errorf("remove incomplete recovery point %d: %w", id, err)
@@ -429,6 +550,9 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
 	i := s.indexOf(id)
@@ -444,8 +568,10 @@ func (s *Store) DropRecoveryPoint(id uint64) error {
 
 func (s *Store) removeCheckpoint(id uint64) error {
 	path := s.checkpointPath(id)
-	if err := os.Remove(filepath.Join(path, rpMarkerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
+	for _, marker := range []string{rpRecordFile, rpMarkerFile} {
+		if err := os.Remove(filepath.Join(path, marker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
+		}
 	}
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("pebble drop recovery point %d: %w", id, err)
@@ -461,11 +587,16 @@ func (s *Store) removeCheckpoint(id uint64) error {
 // Close waits for the compactions it has running, which would otherwise be
 // most of a rollback's time. Close waits for it and reports its errors
 // (leaked iterators, if views were left open).
-func (s *Store) RollbackTo(id uint64) error {
+func (s *Store) RollbackTo(id uint64) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { err = engines.NoteDamage(s.dir, err) }()
+	defer s.f.fail.Recover(Name, s.dir, "rollback", &err)
 	if s.closed {
 		return engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return err
 	}
 	s.rpMu.Lock()
 	defer s.rpMu.Unlock()
@@ -480,6 +611,9 @@ func (s *Store) RollbackTo(id uint64) error {
 	}
 	s.points = s.points[:i+1]
 
+	if err := s.verifyCheckpoint(id); err != nil {
+		return fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err)
+	}
 	next := nextLive(s.live)
 	nextPath := filepath.Join(s.dir, next)
 	if err := os.RemoveAll(nextPath); err != nil {
@@ -487,11 +621,11 @@ func (s *Store) RollbackTo(id uint64) error {
 	}
 	if err := cloneCheckpoint(s.checkpointPath(id), nextPath); err != nil {
 		// The live database is untouched and still open.
-		return errors.Join(fmt.Errorf("pebble rollback %q to %d: clone checkpoint: %w", s.dir, id, err),
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: clone checkpoint: %w", s.dir, id, engines.DiskError(err)),
 			os.RemoveAll(nextPath))
 	}
 	if err := engines.WriteFileAtomic(filepath.Join(s.dir, liveFile), []byte(next)); err != nil {
-		return errors.Join(fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, err),
+		return errors.Join(fmt.Errorf("pebble rollback %q to %d: %w", s.dir, id, engines.DiskError(err)),
 			os.RemoveAll(nextPath))
 	}
 	old, oldPath := s.db, filepath.Join(s.dir, s.live)
@@ -542,7 +676,7 @@ func cloneCheckpoint(src, dst string) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if name == rpMarkerFile || e.IsDir() {
+		if name == rpMarkerFile || name == rpRecordFile || e.IsDir() {
 			continue
 		}
 		from, to := filepath.Join(src, name), filepath.Join(dst, name)
@@ -559,15 +693,25 @@ func cloneCheckpoint(src, dst string) error {
 }
 
 // Metrics implements engines.Store.
-func (s *Store) Metrics() (engines.Metrics, error) {
+func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "metrics", &err)
 	if s.closed {
 		return engines.Metrics{}, engines.ErrClosed
+	}
+	if err := s.f.check(); err != nil {
+		return engines.Metrics{}, err
 	}
 	disk, err := engines.DiskUsage(s.dir)
 	if err != nil {
 		return engines.Metrics{}, fmt.Errorf("pebble metrics %q: %w", s.dir, err)
+	}
+	// The ballast is space held, not the store's data.
+	if fi, err := os.Stat(filepath.Join(s.dir, engines.BallastFile)); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			disk -= st.Blocks * 512
+		}
 	}
 	m := s.db.Metrics()
 	total := m.Total()
@@ -595,20 +739,30 @@ func engineBytesWritten(m *pebbledb.Metrics) int64 {
 
 // Compact implements engines.Compacter: a manual compaction of every
 // keyspace, waiting for it to finish.
-func (s *Store) Compact() error {
+func (s *Store) Compact() (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	defer s.f.fail.Recover(Name, s.dir, "compact", &err)
 	if s.closed {
 		return engines.ErrClosed
 	}
+	if err := s.f.check(); err != nil {
+		return err
+	}
 	if err := s.db.Compact(context.Background(), []byte{0}, []byte{byte(engines.NumKeyspaces)}, true); err != nil {
-		return fmt.Errorf("pebble compact %q: %w", s.dir, err)
+		return fmt.Errorf("pebble compact %q: %w", s.dir, s.f.engineErr(err))
 	}
 	return nil
 }
 
-// Close implements engines.Store.
-func (s *Store) Close() error {
+// Close implements engines.Store. A store closed cleanly is sealed
+// (engines.Seal): the next Open checks every file's size, and the
+// checksum of every file but the sstables and blob files (which pebble
+// checksums block by block), before pebble reads any. A WAL damaged in the
+// middle would otherwise pass for one a crash cut short.
+func (s *Store) Close() error { return s.close(true) }
+
+func (s *Store) close(seal bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -618,17 +772,53 @@ func (s *Store) Close() error {
 	s.closed = true
 	var err error
 	if s.db != nil {
-		if err = s.db.Close(); err != nil {
+		if err = s.closeDB(s.db); err != nil {
 			err = fmt.Errorf("close pebble store %q: %w", s.dir, err)
 		}
 	}
 	s.retiring.Wait()
-	return errors.Join(err, s.retireErr)
+	s.f.guard.Release()
+	err = errors.Join(err, s.retireErr)
+	if seal && err == nil && s.f.check() == nil {
+		if serr := engines.Seal(s.dir, engines.SealBySuffix(".sst", ".blob")); serr != nil {
+			// The store is closed and intact; only the check at the next
+			// Open is lost, as after a crash.
+			s.set.logger.Warn("store closed without a seal", "engine", Name, "dir", s.dir, "err", serr)
+		}
+	}
+	return err
+}
+
+// failedCloseTimeout bounds how long Close waits for the engine of a store
+// that failed: after a contained panic its locks may be held forever.
+const failedCloseTimeout = 10 * time.Second
+
+// closeDB closes db. The engine of a failed store is closed on another
+// goroutine, under recover and with a time limit, so Close returns.
+func (s *Store) closeDB(db *pebbledb.DB) error {
+	if s.f.check() == nil {
+		return s.f.engineErr(db.Close())
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("closing the failed engine panicked: %v", r)
+			}
+		}()
+		done <- db.Close()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(failedCloseTimeout):
+		return fmt.Errorf("closing the failed engine did not finish within %v; it is left open", failedCloseTimeout)
+	}
 }
 
 // Destroy implements engines.Store.
 func (s *Store) Destroy() error {
-	err := s.Close()
+	err := s.close(false)
 	if errors.Is(err, engines.ErrClosed) {
 		err = nil
 	}

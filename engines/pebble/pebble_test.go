@@ -112,8 +112,12 @@ func TestIncompleteRecoveryPointIgnored(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A crash leaves no seal: only a clean Close writes one.
+	if err := os.Remove(filepath.Join(dir, engines.SealFile)); err != nil {
+		t.Fatal(err)
+	}
 	cp := filepath.Join(dir, "checkpoints", "00000000000000000007")
-	if err := os.Remove(filepath.Join(cp, "IDXBENCH-RP")); err != nil {
+	if err := os.Remove(filepath.Join(cp, "IDXBENCH-RP2")); err != nil {
 		t.Fatal(err)
 	}
 	s, err = open(dir)

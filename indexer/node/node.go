@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/workload/upr"
@@ -102,6 +103,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if cfg.Indexer.KVSeqnos == nil {
 		cfg.Indexer.KVSeqnos = cfg.KV.CurrentSeqnos
+	}
+	if cfg.Indexer.EngineOptions.DiskSpace == nil {
+		// The MAINT indexer, an INIT build's and a restart's share the
+		// data directory: their slices keep their free-space reserves
+		// together.
+		cfg.Indexer.EngineOptions.DiskSpace = new(engines.DiskSpace)
 	}
 	n := &Node{cfg: cfg, failed: make(chan struct{})}
 	ix, err := indexer.New(cfg.Indexer)
