@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // ownerMarker marks a directory idxbench created (or was given empty and
@@ -72,4 +75,54 @@ func removeOwnedDir(dir string) error {
 		return fmt.Errorf("refusing to remove %s: not created by idxbench", dir)
 	}
 	return os.RemoveAll(dir)
+}
+
+// lockFile marks a directory a live run is using (its pid inside).
+const lockFile = ".idxbench-lock"
+
+// lockDir takes dir for this run, atomically: a directory another live
+// idxbench run holds is refused naming its pid; a lock left by a process
+// that is gone is taken over. It returns the release.
+func lockDir(dir, what string) (release func(), err error) {
+	path := filepath.Join(dir, lockFile)
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			if err := f.Close(); err != nil {
+				os.Remove(path)
+				return nil, fmt.Errorf("%s %s: lock: %w", what, dir, err)
+			}
+			return func() { os.Remove(path) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%s %s: lock: %w", what, dir, err)
+		}
+		if pid, ok := lockedBy(dir); ok {
+			return nil, fmt.Errorf("%s %s is in use by another idxbench run (pid %d)", what, dir, pid)
+		}
+		// Left by a run that is gone (or torn while being written): take
+		// it over.
+		os.Remove(path)
+	}
+	return nil, fmt.Errorf("%s %s: could not take its lock", what, dir)
+}
+
+// lockedBy returns the pid of a live run holding dir, if any.
+func lockedBy(dir string) (int, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, lockFile))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// processAlive reports whether a process with pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

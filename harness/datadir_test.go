@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,5 +67,33 @@ func TestClaimDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(sub); !os.IsNotExist(err) {
 		t.Fatal("owned cell dir survived removal")
+	}
+}
+
+// TestLockDir: a directory a live run holds is refused with its pid; a lock
+// a dead process left is taken over; release frees it.
+func TestLockDir(t *testing.T) {
+	dir := t.TempDir()
+	// A live process that is not this one: the test's parent.
+	os.WriteFile(filepath.Join(dir, lockFile), []byte(fmt.Sprintf("%d\n", os.Getppid())), 0o644)
+	if _, err := lockDir(dir, "output dir"); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getppid())) {
+		t.Fatalf("a directory held by a live process: %v, want refused naming its pid", err)
+	}
+	// A process that is gone: start one, let it exit, use its pid.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("no process to reap: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, lockFile), []byte(fmt.Sprintf("%d\n", cmd.Process.Pid)), 0o644)
+	release, err := lockDir(dir, "output dir")
+	if err != nil {
+		t.Fatalf("a lock left by a dead process: %v", err)
+	}
+	if _, err := lockDir(dir, "output dir"); err == nil {
+		t.Fatal("a directory this run holds was taken again")
+	}
+	release()
+	if _, err := os.Stat(filepath.Join(dir, lockFile)); !os.IsNotExist(err) {
+		t.Fatalf("release left the lock: %v", err)
 	}
 }

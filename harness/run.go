@@ -156,6 +156,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
 			return nil, fmt.Errorf("data dir %s is a file, not a directory", d)
 		}
+		if pid, ok := lockedBy(d); ok {
+			return nil, fmt.Errorf("data dir %s is in use by another idxbench run (pid %d)", d, pid)
+		}
 		if ents, err := os.ReadDir(d); err == nil && len(ents) > 0 && !isOwned(d) {
 			return nil, fmt.Errorf("data dir %s is not empty and was not created by idxbench; give an empty or new directory", d)
 		}
@@ -163,6 +166,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	p.out = cfg.Out
 	if p.out == "" {
 		p.out = "results-" + time.Now().Format("20060102-150405")
+	}
+	if pid, ok := lockedBy(p.out); ok {
+		return nil, fmt.Errorf("output dir %s is in use by another idxbench run (pid %d)", p.out, pid)
 	}
 	if ents, err := os.ReadDir(p.out); err == nil && len(ents) > 0 {
 		if _, err := os.Stat(filepath.Join(p.out, "results.json")); err != nil {
@@ -210,13 +216,38 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 			}
 		}
 	}
+	var locks []func()
 	defer func() {
+		for _, release := range locks {
+			release()
+		}
 		for _, d := range cleanup {
 			removeOwnedDir(d)
 		}
 	}()
+	for _, d := range dirs {
+		release, err := lockDir(d, "data dir")
+		if err != nil {
+			return nil, err
+		}
+		locks = append(locks, release)
+	}
 	if err := os.MkdirAll(p.out, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir %s: %w", p.out, err)
+	}
+	// Taken before anything is written: of two runs given one --out, the
+	// second is refused and the first's results stay whole.
+	release, err := lockDir(p.out, "output dir")
+	if err != nil {
+		return nil, err
+	}
+	locks = append(locks, release)
+	if ents, err := os.ReadDir(p.out); err == nil {
+		for _, e := range ents {
+			if e.Name() != lockFile {
+				return nil, fmt.Errorf("output dir %s is no longer empty (another run wrote to it); give a new directory", p.out)
+			}
+		}
 	}
 	profileDir := ""
 	if p.cfg.CPUProfile {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,6 +108,10 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 	}
 	refusedAddr := refused.Addr().String()
 	refused.Close() // nothing listens there now
+	// An output dir another live run holds (the test's parent stands in).
+	busyOut := filepath.Join(tmp, "busy-out")
+	os.Mkdir(busyOut, 0o755)
+	os.WriteFile(filepath.Join(busyOut, ".idxbench-lock"), []byte(fmt.Sprintf("%d\n", os.Getppid())), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -126,6 +131,7 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"run", "--topology", "cluster"}, `--topology "cluster"`},
 		{[]string{"run", "--etcd", refusedAddr}, "--etcd needs --topology procs"},
+		{[]string{"run", "--engine", "memory", "--out", busyOut}, "in use by another idxbench run"},
 		{[]string{"run", "--topology", "procs", "--etcd", refusedAddr}, "no etcd answers"},
 		{[]string{"node"}, `--role ""`},
 		{[]string{"node", "--role", "kv", "--listen", busy.Addr().String()}, "address already in use"},
