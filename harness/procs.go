@@ -55,6 +55,10 @@ const (
 	// RoleEtcd is an embedded etcd member in a process of its own: the
 	// metadata store of a procs topology when no external cluster is given.
 	RoleEtcd = "etcd"
+	// RoleCoordinator is an index coordinator: one of several processes
+	// standing for master through etcd; the master promotes stability
+	// timestamps on every index node (st_mode coordinator).
+	RoleCoordinator = "coordinator"
 )
 
 // NodeJob is what a node process runs: its role, where it listens, and the
@@ -83,6 +87,9 @@ type NodeJob struct {
 	Overrides Overrides `json:"overrides"`
 	// Slowdown injects a regression into the index node's engine.
 	Slowdown float64 `json:"slowdown,omitempty"`
+	// ExternalST leaves an index node in coordinator mode to the
+	// coordinator processes' stability timestamps (it promotes none itself).
+	ExternalST bool `json:"external_st,omitempty"`
 	// Record records the index node's store calls for raw_ratio phases,
 	// replayed on request through the Raw service beside the control
 	// endpoint.
@@ -105,6 +112,10 @@ func (j *NodeJob) Validate() error {
 		if j.Dir == "" {
 			return errors.New("an etcd node needs --dir, its data directory")
 		}
+	case RoleCoordinator:
+		if len(j.Etcd) == 0 {
+			return errors.New("a coordinator needs --etcd, the cluster's etcd endpoints")
+		}
 	case RoleIndex:
 		if j.KV == "" {
 			return errors.New("an index node needs --kv, the KV node's admin address")
@@ -116,7 +127,7 @@ func (j *NodeJob) Validate() error {
 			return err
 		}
 	default:
-		return fmt.Errorf("--role %q: want kv, index or etcd", j.Role)
+		return fmt.Errorf("--role %q: want kv, index, coordinator or etcd", j.Role)
 	}
 	for _, a := range []string{j.Listen, j.Query, j.Dataport} {
 		if a == "" {
@@ -170,6 +181,8 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "%srole=etcd client=%s pid=%d\n", ReadyPrefix, m.ClientURL, os.Getpid())
 		<-ctx.Done()
 		return nil
+	case RoleCoordinator:
+		return runCoordinator(ctx, job, sc, spec, stdout, log)
 	case RoleKV:
 		kv, err := kvnode.New(spec, kvnode.Options{Bucket: workload.BucketOptions{Clock: wallClock}})
 		if err != nil {
@@ -235,7 +248,11 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	if err := srv.RegisterName(profServiceName, prof); err != nil {
 		return err
 	}
-	n, err := node.Open(node.Config{Indexer: cfg, KV: kvc, Promote: promote})
+	ncfg := node.Config{Indexer: cfg, KV: kvc, Promote: promote}
+	if job.ExternalST {
+		ncfg.Promote = nil
+	}
+	n, err := node.Open(ncfg)
 	if err != nil {
 		cl.Close()
 		ql.Close()
@@ -269,6 +286,53 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	qs.Close()
 	wg.Wait()
 	return errors.Join(err, n.Close())
+}
+
+// runCoordinator is a coordinator process: it stands for master and, as
+// master, promotes stability timestamps on the registered index nodes.
+func runCoordinator(ctx context.Context, job NodeJob, sc *Scenario, spec workload.Spec, stdout io.Writer, log *slog.Logger) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: job.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("coordinator: etcd %v: %w", job.Etcd, err)
+	}
+	defer cli.Close()
+	name := fmt.Sprintf("coordinator-%d", os.Getpid())
+	clients := map[string]*node.Client{}
+	defer func() {
+		for _, c := range clients {
+			c.CloseConn()
+		}
+	}()
+	nodes := func(ctx context.Context) ([]coordinator.Node, error) {
+		reg, err := coordinator.Nodes(ctx, cli, job.EtcdPrefix)
+		if err != nil {
+			return nil, err
+		}
+		var out []coordinator.Node
+		for _, n := range reg {
+			if n.Role != RoleIndex {
+				continue
+			}
+			c := clients[n.Addrs["control"]]
+			if c == nil {
+				if c, err = node.DialClient(ctx, n.Addrs["control"], n.Addrs["query"]); err != nil {
+					continue // gone, or not serving yet
+				}
+				clients[n.Addrs["control"]] = c
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	interval := sc.Indexer.SnapshotInterval.D()
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	fmt.Fprintf(stdout, "%srole=coordinator name=%s pid=%d\n", ReadyPrefix, name, os.Getpid())
+	return coordinator.RunMaster(ctx, cli, coordinator.MasterConfig{
+		Name: name, Prefix: job.EtcdPrefix, Interval: interval, Vbuckets: spec.Vbuckets, Nodes: nodes, Logger: log,
+		Elected: func() { log.Info("elected master", "coordinator", name) },
+	})
 }
 
 // httpURL turns a listen address into an etcd URL ("" stays "": a free
@@ -502,6 +566,20 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	ixJob := base
 	ixJob.Role, ixJob.KV, ixJob.Engine, ixJob.Dir, ixJob.Slowdown = RoleIndex, kvp.addrs["admin"], t.engine, cfg.dir, t.slowdown
 	ixJob.Record = t.record
+	if cfg.settings.STMode == indexer.ModeCoordinator {
+		// Two coordinator processes stand for master; the master promotes
+		// the index node's stability timestamps.
+		ixJob.ExternalST = true
+		for range 2 {
+			cj := base
+			cj.Role = RoleCoordinator
+			cp, err := startNode(ctx, t.exe, cj, kvCPUs, t.stderr)
+			if err != nil {
+				return nil, err
+			}
+			p.procs = append(p.procs, cp)
+		}
+	}
 	ixp, err := startNode(ctx, t.exe, ixJob, indexCPUs, t.stderr)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +234,81 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	t.Fatal("the watch ended without the index node leaving")
+}
+
+// TestCoordinatorFailover: in coordinator mode two coordinator processes
+// stand for master; the master promotes the index node's stability
+// timestamps. Killing the master under ingest, the standby takes over
+// (after the dead master's lease lapses) and the index catches up and
+// verifies.
+func TestCoordinatorFailover(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := []byte(strings.Replace(procsScenario, "indexer: {", "indexer: {st_mode: coordinator, ", 1))
+	parsed, err := ParseScenario(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := EffectiveWorkload(parsed, Overrides{})
+	index, kv, err := NodeCPUs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := engines.Lookup("memory")
+	var stderr strings.Builder
+	cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir() + "/cell-c/pipeline", settings: parsed.Indexer,
+		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
+	cfg.opts.EnsureDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := newPipeline(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if _, err := p.load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.waitCaughtUp(ctx, time.Minute); err != nil {
+		t.Fatalf("catch up with the master promoting: %v\n%s", err, stderr.String())
+	}
+	master, err := coordinator.Master(ctx, p.etcd, p.etcdPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *nodeProc
+	for _, np := range p.procs {
+		if np.role == RoleCoordinator && master == fmt.Sprintf("coordinator-%d", np.pid) {
+			victim = np
+		}
+	}
+	if victim == nil {
+		t.Fatalf("master %q is none of the coordinator processes", master)
+	}
+	if err := p.apply(1000); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	victim.kill()
+	p.procs = slices.DeleteFunc(p.procs, func(np *nodeProc) bool { return np == victim })
+	if err := p.apply(1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.waitCaughtUp(ctx, time.Minute); err != nil {
+		t.Fatalf("catch up after the master's death: %v", err)
+	}
+	t.Logf("caught up %s after the master's kill", time.Since(killed))
+	next, err := coordinator.Master(ctx, p.etcd, p.etcdPrefix)
+	if err != nil || next == master {
+		t.Fatalf("master after the kill: %q (%v)", next, err)
+	}
+	v, err := (&cellRun{p: p}).verify(ctx)
+	if err != nil || !v.OK() {
+		t.Fatalf("verify: %v %s", err, v)
+	}
 }

@@ -334,6 +334,26 @@ func (s *service) Vectors(_ *Empty, reply *VectorsReply) error {
 	return nil
 }
 
+// AlignedHWT answers the indexer's aligned high-watermark, for a
+// coordinator promoting stability timestamps.
+func (s *service) AlignedHWT(_ *Empty, reply *Vector) error {
+	ix := s.n.indexer()
+	if ix == nil {
+		return indexer.ErrRecovering
+	}
+	reply.TS = ix.AlignedHWT()
+	return nil
+}
+
+// PromoteST passes a coordinator's stability timestamp to the indexer.
+func (s *service) PromoteST(ts *upr.TsVbuuid, _ *Empty) error {
+	ix := s.n.indexer()
+	if ix == nil {
+		return indexer.ErrRecovering
+	}
+	return ix.PromoteST(ts)
+}
+
 // Failure answers the node's failure ("" for none): cheaper than Vectors
 // for a caller that polls it.
 func (s *service) Failure(_ *Empty, reply *string) error {
@@ -528,6 +548,20 @@ func (c *Client) vectors() VectorsReply {
 	return r
 }
 
+// AlignedHWT implements coordinator.Node: nil when the node cannot say.
+func (c *Client) AlignedHWT() *upr.TsVbuuid {
+	var r Vector
+	if err := c.call(c.bg(), "AlignedHWT", &Empty{}, &r); err != nil {
+		return nil
+	}
+	return r.TS
+}
+
+// PromoteST implements coordinator.Node.
+func (c *Client) PromoteST(ts *upr.TsVbuuid) error {
+	return c.call(c.bg(), "PromoteST", ts, &Empty{})
+}
+
 func (c *Client) HWT() *upr.TsVbuuid         { return c.vectors().HWT }
 func (c *Client) SnapshotTS() *upr.TsVbuuid  { return c.vectors().Snapshot }
 func (c *Client) PersistedTS() *upr.TsVbuuid { return c.vectors().Persisted }
@@ -549,6 +583,12 @@ func (c *Client) Failure() error {
 		return errors.New(f)
 	}
 	return nil
+}
+
+// CloseConn closes the client's connections and leaves the node running
+// (a coordinator done with an index node).
+func (c *Client) CloseConn() error {
+	return errors.Join(c.scans.Close(), c.rpc.Close())
 }
 
 // Close asks the node to close its stores (its process then exits) and
