@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,11 @@ import (
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
 )
+
+// ErrVectorAhead is returned (wrapped) for a vector with a seqno above its
+// vbucket's high seqno: a replica bucket that has not caught up with the
+// bucket the vector was read from yet (Bucket.WaitSeqnos), or a wrong vector.
+var ErrVectorAhead = errors.New("vector is ahead of the bucket")
 
 // Oracle answers "what must this index hold at this vector" from the
 // bucket's history alone. It shares no code with the projector or the
@@ -169,7 +175,7 @@ func (b *Bucket) checkVectorLocked(ts *upr.TsVbuuid) error {
 		v := &b.vbs[vb]
 		s, u := ts.Seqnos[vb], ts.Vbuuids[vb]
 		if s > v.high {
-			return fmt.Errorf("vb %d: seqno %d is above the high seqno %d", vb, s, v.high)
+			return fmt.Errorf("vb %d: seqno %d is above the high seqno %d: %w", vb, s, v.high, ErrVectorAhead)
 		}
 		if u != 0 && u != v.log[0].Vbuuid {
 			i := slices.IndexFunc(v.log, func(e upr.FailoverEntry) bool { return e.Vbuuid == u })

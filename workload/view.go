@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/google/btree"
@@ -56,6 +57,11 @@ type View struct {
 	// order they were closed (ascending to), for Forget.
 	dead     []deadQueue
 	versions int
+	// checked is the last vector advance accepted, and failovers the
+	// bucket's count then: scans mostly read the same snapshot as the
+	// one before, which needs no new look at the bucket.
+	checked   *upr.TsVbuuid
+	failovers uint64
 	// Scratch for collecting mutations under the bucket's lock.
 	buf []viewMutation
 }
@@ -274,11 +280,26 @@ func (v *View) Scan(q Query, ts *upr.TsVbuuid) (Answer, error) {
 	if q.Limit > 0 && !q.CountOnly {
 		a.Entries = make([]defn.Entry, 0, min(q.Limit, 1024))
 	}
+	// The first version past High ends the scan: found once, it spares a
+	// key comparison per version.
+	var end *version
+	if q.High != nil {
+		p := &version{key: q.High, bound: -1}
+		if q.HighInclusive {
+			p.bound = +1
+		}
+		ix.tree.AscendGreaterOrEqual(p, func(e *version) bool { end = e; return false })
+	}
 	seqnos := ts.Seqnos
+	first := true
 	visit := func(e *version) bool {
-		if q.High != nil {
-			if c := comparePrefix(e.key, q.High); c > 0 || c == 0 && !q.HighInclusive {
-				return false
+		if e == end {
+			return false
+		}
+		if first {
+			first = false
+			if end != nil && compareVersions(end, e) < 0 {
+				return false // Low is past High: an empty range
 			}
 		}
 		if !e.visibleAt(seqnos) {
@@ -309,7 +330,12 @@ func (v *View) advance(ts *upr.TsVbuuid) error {
 	if ts.Len() != len(v.head) {
 		return fmt.Errorf("oracle view: vector has %d vbuckets, bucket %d", ts.Len(), len(v.head))
 	}
+	if c := v.checked; c != nil && b.failovers.Load() == v.failovers &&
+		slices.Equal(c.Seqnos, ts.Seqnos) && slices.Equal(c.Vbuuids, ts.Vbuuids) && !v.belowFloor(ts) {
+		return nil
+	}
 	b.mu.Lock()
+	failovers := b.failovers.Load()
 	var err error
 	for vb := 0; err == nil && vb < len(b.vbs); vb++ {
 		bv := &b.vbs[vb]
@@ -345,7 +371,18 @@ func (v *View) advance(ts *upr.TsVbuuid) error {
 		return fmt.Errorf("oracle view: %w", err)
 	}
 	v.applyBuf()
+	v.checked, v.failovers = ts, failovers
 	return nil
+}
+
+// belowFloor reports whether ts is below the floor on some vbucket.
+func (v *View) belowFloor(ts *upr.TsVbuuid) bool {
+	for vb, s := range ts.Seqnos {
+		if s < v.floor[vb] {
+			return true
+		}
+	}
+	return false
 }
 
 // Forget raises the floor to floor: no vector below it will be asked for,

@@ -135,6 +135,7 @@ func TestViewMatchesExpected(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := 0
+	var last *upr.TsVbuuid // the vector of the latest query
 	for round := range 25 {
 		for range r.IntN(300) {
 			g.Apply(b, g.Next())
@@ -142,6 +143,7 @@ func TestViewMatchesExpected(t *testing.T) {
 		head := b.CurrentSeqnos()
 		for range 3 {
 			ts := randomVector(r, b, floor, head)
+			last = ts
 			for _, d := range defns {
 				all := sortedExpected(t, o, d, ts)
 				for range 6 {
@@ -183,6 +185,9 @@ func TestViewMatchesExpected(t *testing.T) {
 			branch := max(floor.Seqnos[vb], b.HighSeqno(vb)-upr.Seqno(r.IntN(5)))
 			if err := b.Failover(vb, branch); err != nil {
 				t.Fatal(err)
+			}
+			if _, err := v.Scan(Query{Index: defns[0].Name}, last); !errors.Is(err, ErrViewStale) {
+				t.Fatalf("after a failover, at the vector of the last query: %v, want ErrViewStale", err)
 			}
 			now := b.CurrentSeqnos()
 			if _, err := v.Scan(Query{Index: defns[0].Name}, now); !errors.Is(err, ErrViewStale) {
@@ -270,6 +275,24 @@ func BenchmarkViewScan(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		q := Query{Index: "by_city", Low: keys[r.IntN(len(keys))], LowInclusive: true, Limit: 100}
+		if _, err := v.Scan(q, ts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkViewCount is the cost of counting a range between two random
+// keys (a third of the index on average), as the scan phase's count scans do.
+func BenchmarkViewCount(b *testing.B) {
+	v, keys, ts := benchView(b)
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		lo, hi := keys[r.IntN(len(keys))], keys[r.IntN(len(keys))]
+		if CompareKeys(lo, hi) > 0 {
+			lo, hi = hi, lo
+		}
+		q := Query{Index: "by_city", Low: lo, High: hi, LowInclusive: true, HighInclusive: true, CountOnly: true}
 		if _, err := v.Scan(q, ts); err != nil {
 			b.Fatal(err)
 		}
