@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,7 +273,11 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	if err := c.startProfile(ph.Label()); err != nil {
 		return out, err
 	}
-	stopTicks := c.startTicker(ph.Label(), reg, &out)
+	var drift *driftSampler
+	if ph.Drift {
+		drift = &driftSampler{}
+	}
+	stopTicks := c.startTicker(ph.Label(), reg, &out, drift)
 	span := measure.Begin()
 	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
@@ -314,17 +320,17 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	if err != nil {
 		return out, err
 	}
+	if drift != nil {
+		dv := drift.verdict(c.p.ix.Config().SnapshotInterval)
+		dv.addMetrics(out.Metrics)
+		addVerdict(&out, !dv.TooShort, dv.OK(), dv.String())
+	}
 	if c.job.Verify && ph.Verifies() {
 		v, verr := c.verify(ctx)
 		if verr != nil {
 			return out, verr
 		}
-		switch {
-		case !v.OK():
-			out.Verify, out.VerifyDetail = results.VerifyFail, v.String()
-		case out.Verify != results.VerifyFail:
-			out.Verify, out.VerifyDetail = results.VerifyPass, v.String()
-		}
+		addVerdict(&out, true, v.OK(), v.String())
 	}
 	if out.Verify == results.VerifyFail {
 		fmt.Fprintf(c.stderr, "cell %s phase %s: VERIFICATION FAILED: %s\n", c.job.Engine, ph.Label(), out.VerifyDetail)
@@ -332,9 +338,25 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	return out, nil
 }
 
+// addVerdict adds a judgement to the phase's verification: a failure fails
+// it, and its detail joins the others'.
+func addVerdict(out *results.Phase, judged, ok bool, detail string) {
+	if out.VerifyDetail != "" {
+		detail = out.VerifyDetail + " | " + detail
+	}
+	out.VerifyDetail = detail
+	switch {
+	case judged && !ok:
+		out.Verify = results.VerifyFail
+	case judged && out.Verify != results.VerifyFail:
+		out.Verify = results.VerifyPass
+	}
+}
+
 // startTicker prints and records a tick every second until the returned
-// function is called.
-func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase) (stop func()) {
+// function is called; with drift set, it also samples the processes for
+// the phase's drift verdict.
+func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase, drift *driftSampler) (stop func()) {
 	gauges := []string{"queue", "pending", "st_age_ms"}
 	printer := measure.NewTickPrinter(c.stderr, gauges...)
 	done := make(chan struct{})
@@ -355,21 +377,71 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 				c.pullNodeTimings(context.Background())
 				tick := reg.Tick(now)
 				var gv []measure.Gauge
-				if st, ok := c.p.ix.Stats(); ok {
+				st, ok := c.p.ix.Stats()
+				if ok {
 					gv = []measure.Gauge{
 						{Name: "queue", Value: float64(st.MutationQueueSize)},
 						{Name: "pending", Value: float64(st.DocsPending)},
 						{Name: "st_age_ms", Value: float64(st.SinceLastSnapshot.Milliseconds())},
 					}
 				}
+				res := c.processGauges()
 				if !c.job.Quiet {
 					printer.Print(tick, gv)
 				}
+				for _, name := range slices.Sorted(maps.Keys(res)) {
+					v := res[name]
+					for _, bytes := range []string{seriesRSS, seriesHeap} {
+						if strings.HasPrefix(name, bytes) {
+							name = strings.TrimSuffix(bytes, "_bytes") + "_mb" + strings.TrimPrefix(name, bytes)
+							v /= 1 << 20
+						}
+					}
+					gv = append(gv, measure.Gauge{Name: name, Value: v})
+				}
 				c.recordTick(phase, tick, gv, out)
+				if drift != nil {
+					if ok {
+						res[seriesQueue] = float64(st.MutationQueueSize)
+					}
+					for _, op := range tick.Ops {
+						if op.Op == "index_lag" && op.Count > 0 {
+							res[seriesLagP99] = ms(op.P99)
+						}
+					}
+					drift.add(tick.Elapsed, res)
+				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// processGauges samples every process of the cell: resident set
+// (rss_bytes, rss_bytes_ROLE_node), goroutines and live heap (goroutines,
+// heap_live_bytes, and the index node process's with _index_node).
+func (c *cellRun) processGauges() map[string]float64 {
+	rt := readRuntime()
+	g := map[string]float64{
+		seriesRSS:        float64(measure.RSSBytes()),
+		seriesGoroutines: float64(rt.Goroutines),
+		seriesHeap:       float64(rt.HeapLiveBytes),
+	}
+	for _, np := range c.p.procs {
+		if pc, ok := measure.ReadProc(np.pid); ok {
+			g[seriesRSS+"_"+np.role+"_node"] = float64(pc.RSSBytes)
+		}
+	}
+	if c.p.ctl != nil {
+		var rt RuntimeFigures
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if rpcCall(ctx, c.p.ctl, recServiceName+".Runtime", &struct{}{}, &rt) == nil {
+			g[seriesGoroutines+"_"+RoleIndex+"_node"] = float64(rt.Goroutines)
+			g[seriesHeap+"_"+RoleIndex+"_node"] = float64(rt.HeapLiveBytes)
+		}
+		cancel()
+	}
+	return g
 }
 
 func (c *cellRun) recordTick(phase string, tick measure.Tick, gv []measure.Gauge, out *results.Phase) {

@@ -65,11 +65,11 @@ workload: {docs: 1000, vbuckets: 16, seed: 3}
 indexer: {snapshot_interval: 20ms, persist_interval: 200ms, max_rollbacks: 1}
 phases:
   - type: load
-  - {type: ingest, duration: 3s, rate: 4000}
-  - {type: scan, name: scan-under-ingest, kind: range, under_ingest: true, rate: 4000, duration: 2500ms}
+  - {type: ingest, duration: 2500ms, rate: 4000}
+  - {type: scan, name: scan-under-ingest, kind: range, under_ingest: true, rate: 4000, duration: 2s}
   - {type: rollback, vbuckets: 4, mutations: 2000}
   - {type: restart, mutations: 1000}
-  - {type: ingest, name: after, duration: 2500ms, rate: 4000}
+  - {type: ingest, name: after, duration: 1500ms, rate: 4000}
 `
 
 // TestCompactionDuringRun: the run compacts the bucket's history while it

@@ -322,13 +322,30 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	var stale, scans atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
+	// Open loop, each client's scans are due every period, the clients
+	// staggered across it.
+	var period time.Duration
+	if ph.ScanRate > 0 {
+		period = time.Duration(float64(clients) / ph.ScanRate * float64(time.Second))
+	}
+	begin := time.Now()
 	for i := 0; i < clients; i++ {
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		rec := c.reg.Recorder(workerScan0 + i)
+		due := begin.Add(period * time.Duration(i) / time.Duration(clients))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for seq := int64(1); pctx.Err() == nil; seq++ {
+				if period > 0 {
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-pctx.Done():
+							return
+						}
+					}
+				}
 				req := indexer.ScanRequest{InstID: inst.ID, Kind: kind, Consistency: cons, Limit: limit}
 				k := keys[rng.IntN(len(keys))]
 				switch kind {
@@ -348,6 +365,12 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 				}
 				kv := c.p.kv.CurrentSeqnos()
 				t := time.Now()
+				if period > 0 {
+					// Latency counts from when the scan was due, so a
+					// system that falls behind shows it (no coordinated
+					// omission).
+					t, due = due, due.Add(period)
+				}
 				res, err := c.p.ix.Scan(pctx, req)
 				if err != nil {
 					if pctx.Err() != nil {
@@ -415,10 +438,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		}
 	}
 	if v.Judged() {
-		out.Verify, out.VerifyDetail = results.VerifyPass, v.String()
-		if !v.OK() {
-			out.Verify = results.VerifyFail
-		}
+		addVerdict(out, true, v.OK(), v.String())
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ workload:
 indexer: {snapshot_interval: 20ms, persist_interval: 200ms}
 phases:
   - {type: load, verify: false}
-  - {type: scan, name: range, kind: range, limit: 20, duration: 1500ms}
+  - {type: scan, name: range, kind: range, limit: 20, duration: 1s}
   - {type: scan, name: count-under-ingest, kind: count, index: by_age_city, consistency: request_plus, under_ingest: true, rate: 3000, duration: 500ms}
   - {type: scan, name: lookup-at-plus, kind: lookup, consistency: at_plus, under_ingest: true, rate: 3000, duration: 500ms}
 `
