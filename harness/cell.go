@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,8 @@ type cellRun struct {
 	// (nanoseconds): waits for a round allow for it, since a round of an
 	// O(data) snapshot (a bbolt file copy) grows with the data.
 	longestPersist atomic.Int64
+	// compactor compacts the bucket's history as the run goes.
+	compactor *compactor
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -129,6 +134,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	if err != nil {
 		return cell, err
 	}
+	c.compactor = newCompactor(c.p)
 	cell.Topology = TopologyInproc
 	if pcfg.procs != nil {
 		cell.Topology = TopologyProcs
@@ -187,8 +193,20 @@ func (r indexerRecorder) Record(op string, d time.Duration) {
 	rec := r.c.ixRec
 	r.c.mu.Unlock()
 	if rec != nil {
-		rec.Record(op, d)
+		rec.Record(indexerOp(op), d)
 	}
+}
+
+// indexerOp is the name an indexer operation is recorded under in a
+// phase's registry. The indexer times its scans under the names the scan
+// clients use ("scan_range_any"); recorded apart, as
+// "indexer_scan_range_any", a scan counts once, and "scan_…" is the
+// client's end-to-end figure.
+func indexerOp(op string) string {
+	if strings.HasPrefix(op, "scan_") {
+		return "indexer_" + op
+	}
+	return op
 }
 
 // pullNodeTimings drains the index node's recorder, when it runs as a
@@ -205,6 +223,12 @@ func (c *cellRun) pullNodeTimings(ctx context.Context) {
 	if w, ok := ws["persist"]; ok {
 		for d, old := int64(w.Max()), c.longestPersist.Load(); d > old && !c.longestPersist.CompareAndSwap(old, d); {
 			old = c.longestPersist.Load()
+		}
+	}
+	for op, w := range ws {
+		if name := indexerOp(op); name != op {
+			delete(ws, op)
+			ws[name] = w
 		}
 	}
 	c.mu.Lock()
@@ -249,7 +273,11 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	if err := c.startProfile(ph.Label()); err != nil {
 		return out, err
 	}
-	stopTicks := c.startTicker(ph.Label(), reg, &out)
+	var drift *driftSampler
+	if ph.Drift {
+		drift = &driftSampler{}
+	}
+	stopTicks := c.startTicker(ph.Label(), reg, &out, drift)
 	span := measure.Begin()
 	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
@@ -286,22 +314,23 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	c.pullNodeTimings(ctx)
 	final := reg.Tick(time.Now())
 	c.addResourceMetrics(out.Metrics, res, before)
+	c.compactor.report(out.Metrics)
 	addNodeMetrics(out.Metrics, c.p.procs, nodesBefore, nodesAfter)
 	addLatencyMetrics(out.Metrics, final)
 	if err != nil {
 		return out, err
+	}
+	if drift != nil {
+		dv := drift.verdict(c.p.ix.Config().SnapshotInterval)
+		dv.addMetrics(out.Metrics)
+		addVerdict(&out, !dv.TooShort, dv.OK(), dv.String())
 	}
 	if c.job.Verify && ph.Verifies() {
 		v, verr := c.verify(ctx)
 		if verr != nil {
 			return out, verr
 		}
-		switch {
-		case !v.OK():
-			out.Verify, out.VerifyDetail = results.VerifyFail, v.String()
-		case out.Verify != results.VerifyFail:
-			out.Verify, out.VerifyDetail = results.VerifyPass, v.String()
-		}
+		addVerdict(&out, true, v.OK(), v.String())
 	}
 	if out.Verify == results.VerifyFail {
 		fmt.Fprintf(c.stderr, "cell %s phase %s: VERIFICATION FAILED: %s\n", c.job.Engine, ph.Label(), out.VerifyDetail)
@@ -309,9 +338,25 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	return out, nil
 }
 
+// addVerdict adds a judgement to the phase's verification: a failure fails
+// it, and its detail joins the others'.
+func addVerdict(out *results.Phase, judged, ok bool, detail string) {
+	if out.VerifyDetail != "" {
+		detail = out.VerifyDetail + " | " + detail
+	}
+	out.VerifyDetail = detail
+	switch {
+	case judged && !ok:
+		out.Verify = results.VerifyFail
+	case judged && out.Verify != results.VerifyFail:
+		out.Verify = results.VerifyPass
+	}
+}
+
 // startTicker prints and records a tick every second until the returned
-// function is called.
-func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase) (stop func()) {
+// function is called; with drift set, it also samples the processes for
+// the phase's drift verdict.
+func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase, drift *driftSampler) (stop func()) {
 	gauges := []string{"queue", "pending", "st_age_ms"}
 	printer := measure.NewTickPrinter(c.stderr, gauges...)
 	done := make(chan struct{})
@@ -332,21 +377,71 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 				c.pullNodeTimings(context.Background())
 				tick := reg.Tick(now)
 				var gv []measure.Gauge
-				if st, ok := c.p.ix.Stats(); ok {
+				st, ok := c.p.ix.Stats()
+				if ok {
 					gv = []measure.Gauge{
 						{Name: "queue", Value: float64(st.MutationQueueSize)},
 						{Name: "pending", Value: float64(st.DocsPending)},
 						{Name: "st_age_ms", Value: float64(st.SinceLastSnapshot.Milliseconds())},
 					}
 				}
+				res := c.processGauges()
 				if !c.job.Quiet {
 					printer.Print(tick, gv)
 				}
+				for _, name := range slices.Sorted(maps.Keys(res)) {
+					v := res[name]
+					for _, bytes := range []string{seriesRSS, seriesHeap} {
+						if strings.HasPrefix(name, bytes) {
+							name = strings.TrimSuffix(bytes, "_bytes") + "_mb" + strings.TrimPrefix(name, bytes)
+							v /= 1 << 20
+						}
+					}
+					gv = append(gv, measure.Gauge{Name: name, Value: v})
+				}
 				c.recordTick(phase, tick, gv, out)
+				if drift != nil {
+					if ok {
+						res[seriesQueue] = float64(st.MutationQueueSize)
+					}
+					for _, op := range tick.Ops {
+						if op.Op == "index_lag" && op.Count > 0 {
+							res[seriesLagP99] = ms(op.P99)
+						}
+					}
+					drift.add(tick.Elapsed, res)
+				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// processGauges samples every process of the cell: resident set
+// (rss_bytes, rss_bytes_ROLE_node), goroutines and live heap (goroutines,
+// heap_live_bytes, and the index node process's with _index_node).
+func (c *cellRun) processGauges() map[string]float64 {
+	rt := readRuntime()
+	g := map[string]float64{
+		seriesRSS:        float64(measure.RSSBytes()),
+		seriesGoroutines: float64(rt.Goroutines),
+		seriesHeap:       float64(rt.HeapLiveBytes),
+	}
+	for _, np := range c.p.procs {
+		if pc, ok := measure.ReadProc(np.pid); ok {
+			g[seriesRSS+"_"+np.role+"_node"] = float64(pc.RSSBytes)
+		}
+	}
+	if c.p.ctl != nil {
+		var rt RuntimeFigures
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if rpcCall(ctx, c.p.ctl, recServiceName+".Runtime", &struct{}{}, &rt) == nil {
+			g[seriesGoroutines+"_"+RoleIndex+"_node"] = float64(rt.Goroutines)
+			g[seriesHeap+"_"+RoleIndex+"_node"] = float64(rt.HeapLiveBytes)
+		}
+		cancel()
+	}
+	return g
 }
 
 func (c *cellRun) recordTick(phase string, tick measure.Tick, gv []measure.Gauge, out *results.Phase) {

@@ -24,6 +24,15 @@
 //	            that change the index, verification: a full scan of every
 //	            index compared with the oracle at the scan's snapshot vector.
 //
+// A scan phase with verification on checks every client's every answer
+// (scancheck.go): the clients record a scan's latency, then hand the
+// request and result to a checker goroutine that asks a workload.View of
+// the index at the snapshot vector the scan read. Long runs stay bounded:
+// ingest and scan drivers compact the bucket's history below what rollbacks,
+// verification and the checker may still need (compact.go), and a phase
+// with drift: true is judged for growth of resident set, goroutines and
+// index lag (drift.go; the soak scenario).
+//
 // Phases: load (initial build from a backfill), ingest, scan, persist,
 // rollback (KV failover), restart, build-index (INIT stream, merge into
 // MAINT), drop-index and raw-ingest (the engine alone). The crash test

@@ -16,6 +16,7 @@ import (
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/indexer/node"
 	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/workload/upr"
 )
 
 type indexerStats = indexer.Stats
@@ -60,8 +61,11 @@ func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) erro
 // the bound on outstanding mutations allows) or open loop at rate ops/s,
 // recording open-loop latency from each operation's intended start.
 type driver struct {
-	c       *cellRun
-	rate    float64
+	c    *cellRun
+	rate float64
+	// compact lets the driver compact the bucket's history between chunks
+	// (compactor): set in phases that run no INIT stream.
+	compact bool
 	applied atomic.Int64
 }
 
@@ -134,6 +138,9 @@ func (d *driver) run(ctx context.Context, n int) error {
 		}
 		i += k
 		d.applied.Add(int64(k))
+		if d.compact {
+			d.c.compactor.tick(end)
+		}
 	}
 	return nil
 }
@@ -167,7 +174,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	if rate == 0 {
 		rate = c.p.spec.Rate
 	}
-	d := &driver{c: c, rate: rate}
+	d := &driver{c: c, rate: rate, compact: true}
 	raw := ph.RawRatio && c.raw != nil
 	if raw {
 		if err := c.raw.mark(ctx); err != nil {
@@ -246,7 +253,13 @@ func (c *cellRun) pipelineCPU() time.Duration {
 
 // scan runs the phase's scan clients for its duration, with a background
 // open-loop ingest when under_ingest is set. request_plus scans are checked
-// to see every mutation applied before they were issued.
+// to see every mutation applied before they were issued; with --verify,
+// every answer is compared with the oracle at the snapshot it read
+// (scanChecker).
+//
+// The clients record each scan under "scan_<kind>_<consistency>", from
+// request to answer as the client sees it; the indexer's own timing of the
+// same scans arrives as "indexer_scan_…" (indexerOp).
 func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error {
 	if err := c.p.ix.Start(ctx); err != nil {
 		return err
@@ -274,6 +287,21 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	kind, cons := scanKind(ph.Kind), scanConsistency(ph.Consistency)
 	op := "scan_" + kind.String() + "_" + cons.String()
 
+	var chk *scanChecker
+	if c.job.Verify {
+		// No scan from now on reads a snapshot older than this one.
+		start := c.p.ix.SnapshotTS()
+		if start == nil {
+			start = upr.NewTsVbuuid(c.p.spec.Vbuckets)
+		}
+		if chk, err = newScanChecker(c.p.oracle, inst.Defn, clients, start, c.p.waitReplica); err != nil {
+			return err
+		}
+		defer chk.finish()
+		c.compactor.setFloor(chk.Floor)
+		defer c.compactor.setFloor(nil)
+	}
+
 	pctx, cancel := context.WithTimeout(ctx, ph.Duration.D())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -284,7 +312,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		if rate == 0 {
 			rate = 1000
 		}
-		d = &driver{c: c, rate: rate}
+		d = &driver{c: c, rate: rate, compact: true}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -294,13 +322,30 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	var stale, scans atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
+	// Open loop, each client's scans are due every period, the clients
+	// staggered across it.
+	var period time.Duration
+	if ph.ScanRate > 0 {
+		period = time.Duration(float64(clients) / ph.ScanRate * float64(time.Second))
+	}
+	begin := time.Now()
 	for i := 0; i < clients; i++ {
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		rec := c.reg.Recorder(workerScan0 + i)
+		due := begin.Add(period * time.Duration(i) / time.Duration(clients))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pctx.Err() == nil {
+			for seq := int64(1); pctx.Err() == nil; seq++ {
+				if period > 0 {
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-pctx.Done():
+							return
+						}
+					}
+				}
 				req := indexer.ScanRequest{InstID: inst.ID, Kind: kind, Consistency: cons, Limit: limit}
 				k := keys[rng.IntN(len(keys))]
 				switch kind {
@@ -320,6 +365,12 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 				}
 				kv := c.p.kv.CurrentSeqnos()
 				t := time.Now()
+				if period > 0 {
+					// Latency counts from when the scan was due, so a
+					// system that falls behind shows it (no coordinated
+					// omission).
+					t, due = due, due.Add(period)
+				}
 				res, err := c.p.ix.Scan(pctx, req)
 				if err != nil {
 					if pctx.Err() != nil {
@@ -334,19 +385,27 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 				if cons != indexer.AnyConsistency && !kv.SeqnosLE(res.TS) {
 					stale.Add(1)
 				}
+				if chk != nil && !chk.submit(ctx, scanCheck{client: i, seq: seq, req: req, res: res}) {
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	if chk != nil {
+		chk.finish()
+	}
 	if ingestErr != nil {
 		return ingestErr
 	}
 	if err := c.p.failure(); err != nil {
 		return err
 	}
+	c.pullNodeTimings(ctx) // the index node's own timings of the scans
 	final := c.reg.Tick(time.Now())
 	for _, s := range final.Ops {
-		if s.Op == op {
+		switch s.Op {
+		case op:
 			m["scans"] = float64(s.CumCount)
 			m["scans_per_sec"] = float64(s.CumCount) / ph.Duration.D().Seconds()
 			m["scan_p50_ms"] = ms(s.CumP50)
@@ -354,6 +413,9 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 			m["scan_p99_ms"] = ms(s.CumP99)
 			m["scan_max_ms"] = ms(s.CumMax)
 			m["scan_errors"] = float64(s.CumErrs)
+		case indexerOp(op):
+			m["indexer_scan_p50_ms"] = ms(s.CumP50)
+			m["indexer_scan_p99_ms"] = ms(s.CumP99)
 		}
 	}
 	if d != nil {
@@ -362,13 +424,21 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	if firstErr != nil {
 		return fmt.Errorf("scan %s: %w", inst.Defn.Name, firstErr)
 	}
-	if cons != indexer.AnyConsistency {
-		out.Verify = results.VerifyPass
-		out.VerifyDetail = fmt.Sprintf("ok: %d %s scans all saw every mutation applied before them", scans.Load(), cons)
-		if n := stale.Load(); n > 0 {
-			out.Verify = results.VerifyFail
-			out.VerifyDetail = fmt.Sprintf("%d of %d %s scans read a snapshot older than the bucket at request time", n, scans.Load(), cons)
+	v := scanVerdict{Consistency: cons, Scans: scans.Load(), Stale: stale.Load()}
+	m["scans_checked"] = 0
+	if chk != nil {
+		if chk.err != nil {
+			return chk.err
 		}
+		v.Checking, v.Checked, v.Mismatches, v.FirstMismatch = true, chk.checked, chk.mismatches, chk.firstMismatch
+		m["scans_checked"] = float64(chk.checked)
+		m["scan_mismatches"] = float64(chk.mismatches)
+		if chk.rebuilds > 0 {
+			m["scan_check_rebuilds"] = float64(chk.rebuilds)
+		}
+	}
+	if v.Judged() {
+		addVerdict(out, true, v.OK(), v.String())
 	}
 	return nil
 }

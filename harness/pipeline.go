@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/rpc"
 	"path/filepath"
 	"time"
@@ -221,6 +222,23 @@ func (p *pipeline) dropIndex(name string) error {
 // waitCaughtUp waits until a snapshot covers everything the bucket holds now.
 func (p *pipeline) waitCaughtUp(ctx context.Context, timeout time.Duration) error {
 	return p.ix.WaitCaughtUp(ctx, timeout)
+}
+
+// replicaWait bounds how long the oracle waits for the cell's replica of
+// the bucket to reach a vector the index node reported.
+const replicaWait = time.Minute
+
+// waitReplica waits until the bucket the oracle reads holds every mutation
+// up to ts. In process it is the KV node's own bucket; in a procs topology
+// the replica applies each chunk after the KV node has, so a snapshot may
+// briefly be ahead of it.
+func (p *pipeline) waitReplica(ctx context.Context, ts *upr.TsVbuuid) error {
+	ctx, cancel := context.WithTimeout(ctx, replicaWait)
+	defer cancel()
+	if err := p.kv.Bucket().WaitSeqnos(ctx, ts); err != nil {
+		return fmt.Errorf("the oracle's bucket did not reach the scan's snapshot within %s: %w", replicaWait, err)
+	}
+	return nil
 }
 
 // load inserts the spec's documents into the bucket and returns how many.

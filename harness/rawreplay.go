@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/rpc"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
@@ -71,6 +73,30 @@ type recService struct{ r *measure.Recorder }
 func (s *recService) Drain(_ *struct{}, reply *map[string]measure.Window) error {
 	*reply = s.r.Drain()
 	return nil
+}
+
+// Runtime answers the index node process's goroutines and live heap, for
+// the drift verdict.
+func (s *recService) Runtime(_ *struct{}, reply *RuntimeFigures) error {
+	*reply = readRuntime()
+	return nil
+}
+
+// RuntimeFigures are a Go process's goroutines and live heap.
+type RuntimeFigures struct {
+	Goroutines    int
+	HeapLiveBytes uint64
+}
+
+// readRuntime reads this process's figures.
+func readRuntime() RuntimeFigures {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	f := RuntimeFigures{Goroutines: runtime.NumGoroutine()}
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		f.HeapLiveBytes = s[0].Value.Uint64()
+	}
+	return f
 }
 
 func (s *rawService) Mark(_ *struct{}, _ *struct{}) error { return s.l.mark(context.Background()) }

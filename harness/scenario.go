@@ -96,6 +96,14 @@ type Phase struct {
 	Limit       int    `yaml:"limit,omitempty"`       // entries per scan; default 100
 	Index       string `yaml:"index,omitempty"`       // index scanned; default the first secondary index
 	UnderIngest bool   `yaml:"under_ingest,omitempty"`
+	// ScanRate paces a scan phase's clients open loop at this many scans/s
+	// in all (latency counted from each scan's intended start); 0 (default)
+	// is closed loop, each client as fast as it can.
+	ScanRate float64 `yaml:"scan_rate,omitempty"`
+	// Drift samples resident set, goroutines, queue and index lag every
+	// second of an ingest or scan phase and judges them for drift (see
+	// drift.go): the phase fails when they are not flat after warm-up.
+	Drift bool `yaml:"drift,omitempty"`
 	// Raw-ingest settings.
 	Entries int `yaml:"entries,omitempty"`
 	// Rollback settings: how many vbuckets fail over (0: all) and where
@@ -272,6 +280,8 @@ func (p *Phase) validate(at string) error {
 		only("limit", p.Limit != 0, PhaseScan),
 		only("index", p.Index != "", PhaseScan, PhaseDropIndex),
 		only("under_ingest", p.UnderIngest, PhaseScan),
+		only("scan_rate", p.ScanRate != 0, PhaseScan),
+		only("drift", p.Drift, PhaseIngest, PhaseScan),
 		only("entries", p.Entries != 0, PhaseRawIngest),
 	} {
 		if err != nil {
@@ -283,6 +293,9 @@ func (p *Phase) validate(at string) error {
 	}
 	if p.Rate < 0 {
 		return fmt.Errorf("%s.rate: %g is negative", at, p.Rate)
+	}
+	if p.ScanRate < 0 {
+		return fmt.Errorf("%s.scan_rate: %g is negative", at, p.ScanRate)
 	}
 	if p.Type == PhaseIngest && p.Mutations == 0 && p.Duration == 0 {
 		return fmt.Errorf("%s: an ingest phase needs mutations or duration", at)

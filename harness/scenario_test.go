@@ -7,7 +7,7 @@ import (
 
 func TestBuiltinScenariosAreValid(t *testing.T) {
 	names := BuiltinScenarios()
-	for _, want := range []string{"default", "ingest", "scan", "rollback", "restart", "initial-build", "raw-ingest"} {
+	for _, want := range []string{"default", "ingest", "scan", "rollback", "restart", "initial-build", "raw-ingest", "soak"} {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
 			t.Errorf("no built-in scenario %q (have %v)", want, names)
 		}
@@ -44,6 +44,9 @@ func TestScenarioValidationNamesTheField(t *testing.T) {
 		{"indexer: {st_mode: global}\nphases: [{type: load}]", "indexer.st_mode"},
 		{"indexer: {durability: maybe}\nphases: [{type: load}]", "indexer.durability"},
 		{"colour: red\nphases: [{type: load}]", "colour"},
+		{"phases: [{type: ingest, mutations: 5, scan_rate: 10}]", "phases[0].scan_rate: not a setting of a ingest phase"},
+		{"phases: [{type: scan, duration: 1s, scan_rate: -1}]", "phases[0].scan_rate"},
+		{"phases: [{type: load, drift: true}]", "phases[0].drift: not a setting of a load phase"},
 	} {
 		_, err := ParseScenario([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,12 +1,14 @@
 package workload
 
 import (
+	"context"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -67,6 +69,10 @@ type BucketOptions struct {
 type Bucket struct {
 	clock     func() int64
 	snapItems int
+
+	// failovers counts Failover calls, so a reader can tell without the
+	// lock that no vbucket has failed over since it last looked.
+	failovers atomic.Uint64
 
 	mu   sync.Mutex
 	rng  *rand.Rand // vbuuids for new branches
@@ -469,6 +475,47 @@ func (b *Bucket) CurrentSeqnos() *upr.TsVbuuid {
 	return ts
 }
 
+// WaitSeqnos blocks until every vbucket's high seqno reaches ts's (a
+// replica of another bucket catching up with a vector read elsewhere), or
+// ctx is done.
+func (b *Bucket) WaitSeqnos(ctx context.Context, ts *upr.TsVbuuid) error {
+	for {
+		b.mu.Lock()
+		behind := false
+		for vb := range min(len(b.vbs), ts.Len()) {
+			if b.vbs[vb].high < ts.Seqnos[vb] {
+				behind = true
+				break
+			}
+		}
+		var wake <-chan struct{}
+		if behind {
+			wake = b.waitLocked()
+		}
+		b.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// HistoryLen is how many items the vbuckets' histories hold together: what
+// Compact bounds.
+func (b *Bucket) HistoryLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for i := range b.vbs {
+		n += b.vbs[i].items.len()
+	}
+	return n
+}
+
 // FailoverLog is a copy of a vbucket's failover log, newest first.
 func (b *Bucket) FailoverLog(vb upr.Vbno) upr.FailoverLog {
 	b.mu.Lock()
@@ -509,6 +556,7 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
 	v.everUUIDs = append(v.everUUIDs, u)
 	v.gen++
+	b.failovers.Add(1)
 	b.signalLocked()
 	return nil
 }

@@ -44,6 +44,16 @@
 //     a vector, as KV does; streams starting below it get one
 //     deduplicated snapshot, and the oracle refuses vectors below it.
 //
+// The oracle answers two ways. Expected walks the whole bucket for one
+// index at one vector (a phase's final check). A View (Oracle.NewView)
+// keeps a few indexes' entries in index order (CompareKeys, the oracle's
+// own statement of the collation), each version tagged with the seqno
+// range it lives in, and moves forward with the bucket's history: it
+// answers a range, lookup, count or full scan with a limit at any vector
+// between its floor and its head for about the cost of the scan itself,
+// so every scan of a benchmark can be checked. View.Forget drops what no
+// later vector can see.
+//
 // The source must never be what limits a benchmark (BenchmarkGenerateApply
 // measures it), so the hot path avoids copies, allocations and string
 // maps: the generator carves each operation's id and body from a slab

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,11 @@ import (
 	"github.com/idxbench/idxbench/workload/defn"
 	"github.com/idxbench/idxbench/workload/upr"
 )
+
+// ErrVectorAhead is returned (wrapped) for a vector with a seqno above its
+// vbucket's high seqno: a replica bucket that has not caught up with the
+// bucket the vector was read from yet (Bucket.WaitSeqnos), or a wrong vector.
+var ErrVectorAhead = errors.New("vector is ahead of the bucket")
 
 // Oracle answers "what must this index hold at this vector" from the
 // bucket's history alone. It shares no code with the projector or the
@@ -40,52 +46,86 @@ func NewOracle(b *Bucket) *Oracle { return &Oracle{b: b} }
 // DocID. ts must cover every vbucket, and per vbucket name a branch of the
 // current history (vbuuid 0 means the current branch) with a seqno at or
 // below that branch's end and, unless 0, not below a Forget point.
+//
+// It walks the whole bucket: for one answer per phase. A View answers
+// scans at many vectors, each at the cost of the scan.
 func (o *Oracle) Expected(d defn.IndexDefn, ts *upr.TsVbuuid) ([]defn.Entry, error) {
-	where, err := defn.ParseWhere(d.Where)
+	ci, err := compileIndex(d)
 	if err != nil {
-		return nil, fmt.Errorf("oracle: index %q: %w", d.Name, err)
+		return nil, err
 	}
 	docs, err := o.docsAt(ts)
 	if err != nil {
 		return nil, fmt.Errorf("oracle: index %q: %w", d.Name, err)
 	}
-	paths := make([][]string, len(d.SecExprs))
-	for i, e := range d.SecExprs {
-		paths[i] = strings.Split(e, ".")
-	}
 	var out []defn.Entry
 	for _, it := range docs {
-		id := it.id
-		if d.IsPrimary {
-			out = append(out, defn.Entry{Key: []any{id}, DocID: id})
-			continue
-		}
-		var doc any
-		if err := json.Unmarshal(it.body, &doc); err != nil {
-			// A body that is not JSON has no fields: every path is missing.
-			doc = nil
-		}
-		if !whereHolds(where, doc) {
-			continue
-		}
-		key := make([]any, len(paths))
-		for i, p := range paths {
-			v, ok := lookup(doc, p)
-			if !ok {
-				if i == 0 {
-					key = nil
-					break
-				}
-				v = defn.Missing
-			}
-			key[i] = v
-		}
-		if key != nil {
-			out = append(out, defn.Entry{Key: key, DocID: id})
+		if key, ok := ci.key(it.id, decodeBody(it.body)); ok {
+			out = append(out, defn.Entry{Key: key, DocID: it.id})
 		}
 	}
 	slices.SortFunc(out, func(a, b defn.Entry) int { return strings.Compare(a.DocID, b.DocID) })
 	return out, nil
+}
+
+// compiledIndex is an index definition ready to evaluate on documents.
+type compiledIndex struct {
+	d     defn.IndexDefn
+	where []compiledCond
+	paths [][]string
+}
+
+type compiledCond struct {
+	defn.Cond
+	path []string
+}
+
+func compileIndex(d defn.IndexDefn) (*compiledIndex, error) {
+	where, err := defn.ParseWhere(d.Where)
+	if err != nil {
+		return nil, fmt.Errorf("oracle: index %q: %w", d.Name, err)
+	}
+	ci := &compiledIndex{d: d}
+	for _, c := range where {
+		ci.where = append(ci.where, compiledCond{c, strings.Split(c.Path, ".")})
+	}
+	for _, e := range d.SecExprs {
+		ci.paths = append(ci.paths, strings.Split(e, "."))
+	}
+	return ci, nil
+}
+
+// decodeBody decodes a document body. A body that is not JSON has no
+// fields: every path is missing.
+func decodeBody(body []byte) any {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil
+	}
+	return doc
+}
+
+// key is the index key of document id with decoded body doc; ok is false
+// when the document has no entry in the index.
+func (ci *compiledIndex) key(id string, doc any) (key []any, ok bool) {
+	if ci.d.IsPrimary {
+		return []any{id}, true
+	}
+	if !whereHolds(ci.where, doc) {
+		return nil, false
+	}
+	key = make([]any, len(ci.paths))
+	for i, p := range ci.paths {
+		v, ok := lookup(doc, p)
+		if !ok {
+			if i == 0 {
+				return nil, false
+			}
+			v = defn.Missing
+		}
+		key[i] = v
+	}
+	return key, true
 }
 
 // Forget lets the bucket deduplicate history below below (Bucket.Compact):
@@ -103,32 +143,17 @@ type liveDoc struct {
 // they are decoded after the bucket's lock is released.
 func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]liveDoc, error) {
 	b := o.b
-	if ts.Len() != len(b.vbs) {
-		return nil, fmt.Errorf("vector has %d vbuckets, bucket %d", ts.Len(), len(b.vbs))
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.checkVectorLocked(ts); err != nil {
+		return nil, err
+	}
 	var docs []liveDoc
 	for vb := range b.vbs {
 		v := &b.vbs[vb]
-		s, u := ts.Seqnos[vb], ts.Vbuuids[vb]
-		if s > v.high {
-			return nil, fmt.Errorf("vb %d: seqno %d is above the high seqno %d", vb, s, v.high)
-		}
-		if u != 0 {
-			i := slices.IndexFunc(v.log, func(e upr.FailoverEntry) bool { return e.Vbuuid == u })
-			if i < 0 {
-				return nil, fmt.Errorf("vb %d: vbuuid %d is not in the failover log", vb, u)
-			}
-			if i > 0 && s > v.log[i-1].Seqno {
-				return nil, fmt.Errorf("vb %d: seqno %d is past the end %d of branch %d", vb, s, v.log[i-1].Seqno, u)
-			}
-		}
+		s := ts.Seqnos[vb]
 		if s == 0 {
 			continue // nothing at seqno 0, on any branch
-		}
-		if s < v.compacted {
-			return nil, fmt.Errorf("vb %d: seqno %d is below the forgotten history (up to %d)", vb, s, v.compacted)
 		}
 		for _, it := range b.dedupLocked(&v.items, v.items.find(s+1)) {
 			if it.op == upr.OpMutation {
@@ -137,6 +162,35 @@ func (o *Oracle) docsAt(ts *upr.TsVbuuid) ([]liveDoc, error) {
 		}
 	}
 	return docs, nil
+}
+
+// checkVectorLocked checks ts names, per vbucket, a seqno on a branch of
+// the current history at or below that branch's end and not below
+// compacted history.
+func (b *Bucket) checkVectorLocked(ts *upr.TsVbuuid) error {
+	if ts.Len() != len(b.vbs) {
+		return fmt.Errorf("vector has %d vbuckets, bucket %d", ts.Len(), len(b.vbs))
+	}
+	for vb := range b.vbs {
+		v := &b.vbs[vb]
+		s, u := ts.Seqnos[vb], ts.Vbuuids[vb]
+		if s > v.high {
+			return fmt.Errorf("vb %d: seqno %d is above the high seqno %d: %w", vb, s, v.high, ErrVectorAhead)
+		}
+		if u != 0 && u != v.log[0].Vbuuid {
+			i := slices.IndexFunc(v.log, func(e upr.FailoverEntry) bool { return e.Vbuuid == u })
+			if i < 0 {
+				return fmt.Errorf("vb %d: vbuuid %d is not in the failover log", vb, u)
+			}
+			if i > 0 && s > v.log[i-1].Seqno {
+				return fmt.Errorf("vb %d: seqno %d is past the end %d of branch %d", vb, s, v.log[i-1].Seqno, u)
+			}
+		}
+		if s != 0 && s < v.compacted {
+			return fmt.Errorf("vb %d: seqno %d is below the forgotten history (up to %d)", vb, s, v.compacted)
+		}
+	}
+	return nil
 }
 
 // lookup walks a dotted path through nested objects.
@@ -154,9 +208,9 @@ func lookup(doc any, path []string) (any, bool) {
 	return v, true
 }
 
-func whereHolds(w defn.Where, doc any) bool {
+func whereHolds(w []compiledCond, doc any) bool {
 	for _, c := range w {
-		v, ok := lookup(doc, strings.Split(c.Path, "."))
+		v, ok := lookup(doc, c.path)
 		switch c.Op {
 		case "missing":
 			if ok {

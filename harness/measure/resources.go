@@ -158,6 +158,8 @@ type ProcCounters struct {
 	// PeakRSSBytes is the process's resident high-water mark (VmHWM),
 	// since ResetProcPeak or the process's start.
 	PeakRSSBytes uint64
+	// RSSBytes is the process's resident set now (VmRSS).
+	RSSBytes uint64
 }
 
 // ResetProcPeak resets pid's resident high-water mark, so the next
@@ -197,6 +199,12 @@ func ReadProc(pid int) (c ProcCounters, ok bool) {
 	c.CPU = time.Duration(ut+st) * time.Second / clockTicks
 	io := readKV("/proc/" + strconv.Itoa(pid) + "/io")
 	c.BytesWritten = io["write_bytes"]
-	c.PeakRSSBytes = readKV("/proc/" + strconv.Itoa(pid) + "/status")["VmHWM"] * 1024
+	status := readKV("/proc/" + strconv.Itoa(pid) + "/status")
+	c.PeakRSSBytes = status["VmHWM"] * 1024
+	c.RSSBytes = status["VmRSS"] * 1024
 	return c, true
 }
+
+// RSSBytes is this process's resident set now (VmRSS; 0 where /proc cannot
+// be read).
+func RSSBytes() uint64 { return readKV("/proc/self/status")["VmRSS"] * 1024 }
