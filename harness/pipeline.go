@@ -105,8 +105,10 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 		if p.remote, err = kvnode.Dial(ctx, cfg.kvAddr, kvnode.ClientOptions{}); err != nil {
 			return nil, err
 		}
-		// The bucket here is a replica: bring it to the KV node's state.
-		h, err := p.remote.History(ctx)
+		// The bucket here is a replica: fence off the driver before this
+		// one (a killed child whose last control may still arrive) and
+		// bring the replica to the KV node's state.
+		h, err := p.remote.Fence(ctx)
 		if err == nil {
 			err = kvnode.Replay(p.kv, h)
 		}

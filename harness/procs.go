@@ -563,6 +563,9 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	if p.remote, err = kvnode.Dial(ctx, kvp.addrs["admin"], kvnode.ClientOptions{NoDataport: true}); err != nil {
 		return nil, err
 	}
+	if _, err := p.remote.Fence(ctx); err != nil { // this cell drives the bucket
+		return nil, err
+	}
 	ixJob := base
 	ixJob.Role, ixJob.KV, ixJob.Engine, ixJob.Dir, ixJob.Slowdown = RoleIndex, kvp.addrs["admin"], t.engine, cfg.dir, t.slowdown
 	ixJob.Record = t.record

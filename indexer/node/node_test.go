@@ -478,3 +478,61 @@ func TestDeps(t *testing.T) {
 		}
 	}
 }
+
+// TestFencedDriver: once a new driver has fenced the KV node, a control
+// from the old one (a killed process whose request arrives late) is refused,
+// so the history the new driver replays is the bucket's.
+func TestFencedDriver(t *testing.T) {
+	ctx := context.Background()
+	spec := workload.DefaultSpec()
+	spec.Docs, spec.Vbuckets = 10, 4
+	kv, err := kvnode.New(spec, kvnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- kvnode.Serve(l, kv, nil) }()
+	defer func() {
+		l.Close()
+		<-done
+	}()
+	dial := func() *kvnode.Client {
+		c, err := kvnode.Dial(ctx, l.Addr().String(), kvnode.ClientOptions{NoDataport: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	old, next := dial(), dial()
+	if _, err := old.Fence(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Apply(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	h, err := next.Fence(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Apply(ctx, 5); err == nil || !strings.Contains(err.Error(), "fenced") {
+		t.Fatalf("a control from a fenced-off driver: %v, want refused", err)
+	}
+	replica, _ := kvnode.New(spec, kvnode.Options{})
+	if err := kvnode.Replay(replica, h); err != nil {
+		t.Fatal(err)
+	}
+	if !replica.CurrentSeqnos().Equal(kv.CurrentSeqnos()) {
+		t.Fatalf("replica %v, bucket %v", replica.CurrentSeqnos(), kv.CurrentSeqnos())
+	}
+	if err := next.Apply(ctx, 5); err != nil {
+		t.Fatalf("the new driver: %v", err)
+	}
+}

@@ -86,8 +86,11 @@ type service struct {
 	mu     sync.Mutex
 	topics map[string]*senderTopic
 
-	histMu  sync.Mutex
+	// ctlMu serialises the controls that change the bucket with the
+	// history they leave and the driver's epoch (see Fence).
+	ctlMu   sync.Mutex
 	history []Event // the controls applied to the bucket, in order
+	epoch   uint64  // the current driver's; controls from older ones are refused
 }
 
 // Event is one control applied to the bucket through the admin endpoint:
@@ -100,21 +103,44 @@ type Event struct {
 	Failover *FailoverArgs
 }
 
-func (s *service) record(e Event) {
-	s.histMu.Lock()
-	defer s.histMu.Unlock()
+// control applies one control for the driver of epoch, and records it, as
+// one step: a control from a driver that an other has fenced off since
+// (a killed process whose request arrived late) is refused, so what a
+// replica replays is exactly what the bucket did.
+func (s *service) control(epoch uint64, e Event, apply func() error) error {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	if epoch != s.epoch {
+		return fmt.Errorf("%w (epoch %d, now %d)", ErrFenced, epoch, s.epoch)
+	}
+	if err := apply(); err != nil {
+		return err
+	}
 	if n := len(s.history); e.Apply > 0 && n > 0 && s.history[n-1].Apply > 0 {
 		s.history[n-1].Apply += e.Apply
-		return
+		return nil
 	}
 	s.history = append(s.history, e)
+	return nil
 }
 
-// History answers the bucket's events so far.
-func (s *service) History(_ *Empty, reply *[]Event) error {
-	s.histMu.Lock()
-	defer s.histMu.Unlock()
-	*reply = append([]Event(nil), s.history...)
+// ErrFenced refuses a control from a driver another one has fenced off.
+var ErrFenced = errors.New("kv node: driver fenced off by a newer one")
+
+// FenceReply is a new driver's epoch and the bucket's history so far.
+type FenceReply struct {
+	Epoch   uint64
+	History []Event
+}
+
+// Fence makes the caller the bucket's driver: controls of earlier
+// drivers still on their way are refused from now on, and the reply's
+// history is the bucket's, complete.
+func (s *service) Fence(_ *Empty, reply *FenceReply) error {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	s.epoch++
+	reply.Epoch, reply.History = s.epoch, append([]Event(nil), s.history...)
 	return nil
 }
 
@@ -237,18 +263,27 @@ func (s *service) CurrentSeqnos(_ *Empty, reply *upr.TsVbuuid) error {
 	return nil
 }
 
-// Load loads the spec's documents and replies how many there are.
-func (s *service) Load(_ *Empty, reply *int) error {
-	*reply = s.n.Load()
-	s.record(Event{Load: true})
-	return nil
+// ControlArgs carry a driver's epoch (from Fence) with its control.
+type ControlArgs struct {
+	Epoch    uint64
+	N        int           // Apply: how many operations
+	Failover *FailoverArgs // Failover
 }
 
-// Apply applies the generator's next n operations.
-func (s *service) Apply(n *int, _ *Empty) error {
-	s.n.ApplyNext(*n)
-	s.record(Event{Apply: *n})
-	return nil
+// Load loads the spec's documents and replies how many there are.
+func (s *service) Load(args *ControlArgs, reply *int) error {
+	return s.control(args.Epoch, Event{Load: true}, func() error {
+		*reply = s.n.Load()
+		return nil
+	})
+}
+
+// Apply applies the generator's next N operations.
+func (s *service) Apply(args *ControlArgs, _ *Empty) error {
+	return s.control(args.Epoch, Event{Apply: args.N}, func() error {
+		s.n.ApplyNext(args.N)
+		return nil
+	})
 }
 
 // FailoverArgs names a vbucket and the seqno its history is kept up to.
@@ -258,13 +293,12 @@ type FailoverArgs struct {
 }
 
 // Failover answers Node.Failover.
-func (s *service) Failover(args *FailoverArgs, _ *Empty) error {
-	if err := s.n.Failover(args.Vb, args.Branch); err != nil {
-		return err
+func (s *service) Failover(args *ControlArgs, _ *Empty) error {
+	if args.Failover == nil {
+		return errors.New("failover: no vbucket named")
 	}
-	a := *args
-	s.record(Event{Failover: &a})
-	return nil
+	a := *args.Failover
+	return s.control(args.Epoch, Event{Failover: &a}, func() error { return s.n.Failover(a.Vb, a.Branch) })
 }
 
 // senderTopic is a topic sent over a dataport session.
@@ -292,6 +326,7 @@ type Client struct {
 	addr   string
 	dp     *dataport.Listener
 	nextID atomic.Uint64
+	epoch  atomic.Uint64 // this client's driver epoch (Fence)
 	prefix string
 
 	mu      sync.Mutex
@@ -441,29 +476,33 @@ func (c *Client) Seqnos(ctx context.Context) (*upr.TsVbuuid, error) {
 	return &ts, nil
 }
 
+// Fence makes this client the bucket's driver (the one whose Load, Apply
+// and Failover are taken; an earlier driver's are refused from now on)
+// and returns the bucket's history so far, for a replica to Replay.
+func (c *Client) Fence(ctx context.Context) ([]Event, error) {
+	var r FenceReply
+	if err := c.call(ctx, "Fence", &Empty{}, &r); err != nil {
+		return nil, err
+	}
+	c.epoch.Store(r.Epoch)
+	return r.History, nil
+}
+
 // Load loads the KV node's documents and returns how many there are.
 func (c *Client) Load(ctx context.Context) (int, error) {
 	var n int
-	err := c.call(ctx, "Load", &Empty{}, &n)
+	err := c.call(ctx, "Load", &ControlArgs{Epoch: c.epoch.Load()}, &n)
 	return n, err
 }
 
 // Apply applies the generator's next n operations on the KV node.
 func (c *Client) Apply(ctx context.Context, n int) error {
-	return c.call(ctx, "Apply", &n, &Empty{})
-}
-
-// History returns the events the KV node's bucket has seen through its
-// admin endpoint, for a replica to Replay.
-func (c *Client) History(ctx context.Context) ([]Event, error) {
-	var h []Event
-	err := c.call(ctx, "History", &Empty{}, &h)
-	return h, err
+	return c.call(ctx, "Apply", &ControlArgs{Epoch: c.epoch.Load(), N: n}, &Empty{})
 }
 
 // Failover fails vb over at branch on the KV node.
 func (c *Client) Failover(ctx context.Context, vb upr.Vbno, branch upr.Seqno) error {
-	return c.call(ctx, "Failover", &FailoverArgs{Vb: vb, Branch: branch}, &Empty{})
+	return c.call(ctx, "Failover", &ControlArgs{Epoch: c.epoch.Load(), Failover: &FailoverArgs{Vb: vb, Branch: branch}}, &Empty{})
 }
 
 // OpenTopic implements the index node's KV interface: the KV node sends
