@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,14 +122,15 @@ func TestProcsTopologyVerifies(t *testing.T) {
 	}
 }
 
-// TestDeadNodeIsNamed: when a node process dies, what the cell sees next
-// names the node's role and pid, not a broken connection.
-func TestDeadNodeIsNamed(t *testing.T) {
+// openProcsPipeline starts a procs-topology pipeline of the memory engine
+// for scenario (the test binary runs the nodes), closed when the test ends.
+func openProcsPipeline(t *testing.T, ctx context.Context, scenario string) (*pipeline, *strings.Builder) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := []byte(procsScenario)
+	sc := []byte(scenario)
 	parsed, err := ParseScenario(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -145,17 +147,24 @@ func TestDeadNodeIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stderr := &strings.Builder{}
+	cfg := pipelineConfig{spec: spec, engine: eng, dir: filepath.Join(t.TempDir(), "cell-t", "pipeline"), settings: parsed.Indexer,
+		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: stderr}}
+	cfg.opts.EnsureDefaults()
+	p, err := newPipeline(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.close() })
+	return p, stderr
+}
+
+// TestDeadNodeIsNamed: when a node process dies, what the cell sees next
+// names the node's role and pid, not a broken connection.
+func TestDeadNodeIsNamed(t *testing.T) {
 	for _, role := range []string{RoleIndex, RoleKV, RoleEtcd} {
 		t.Run(role, func(t *testing.T) {
-			var stderr strings.Builder
-			cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir(), settings: parsed.Indexer,
-				procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
-			cfg.opts.EnsureDefaults()
-			p, err := newPipeline(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.close()
+			p, _ := openProcsPipeline(t, context.Background(), procsScenario)
 			if _, err := p.load(); err != nil {
 				t.Fatal(err)
 			}
@@ -183,29 +192,10 @@ func TestDeadNodeIsNamed(t *testing.T) {
 // a client watching the registry sees a node that dies leave it, without
 // polling, once its lease lapses.
 func TestRegistry(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := []byte(procsScenario)
-	parsed, _ := ParseScenario(sc)
-	spec, _ := EffectiveWorkload(parsed, Overrides{})
-	index, kv, err := NodeCPUs(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, _ := engines.Lookup("memory")
-	var stderr strings.Builder
-	cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir() + "/cell-x/pipeline", settings: parsed.Indexer,
-		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
-	cfg.opts.EnsureDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := newPipeline(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p, _ := openProcsPipeline(t, ctx, procsScenario)
+	spec := p.spec
 	nodes, err := coordinator.Nodes(ctx, p.etcd, p.etcdPrefix)
 	if err != nil {
 		t.Fatal(err)
@@ -242,32 +232,9 @@ func TestRegistry(t *testing.T) {
 // (after the dead master's lease lapses) and the index catches up and
 // verifies.
 func TestCoordinatorFailover(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := []byte(strings.Replace(procsScenario, "indexer: {", "indexer: {st_mode: coordinator, ", 1))
-	parsed, err := ParseScenario(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := EffectiveWorkload(parsed, Overrides{})
-	index, kv, err := NodeCPUs(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, _ := engines.Lookup("memory")
-	var stderr strings.Builder
-	cfg := pipelineConfig{spec: spec, engine: eng, dir: t.TempDir() + "/cell-c/pipeline", settings: parsed.Indexer,
-		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: &stderr}}
-	cfg.opts.EnsureDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := newPipeline(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p, stderr := openProcsPipeline(t, ctx, strings.Replace(procsScenario, "indexer: {", "indexer: {st_mode: coordinator, ", 1))
 	if _, err := p.load(); err != nil {
 		t.Fatal(err)
 	}
