@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,8 +85,12 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := EffectiveWorkload(sc, cfg.Overrides); err != nil {
+	spec, err := EffectiveWorkload(sc, cfg.Overrides)
+	if err != nil {
 		return nil, err
+	}
+	if err := checkPhaseRefs(sc, spec); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	p.scenario, p.source = sc, src
 
@@ -119,9 +124,17 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		}
 	}
 	if cfg.MetricsAddr != "" {
-		if _, err := metricsexport.ListenAddr(cfg.MetricsAddr); err != nil {
+		la, err := metricsexport.ListenAddr(cfg.MetricsAddr)
+		if err != nil {
 			return nil, err
 		}
+		// Bound and let go now, so a port in use is bad input before any
+		// cell starts rather than a cell that fails.
+		l, err := net.Listen("tcp", la)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		l.Close()
 	}
 	if cfg.Slowdown < 0 || cfg.Slowdown > 10 {
 		return nil, fmt.Errorf("--inject-slowdown %g out of range [0%%,1000%%]", cfg.Slowdown*100)

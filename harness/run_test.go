@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,11 +87,31 @@ func TestPrepareRejectsBadInput(t *testing.T) {
 	os.WriteFile(badYAML, []byte("phases: [ {type: load, colour: red} ]"), 0o644)
 	badRange := filepath.Join(root, "range.yaml")
 	os.WriteFile(badRange, []byte("workload: {vbuckets: 5000}\nphases: [{type: load}]"), 0o644)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	scenario := func(name, body string) string {
+		path := filepath.Join(root, name+".yaml")
+		os.WriteFile(path, []byte(body), 0o644)
+		return path
+	}
+	const twoIndexes = "workload:\n  indexes:\n    - {name: by_city, keys: [city]}\n    - {name: later, keys: [age], deferred: true}\n    - {name: pk, primary: true}\n"
 	cases := []struct {
 		name string
 		cfg  RunConfig
 		want string
 	}{
+		{"scan of an unknown index", RunConfig{Scenario: scenario("scan-unknown", twoIndexes+"phases: [{type: load}, {type: scan, index: nope, duration: 1s}]")}, `scans index "nope"`},
+		{"scan of a deferred index", RunConfig{Scenario: scenario("scan-deferred", twoIndexes+"phases: [{type: load}, {type: scan, index: later, duration: 1s}]")}, "deferred and not built"},
+		{"scan with no secondary index", RunConfig{Scenario: scenario("scan-primary", "workload:\n  indexes: [{name: pk, primary: true}]\nphases: [{type: load}, {type: scan, duration: 1s}]")}, "no secondary index"},
+		{"drop of an unknown index", RunConfig{Scenario: scenario("drop-unknown", twoIndexes+"phases: [{type: load}, {type: drop-index, index: nope}]")}, `drops index "nope"`},
+		{"drop twice", RunConfig{Scenario: scenario("drop-twice", twoIndexes+"phases: [{type: load}, {type: drop-index, index: by_city}, {type: drop-index, name: again, index: by_city}]")}, `drops index "by_city"`},
+		{"build of a built index", RunConfig{Scenario: scenario("build-built", twoIndexes+"phases: [{type: load}, {type: build-index, indexes: [by_city]}]")}, `builds index "by_city"`},
+		{"build with none left", RunConfig{Scenario: scenario("build-none", twoIndexes+"phases: [{type: load}, {type: build-index}, {type: build-index, name: again}]")}, "no deferred index is left"},
+		{"rollback with no index", RunConfig{Scenario: scenario("rollback-none", "workload:\n  indexes: [{name: later, keys: [age], deferred: true}]\nphases: [{type: load}, {type: rollback}]")}, "a rollback needs an index"},
+		{"metrics port in use", RunConfig{MetricsAddr: busy.Addr().String()}, "address already in use"},
 		{"unknown engine", RunConfig{Engines: []string{"rocks"}}, `unknown engine "rocks"`},
 		{"unknown scenario", RunConfig{Scenario: "nope"}, `unknown scenario "nope"`},
 		{"unknown field", RunConfig{Scenario: badYAML}, "colour"},

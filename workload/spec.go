@@ -275,8 +275,11 @@ func (s *Spec) Validate() error {
 	if !(f.CityTheta > 0 && f.CityTheta < 1) {
 		return bad("fields.city_theta", "must be in (0,1), got %v", f.CityTheta)
 	}
-	if f.AgeMin < 0 || f.AgeMax < f.AgeMin {
-		return bad("fields.age_max", "must be ≥ age_min ≥ 0, got age_min %d, age_max %d", f.AgeMin, f.AgeMax)
+	// Ages are JSON numbers: up to 2^53 they are exact, and the span
+	// age_max-age_min+1 cannot overflow.
+	const maxAge = 1 << 53
+	if f.AgeMin < 0 || f.AgeMax < f.AgeMin || f.AgeMax > maxAge {
+		return bad("fields.age_max", "must be ≥ age_min ≥ 0 and ≤ 2^53, got age_min %d, age_max %d", f.AgeMin, f.AgeMax)
 	}
 	if f.TagsMax < 0 || f.TagsMax > 64 {
 		return bad("fields.tags_max", "must be in 0..64, got %d", f.TagsMax)

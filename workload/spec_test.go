@@ -111,6 +111,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"value_size: {mean: 99999999}", "workload.value_size.mean: must be in 0..20971520"},
 		{"fields: {missing: 2}", "workload.fields.missing: must be in [0,1], got 2"},
 		{"fields: {age_min: 50, age_max: 20}", "workload.fields.age_max: must be ≥ age_min ≥ 0"},
+		// The span age_max-age_min+1 overflowed and the generator panicked.
+		{"fields: {age_min: 0, age_max: 9223372036854775807}", "workload.fields.age_max: must be ≥ age_min ≥ 0 and ≤ 2^53"},
 		{"fields: {cities: -3}", "workload.fields.cities: must be in 1..1000000"},
 		{"indexes: [{name: x}]", "workload.indexes[0]: keys: a secondary index needs at least one key"},
 		{"indexes: [{name: '', keys: [a]}]", "workload.indexes[0]: name: must not be empty"},
