@@ -380,12 +380,39 @@ func ParseSpec(data []byte) (Spec, error) {
 		if err := decodeYAML(data, &s); err != nil {
 			return Spec{}, err
 		}
+		// The spec started from the defaults, so a zero here was written
+		// in the file: where zero is no valid value, say so rather than
+		// let EnsureDefaults put the default back in silence.
+		if err := explicitZeros(s); err != nil {
+			return Spec{}, err
+		}
 	}
 	s.EnsureDefaults()
 	if err := s.Validate(); err != nil {
 		return Spec{}, err
 	}
 	return s, nil
+}
+
+// explicitZeros refuses fields set to an explicit zero that is out of
+// their range.
+func explicitZeros(s Spec) error {
+	for _, f := range []struct {
+		name string
+		zero bool
+		want string
+	}{
+		{"vbuckets", s.Vbuckets == 0, fmt.Sprintf("in 1..%d", MaxVbuckets)},
+		{"zipf_theta", s.ZipfTheta == 0, "> 0"},
+		{"snapshot_items", s.SnapshotItems == 0, "≥ 1"},
+		{"fields.cities", s.Fields.Cities == 0 && s.Fields != (FieldSpec{}), "≥ 1"},
+		{"fields.city_theta", s.Fields.CityTheta == 0 && s.Fields != (FieldSpec{}), "> 0"},
+	} {
+		if f.zero {
+			return fmt.Errorf("workload.%s: must be %s, got 0 (leave it out for the default)", f.name, f.want)
+		}
+	}
+	return nil
 }
 
 // decodeYAML decodes strictly into s. go-yaml v1.19.2 panics on some

@@ -111,6 +111,9 @@ func TestParseSpecErrors(t *testing.T) {
 		{"value_size: {mean: 99999999}", "workload.value_size.mean: must be in 0..20971520"},
 		{"fields: {missing: 2}", "workload.fields.missing: must be in [0,1], got 2"},
 		{"fields: {age_min: 50, age_max: 20}", "workload.fields.age_max: must be ≥ age_min ≥ 0"},
+		// An explicit zero was silently replaced by the default.
+		{"vbuckets: 0", "workload.vbuckets: must be in 1..1024, got 0"},
+		{"snapshot_items: 0", "workload.snapshot_items: must be ≥ 1, got 0"},
 		// The span age_max-age_min+1 overflowed and the generator panicked.
 		{"fields: {age_min: 0, age_max: 9223372036854775807}", "workload.fields.age_max: must be ≥ age_min ≥ 0 and ≤ 2^53"},
 		{"fields: {cities: -3}", "workload.fields.cities: must be in 1..1000000"},
