@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,83 @@ func TestCoordinatorFailover(t *testing.T) {
 	if err != nil || !v.OK() {
 		t.Fatalf("verify: %v %s", err, v)
 	}
+}
+
+// TestMasterKills kills the master coordinator IDXBENCH_MASTER_KILLS times
+// under ingest (skipped when unset) and reports the time without a master
+// (from the kill until another coordinator holds mastership: the dead
+// master's lease must lapse first) and until stability timestamps move
+// again (the index covers mutations applied after the kill), p50 and p99.
+func TestMasterKills(t *testing.T) {
+	kills, _ := strconv.Atoi(os.Getenv("IDXBENCH_MASTER_KILLS"))
+	if kills <= 0 {
+		t.Skip("set IDXBENCH_MASTER_KILLS=N to kill the master N times")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(kills)*30*time.Second)
+	defer cancel()
+	sc := strings.Replace(procsScenario, "indexer: {", "indexer: {st_mode: coordinator, ", 1)
+	p, stderr := openProcsPipeline(t, ctx, sc)
+	if _, err := p.load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	var noMaster, resumed []time.Duration
+	for i := range kills {
+		if err := p.waitCaughtUp(ctx, time.Minute); err != nil {
+			t.Fatalf("kill %d: %v\n%s", i, err, stderr.String())
+		}
+		master, err := coordinator.Master(ctx, p.etcd, p.etcdPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx := slices.IndexFunc(p.procs, func(np *nodeProc) bool {
+			return np.role == RoleCoordinator && master == fmt.Sprintf("coordinator-%d", np.pid)
+		})
+		if idx < 0 {
+			t.Fatalf("master %q is none of the coordinator processes", master)
+		}
+		victim := p.procs[idx]
+		killed := time.Now()
+		victim.kill()
+		p.procs = slices.Delete(p.procs, idx, idx+1)
+		if err := p.apply(500); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := coordinator.Master(ctx, p.etcd, p.etcdPrefix)
+			if err == nil && m != master {
+				noMaster = append(noMaster, time.Since(killed))
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("no new master")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := p.waitCaughtUp(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		resumed = append(resumed, time.Since(killed))
+		// A new standby, so two stand again.
+		cp, err := startNode(ctx, exe, NodeJob{Role: RoleCoordinator, Scenario: []byte(sc), Etcd: p.etcd.Endpoints(),
+			EtcdPrefix: p.etcdPrefix}, p.procs[0].cpus, stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.procs = append(p.procs, cp)
+	}
+	v, err := (&cellRun{p: p}).verify(ctx)
+	if err != nil || !v.OK() {
+		t.Fatalf("verify: %v %s", err, v)
+	}
+	q := func(ds []time.Duration, f float64) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[min(len(s)-1, int(f*float64(len(s))))]
+	}
+	t.Logf("%d master kills: no master p50 %s p99 %s max %s; promotion resumed (index caught up) p50 %s p99 %s",
+		kills, q(noMaster, 0.5), q(noMaster, 0.99), slices.Max(noMaster), q(resumed, 0.5), q(resumed, 0.99))
 }
