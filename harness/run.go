@@ -61,6 +61,17 @@ type RunConfig struct {
 // or a cell could not finish, after every cell has run.
 var ErrVerification = errors.New("verification failed")
 
+// ErrCellFailed is returned (wrapped) when a cell could not finish: a fault
+// met during the run — a full disk, a damaged store, a node that died. It
+// matches ErrVerification too (errors.Is), so a caller gating on a run's
+// outcome sees one kind of failure, while the message says which it was.
+var ErrCellFailed error = cellFailed{}
+
+type cellFailed struct{}
+
+func (cellFailed) Error() string        { return "cell failed" }
+func (cellFailed) Is(target error) bool { return target == ErrVerification }
+
 // plan is a validated RunConfig.
 type plan struct {
 	cfg      RunConfig
@@ -286,6 +297,7 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 	ticksPath := filepath.Join(p.out, "ticks.jsonl")
 
 	var failed []string
+	faulted := false // a cell failed with an error, not only a verification
 cells:
 	for di, dir := range dirs {
 		for _, cores := range p.cores {
@@ -317,6 +329,7 @@ cells:
 					cell := runChildProcess(ctx, exe, job, stderr)
 					os.Remove(job.ResultPath)
 					if msg := cellProblem(cell); msg != "" {
+						faulted = faulted || cell.Error != ""
 						failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d: %s", eng, labels[di], cores, r, msg))
 						fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
 					}
@@ -339,7 +352,11 @@ cells:
 		return run, fmt.Errorf("interrupted; partial results in %s", p.out)
 	}
 	if len(failed) > 0 {
-		return run, fmt.Errorf("%w: %s", ErrVerification, strings.Join(failed, "; "))
+		kind := ErrVerification
+		if faulted {
+			kind = ErrCellFailed
+		}
+		return run, fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
 	}
 	return run, nil
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -187,5 +188,17 @@ phases:
 	}
 	if c := r.Cells[0]; c.Error == "" || len(c.Phases) == 0 || c.Phases[0].Verify != results.VerifySkipped {
 		t.Fatalf("interrupted cell: error %q, phases %+v", c.Error, c.Phases)
+	}
+}
+
+// TestCellFailedIsAVerificationFailure: a run whose cell met a fault says
+// "cell failed", and still exits like a failed verification (1).
+func TestCellFailedIsAVerificationFailure(t *testing.T) {
+	err := fmt.Errorf("%w: pebble/d0/c1/r0: disk full", ErrCellFailed)
+	if !errors.Is(err, ErrVerification) || !errors.Is(err, ErrCellFailed) || !strings.HasPrefix(err.Error(), "cell failed: ") {
+		t.Fatalf("%v: is verification %v, is cell failed %v", err, errors.Is(err, ErrVerification), errors.Is(err, ErrCellFailed))
+	}
+	if errors.Is(fmt.Errorf("%w: x", ErrVerification), ErrCellFailed) {
+		t.Fatal("a verification failure reads as a cell failure")
 	}
 }
