@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -231,4 +232,75 @@ func FreeBytes(dir string) (int64, error) {
 		return 0, fmt.Errorf("statfs %q: %w", dir, err)
 	}
 	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// JoinStoreErrors reports the failures of several stores (errs[i] of the
+// store named names[i]; nil for none) as one error on one line: stores that
+// failed for the same kind of fault (ErrDiskFull, ErrCorrupt, ErrFailed,
+// ErrClosed) are reported once, with the others' names, so a disk that
+// fills under eight slices says so once; failures of different kinds are
+// all kept. The result wraps every error it reports.
+func JoinStoreErrors(errs []error, names []string, what string) error {
+	type group struct {
+		first  error
+		class  error
+		others []string
+	}
+	var groups []*group
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		class := faultClass(err)
+		var g *group
+		for _, h := range groups {
+			if class != nil && h.class == class {
+				g = h
+				break
+			}
+		}
+		if g == nil {
+			groups = append(groups, &group{first: err, class: class})
+			continue
+		}
+		g.others = append(g.others, names[i])
+	}
+	var out []error
+	for _, g := range groups {
+		if len(g.others) == 0 {
+			out = append(out, g.first)
+			continue
+		}
+		out = append(out, fmt.Errorf("%w (the same in %d more %s: %s)", g.first, len(g.others), what, strings.Join(g.others, ", ")))
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	return oneLine(out)
+}
+
+// oneLine joins errors with "; " (errors.Join would put each on a line).
+type oneLine []error
+
+func (e oneLine) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e oneLine) Unwrap() []error { return e }
+
+// faultClass is the sentinel err wraps, or nil.
+func faultClass(err error) error {
+	for _, c := range []error{ErrDiskFull, ErrCorrupt, ErrFailed, ErrClosed} {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
 }

@@ -273,3 +273,20 @@ func TestDiskSpacePool(t *testing.T) {
 		t.Fatalf("after the other store left the pool: %v", err)
 	}
 }
+
+func TestJoinStoreErrors(t *testing.T) {
+	full := func(s string) error { return fmt.Errorf("store %s: %w", s, ErrDiskFull) }
+	other := errors.New("store d: checksum mismatch in the meta page")
+	err := JoinStoreErrors([]error{full("a"), nil, full("b"), other, full("c")}, []string{"a", "x", "b", "d", "c"}, "slices")
+	want := "store a: disk full (the same in 2 more slices: b, c); store d: checksum mismatch in the meta page"
+	if err == nil || !strings.HasPrefix(err.Error(), "store a: ") || strings.Contains(err.Error(), "\n") ||
+		!strings.Contains(err.Error(), "(the same in 2 more slices: b, c); store d:") {
+		t.Fatalf("got %q, want one line like %q", err, want)
+	}
+	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, other) {
+		t.Fatal("the joined error does not wrap what it reports")
+	}
+	if JoinStoreErrors([]error{nil, nil}, []string{"a", "b"}, "slices") != nil {
+		t.Fatal("no failure joined into an error")
+	}
+}

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -255,7 +254,11 @@ func replayStreams(stores []engines.Store, streams []replayStream) (time.Duratio
 			})
 		}
 		wg.Wait()
-		return errors.Join(errc...)
+		names := make([]string, len(streams))
+		for i := range names {
+			names[i] = fmt.Sprintf("s%d", i)
+		}
+		return engines.JoinStoreErrors(errc, names, "replay stores")
 	}
 	if err := run(func(s replayStream) []recordedOp { return s.pre }); err != nil {
 		return 0, 0, err

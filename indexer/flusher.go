@@ -2,10 +2,8 @@ package indexer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,49 +382,12 @@ func (ix *Indexer) completeRounds(wait bool) error {
 // call — are reported once, naming the other slices, rather than once
 // each; failures of different kinds are all kept (errors.Join).
 func joinJobErrors(jobs []*sliceJob) error {
-	type group struct {
-		first  error
-		class  error
-		others []string
+	errs := make([]error, len(jobs))
+	names := make([]string, len(jobs))
+	for i, j := range jobs {
+		errs[i], names[i] = j.err, j.s.name
 	}
-	var groups []*group
-	for _, j := range jobs {
-		if j.err == nil {
-			continue
-		}
-		class := errorClass(j.err)
-		var g *group
-		for _, h := range groups {
-			if class != nil && h.class == class {
-				g = h
-				break
-			}
-		}
-		if g == nil {
-			groups = append(groups, &group{first: j.err, class: class})
-			continue
-		}
-		g.others = append(g.others, j.s.name)
-	}
-	var errs []error
-	for _, g := range groups {
-		if len(g.others) == 0 {
-			errs = append(errs, g.first)
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%w (the same in %d more slices: %s)", g.first, len(g.others), strings.Join(g.others, ", ")))
-	}
-	return errors.Join(errs...)
-}
-
-// errorClass is the engines sentinel err wraps, or nil.
-func errorClass(err error) error {
-	for _, c := range []error{engines.ErrDiskFull, engines.ErrCorrupt, engines.ErrFailed, engines.ErrClosed} {
-		if errors.Is(err, c) {
-			return c
-		}
-	}
-	return nil
+	return engines.JoinStoreErrors(errs, names, "slices")
 }
 
 // completeRound accounts for a finished round and publishes its snapshot.

@@ -1,0 +1,58 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestRunOnAFullDisk runs the ingest scenario on a small tmpfs for each
+// disk engine (root only; skipped otherwise): the run must end with
+// ErrCellFailed, one line naming the store's directory and "disk full", no
+// panic, and the results directory written.
+func TestRunOnAFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range []string{"pebble", "badger", "bbolt"} {
+		t.Run(engine, func(t *testing.T) {
+			mnt := t.TempDir()
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
+				t.Skipf("mount a tmpfs on %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
+			}
+			t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+			out := t.TempDir() + "/out"
+			p, err := Prepare(RunConfig{Engines: []string{engine}, Scenario: "ingest", Dirs: []string{mnt + "/d"}, Out: out,
+				Verify: true, Quiet: true, Executable: exe, Overrides: Overrides{Docs: ptr(20000)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr strings.Builder
+			_, err = p.Run(context.Background(), &stdout, &stderr)
+			if !errors.Is(err, ErrCellFailed) {
+				t.Fatalf("run on a full disk: %v, want ErrCellFailed\n%s", err, stderr.String())
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, "disk full") || !strings.Contains(msg, mnt) {
+				t.Errorf("error %q: want one line naming the directory and the disk full", msg)
+			}
+			for _, bad := range []string{"panic", "goroutine ", "SIGBUS"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Errorf("the run printed %q:\n%s", bad, stderr.String())
+				}
+			}
+			if _, err := os.Stat(out + "/results.json"); err != nil {
+				t.Errorf("no results written: %v", err)
+			}
+			fmt.Fprintln(os.Stderr, engine+":", msg[:min(len(msg), 160)])
+		})
+	}
+}
