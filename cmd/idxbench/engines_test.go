@@ -35,3 +35,26 @@ func TestEnginesRejectsArguments(t *testing.T) {
 		t.Fatal("extra argument accepted")
 	}
 }
+
+// TestHelpAndVersion: "help CMD" prints that command's usage with its
+// flags written --name; version names the Go version.
+func TestHelpAndVersion(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"help", "run"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "usage: idxbench run ") || !strings.Contains(out.String(), "  --docs N\n") ||
+		strings.Contains(out.String(), "\n  -docs") {
+		t.Fatalf("help run:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"version"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "idxbench ") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("version: %q", out.String())
+	}
+	if err := run(context.Background(), []string{"help", "nosuch"}, &out, &out); exitCode(err) != 2 {
+		t.Fatalf("help of an unknown command: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,11 +25,7 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writ
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				var b bytes.Buffer
-				fs.SetOutput(&b)
-				fs.PrintDefaults()
-				fs.SetOutput(io.Discard)
-				fmt.Fprintf(stdout, "usage: idxbench %s %s\n%s", fs.Name(), synopsis, b.String())
+				printUsage(stdout, fs, synopsis)
 				return nil, errHelp
 			}
 			return nil, fmt.Errorf("%s: %s", fs.Name(), strings.TrimSpace(err.Error()))
@@ -42,6 +37,27 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writ
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// printUsage prints a command's synopsis and its flags the way the docs
+// write them: --name, the value's kind, the text, the default.
+func printUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintf(w, "usage: idxbench %s %s\n", fs.Name(), synopsis)
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, usage := flag.UnquoteUsage(f)
+		if kind == "string" {
+			kind = "VALUE" // a flag read as text and parsed later
+		}
+		head := "  --" + f.Name
+		if kind != "" {
+			head += " " + kind
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", head, usage)
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // parseFraction reads flag name's value "10%" as 0.1, or a bare fraction

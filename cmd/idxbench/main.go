@@ -33,7 +33,8 @@ func commands() map[string]command {
 		"scenarios": {"list built-in scenarios", cmdScenarios},
 		"workload":  {"print the first N messages of a workload's UPR stream", cmdWorkload},
 		"crashtest": {"kill -9 / restart / verify loop against one engine", cmdCrashtest},
-		"node":      {"run one node (kv or index) of a multi-process pipeline", cmdNode},
+		"node":      {"run one node (kv, index, coordinator, etcd) of a multi-process pipeline", cmdNode},
+		"version":   {"print idxbench's version (module version and VCS revision)", cmdVersion},
 	}
 }
 
@@ -56,6 +57,17 @@ var errHelp = errors.New("help requested")
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 2 && args[0] == "help" {
+			// "idxbench help run" is "idxbench run -h".
+			if c, ok := cmds[args[1]]; ok {
+				err := c.run(ctx, []string{"-h"}, stdout, stderr)
+				if errors.Is(err, errHelp) {
+					return nil
+				}
+				return err
+			}
+			return fmt.Errorf("help: unknown command %q (commands: %s)", args[1], strings.Join(sortedNames(cmds), ", "))
+		}
 		usage(stdout, cmds)
 		return nil
 	}
