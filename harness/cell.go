@@ -525,6 +525,9 @@ func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []mea
 		}
 	}
 	setDefault("cpu_us_per_mutation", m["cpu_seconds"]*1e6/n)
+	// Bytes that reached storage per mutation (the cell's, and in procs
+	// its nodes'), for sizing a disk's write budget.
+	setDefault("bytes_written_per_mutation", m["bytes_written"]/n)
 	for _, np := range procs {
 		setDefault("cpu_us_per_mutation_"+np.role+"_node", m["cpu_seconds_"+np.role+"_node"]*1e6/n)
 	}

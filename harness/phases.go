@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -184,6 +185,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	cpu0 := c.pipelineCPU()
 	nodes0 := c.p.nodeCounters(false)
 	self0 := measure.ProcessCPU()
+	selfIO0, _ := measure.ReadProc(os.Getpid())
 	start := time.Now()
 	dctx := ctx
 	if ph.Mutations == 0 {
@@ -214,6 +216,12 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 			m["cpu_us_per_mutation_"+role+"_node"] = float64(d.Microseconds()) / float64(n)
 		}
 		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
+		selfIO, _ := measure.ReadProc(os.Getpid())
+		written := float64(selfIO.BytesWritten) - float64(selfIO0.BytesWritten)
+		for i, nc := range c.p.nodeCounters(false) {
+			written += float64(nc.BytesWritten) - float64(nodes0[i].BytesWritten)
+		}
+		m["bytes_written_per_mutation"] = max(written, 0) / float64(n)
 	}
 	if raw {
 		c.rawPhases--
