@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
 
 // TestRunOnAFullDisk runs the ingest scenario on a small tmpfs for each
@@ -15,20 +16,13 @@ import (
 // ErrCellFailed, one line naming the store's directory and "disk full", no
 // panic, and the results directory written.
 func TestRunOnAFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, engine := range []string{"pebble", "badger", "bbolt"} {
 		t.Run(engine, func(t *testing.T) {
-			mnt := t.TempDir()
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
-				t.Skipf("mount a tmpfs on %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
-			}
-			t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+			mnt := enginetest.SmallDisk(t, 64)
 			out := t.TempDir() + "/out"
 			p, err := Prepare(RunConfig{Engines: []string{engine}, Scenario: "ingest", Dirs: []string{mnt + "/d"}, Out: out,
 				Verify: true, Quiet: true, Executable: exe, Overrides: Overrides{Docs: ptr(20000)}})

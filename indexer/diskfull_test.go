@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/engines/enginetest"
 	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/workload/defn"
 )
@@ -37,15 +37,7 @@ func TestDiskFullIndexer(t *testing.T) {
 		if !e.Real {
 			t.Skip("the memory engine writes nothing to fill a disk with")
 		}
-		mnt := t.TempDir()
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=72m", "tmpfs", mnt).CombinedOutput(); err != nil {
-			t.Skipf("mount a tmpfs on %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-				t.Errorf("umount %s: %v: %s", mnt, err, out)
-			}
-		})
+		mnt := enginetest.SmallDisk(t, 72)
 		filler := filepath.Join(mnt, "filler")
 		if err := os.WriteFile(filler, make([]byte, 12<<20), 0o644); err != nil {
 			t.Fatal(err)

@@ -32,18 +32,7 @@ func RunDiskFull(t *testing.T, f Factory, sizeMiB int) {
 	if !f.Durable {
 		t.Skipf("%s engine writes nothing to fill a disk with", f.Name)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", sizeMiB), "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("mount a %d MiB tmpfs on %s: %v: %s", sizeMiB, mnt, err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
+	mnt := SmallDisk(t, sizeMiB)
 	// The filler is given back after the disk filled, so the store can
 	// be reopened and read.
 	filler := filepath.Join(mnt, "filler")
@@ -190,4 +179,24 @@ func within(t *testing.T, what string, fn func() error) error {
 		t.Fatalf("%s did not return within a minute on a full disk", what)
 		return nil
 	}
+}
+
+// SmallDisk mounts a tmpfs of sizeMiB for the test and returns its path,
+// unmounted when the test ends: a disk to fill. It skips the test when not
+// run as root or when the mount fails.
+func SmallDisk(t testing.TB, sizeMiB int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", sizeMiB), "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("mount a %d MiB tmpfs on %s: %v: %s", sizeMiB, mnt, err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
 }
