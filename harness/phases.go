@@ -368,10 +368,13 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					}
 					req.Low, req.High, req.Inclusion, req.Limit = k, k2, indexer.IncludeBoth, 0
 				}
-				if cons == indexer.AtPlus {
-					req.TS = c.p.kv.CurrentSeqnos()
-				}
+				// The vector the scan must see: the bucket now. An at_plus
+				// scan is asked for exactly that vector (read once: a second
+				// read under ingest would be newer than what was asked).
 				kv := c.p.kv.CurrentSeqnos()
+				if cons == indexer.AtPlus {
+					req.TS = kv
+				}
 				t := time.Now()
 				if period > 0 {
 					// Latency counts from when the scan was due, so a
