@@ -238,7 +238,8 @@ func openBolt(path string, cfg config) (db *bolt.DB, err error) {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("bbolt: open %q: file is locked by another process or store: %w", path, err)
 	}
-	return nil, fmt.Errorf("bbolt: open %q: %w", path, err)
+	// Creating the file writes its first pages: a full disk shows here.
+	return nil, fmt.Errorf("bbolt: open %q: %w", path, engines.DiskError(err))
 }
 
 // loadRecoveryPoints lists rp/, keeping points whose .meta and .db both
