@@ -32,6 +32,10 @@ var betterByName = map[string]int{
 	"verify_failures":   LowerIsBetter,
 	"cache_hit_ratio":   HigherIsBetter,
 	"rollbacks_to_zero": LowerIsBetter,
+	// Ratios of the pipeline to the raw engine: how much of the engine's
+	// speed the pipeline keeps.
+	"pipeline_to_raw_ratio":     HigherIsBetter,
+	"pipeline_to_raw_cpu_ratio": HigherIsBetter,
 }
 
 // betterBySuffix is tried in order; the first suffix that matches decides.
@@ -62,6 +66,7 @@ var betterBySuffix = []struct {
 	{"_errors", LowerIsBetter},
 	{"_failures", LowerIsBetter},
 	{"_timeouts", LowerIsBetter},
+	{"_mismatches", LowerIsBetter}, // scans that differed from the oracle
 	{"_total", Neutral},
 	{"_count", Neutral},
 }
@@ -75,6 +80,13 @@ var betterBySuffix = []struct {
 func Better(metric string) int {
 	if b, ok := betterByName[metric]; ok {
 		return b
+	}
+	// A node's share (cpu_seconds_index_node, peak_rss_bytes_kv_node) goes
+	// the way the metric it is a share of does.
+	if base, ok := strings.CutSuffix(metric, "_node"); ok {
+		if i := strings.LastIndexByte(base, '_'); i > 0 {
+			return Better(base[:i])
+		}
 	}
 	for _, s := range betterBySuffix {
 		if strings.HasSuffix(metric, s.suffix) {

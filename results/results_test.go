@@ -20,6 +20,11 @@ func TestBetter(t *testing.T) {
 	}{
 		{"mutations_per_sec", HigherIsBetter},
 		{"scans_per_sec", HigherIsBetter},
+		{"scan_mismatches", LowerIsBetter},
+		{"pipeline_to_raw_ratio", HigherIsBetter},
+		{"cpu_us_per_mutation_index_node", LowerIsBetter}, // a node's share goes the total's way
+		{"peak_rss_bytes_kv_node", LowerIsBetter},
+		{"cpu_us_per_mutation", LowerIsBetter},
 		{"scan_p50_ms", LowerIsBetter},
 		{"scan_p99_ms", LowerIsBetter},
 		{"persist_ms", LowerIsBetter},
