@@ -161,11 +161,13 @@ type StatsReply struct {
 	OK    bool
 }
 
-// VectorsReply holds the node's vectors and its failure.
-type VectorsReply struct {
-	HWT, Snapshot, Persisted, From *upr.TsVbuuid
-	Failure                        string
-}
+// Which vector a Vector call asks for.
+const (
+	VectorHWT = iota
+	VectorSnapshot
+	VectorPersisted
+	VectorFrom
+)
 
 func (s *service) flow(f func(ctx context.Context) error) error {
 	s.mu.Lock()
@@ -323,13 +325,26 @@ func (s *service) Stats(_ *Empty, reply *StatsReply) error {
 	return nil
 }
 
-func (s *service) Vectors(_ *Empty, reply *VectorsReply) error {
-	if s.n.indexer() != nil {
-		reply.HWT, reply.Snapshot, reply.Persisted = s.n.HWT(), s.n.SnapshotTS(), s.n.PersistedTS()
+// Vector answers one of the node's vectors (nil while a restart has no
+// indexer open): one per call, since pollers (the driver's throttle, the
+// compactor) ask for one every chunk and each is a vector per vbucket.
+func (s *service) Vector(which *int, reply *Vector) error {
+	if *which == VectorFrom {
+		reply.TS = s.n.From()
+		return nil
 	}
-	reply.From = s.n.From()
-	if err := s.n.Failure(); err != nil {
-		reply.Failure = err.Error()
+	if s.n.indexer() == nil {
+		return nil
+	}
+	switch *which {
+	case VectorHWT:
+		reply.TS = s.n.HWT()
+	case VectorSnapshot:
+		reply.TS = s.n.SnapshotTS()
+	case VectorPersisted:
+		reply.TS = s.n.PersistedTS()
+	default:
+		return fmt.Errorf("no vector %d", *which)
 	}
 	return nil
 }
@@ -354,8 +369,8 @@ func (s *service) PromoteST(ts *upr.TsVbuuid, _ *Empty) error {
 	return ix.PromoteST(ts)
 }
 
-// Failure answers the node's failure ("" for none): cheaper than Vectors
-// for a caller that polls it.
+// Failure answers the node's failure ("" for none), cheaply enough for a
+// caller that polls it.
 func (s *service) Failure(_ *Empty, reply *string) error {
 	if err := s.n.Failure(); err != nil {
 		*reply = err.Error()
@@ -540,12 +555,14 @@ func (c *Client) Stats() (indexer.Stats, bool) {
 	return r.Stats, r.OK
 }
 
-func (c *Client) vectors() VectorsReply {
-	var r VectorsReply
-	if err := c.call(c.bg(), "Vectors", &Empty{}, &r); err != nil {
-		r.Failure = err.Error()
+// vector asks for one of the node's vectors: nil when it cannot say (its
+// failure, or the lost connection, is for Failure to report).
+func (c *Client) vector(which int) *upr.TsVbuuid {
+	var r Vector
+	if err := c.call(c.bg(), "Vector", &which, &r); err != nil {
+		return nil
 	}
-	return r
+	return r.TS
 }
 
 // AlignedHWT implements coordinator.Node: nil when the node cannot say.
@@ -562,10 +579,10 @@ func (c *Client) PromoteST(ts *upr.TsVbuuid) error {
 	return c.call(c.bg(), "PromoteST", ts, &Empty{})
 }
 
-func (c *Client) HWT() *upr.TsVbuuid         { return c.vectors().HWT }
-func (c *Client) SnapshotTS() *upr.TsVbuuid  { return c.vectors().Snapshot }
-func (c *Client) PersistedTS() *upr.TsVbuuid { return c.vectors().Persisted }
-func (c *Client) From() *upr.TsVbuuid        { return c.vectors().From }
+func (c *Client) HWT() *upr.TsVbuuid         { return c.vector(VectorHWT) }
+func (c *Client) SnapshotTS() *upr.TsVbuuid  { return c.vector(VectorSnapshot) }
+func (c *Client) PersistedTS() *upr.TsVbuuid { return c.vector(VectorPersisted) }
+func (c *Client) From() *upr.TsVbuuid        { return c.vector(VectorFrom) }
 
 // Failure is the remote node's failure, or the loss of the connection.
 func (c *Client) Failure() error {
