@@ -43,9 +43,6 @@ func (c *Candidate) Campaign(ctx context.Context) error {
 // keep it alive): a master that sees it must stop acting as one.
 func (c *Candidate) Lost() <-chan struct{} { return c.s.Done() }
 
-// Resign gives up mastership (the next candidate takes over at once).
-func (c *Candidate) Resign(ctx context.Context) error { return c.e.Resign(ctx) }
-
 // Close resigns and revokes the candidate's lease.
 func (c *Candidate) Close() error { return c.s.Close() }
 

@@ -214,11 +214,6 @@ func environmental(err error) bool {
 		strings.Contains(err.Error(), "lock held by current process")
 }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}
-
 // Apply implements engines.Store.
 func (s *Store) Apply(b *engines.Batch, d engines.Durability) (err error) {
 	s.mu.RLock()

@@ -60,21 +60,10 @@ var (
 // serviceName is the control endpoint's net/rpc service.
 const serviceName = "Index"
 
-// Serve answers the control endpoint (net/rpc over TCP, gob-encoded) for n
-// on l until l is closed or a Close call arrives; scans go to the query
-// port. It closes n before it returns.
-func Serve(l net.Listener, n *Node) error {
-	svc := &service{n: n, closed: make(chan struct{})}
-	srv := rpc.NewServer()
-	if err := srv.RegisterName(serviceName, svc); err != nil {
-		return err
-	}
-	return ServeWith(l, srv, svc.closed)
-}
-
-// ServeWith serves srv's methods on l until l is closed or done is closed
-// (a Close call), for a process that registers more services beside the
-// index node's (Register).
+// ServeWith serves srv's methods — the index node's control endpoint
+// (Register: net/rpc over TCP, gob-encoded) and whatever else the process
+// registers beside it — on l until l is closed or done is closed (a Close
+// call). Scans go to the query port.
 func ServeWith(l net.Listener, srv *rpc.Server, done <-chan struct{}) error {
 	var wg sync.WaitGroup
 	conns := make(chan net.Conn)
