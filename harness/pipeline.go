@@ -128,7 +128,8 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 }
 
 // openLocalNodes opens the in-process parts: the KV node (or the replica
-// of a remote one), the oracle and the coordinator's metadata.
+// of a remote one), the oracle and the file coordinator's metadata (a
+// procs topology keeps it in etcd instead).
 func openLocalNodes(cfg pipelineConfig) (*pipeline, error) {
 	var opts kvnode.Options
 	if cfg.procs != nil || cfg.kvAddr != "" {
@@ -140,8 +141,10 @@ func openLocalNodes(cfg pipelineConfig) (*pipeline, error) {
 	}
 	p := &pipeline{spec: kv.Spec(), kv: kv, cfg: cfg}
 	p.oracle = workload.NewOracle(kv.Bucket())
-	if p.coord, err = coordinator.Open(cfg.dir); err != nil {
-		return nil, err
+	if cfg.procs == nil {
+		if p.coord, err = coordinator.Open(cfg.dir); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
