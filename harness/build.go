@@ -10,6 +10,37 @@ import (
 	"github.com/idxbench/idxbench/indexer"
 )
 
+func init() {
+	registerPhase(PhaseBuild, phaseKind{
+		settings: []string{"rate", "indexes"},
+		verifies: true,
+		refs:     buildRefs,
+		run:      metricsOnly((*cellRun).build),
+	})
+}
+
+// buildRefs refuses a build of an index that is not deferred or is
+// already built, and marks the built indexes live.
+func buildRefs(p *Phase, at string, st *indexRefs) error {
+	names := p.Indexes
+	if len(names) == 0 {
+		for name := range st.deferred {
+			names = append(names, name)
+		}
+		if len(names) == 0 {
+			return fmt.Errorf("%s: no deferred index is left to build", at)
+		}
+	}
+	for _, name := range names {
+		if !st.deferred[name] {
+			return fmt.Errorf("%s: builds index %q, which is not a deferred index waiting to be built", at, name)
+		}
+		delete(st.deferred, name)
+		st.live[name] = true
+	}
+	return nil
+}
+
 // build runs the initial build of deferred indexes (node.Build: one INIT
 // stream for all of them, merged into MAINT) while MAINT keeps ingesting,
 // and moves them through the coordinator's states: CREATED → INITIAL at

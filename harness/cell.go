@@ -283,26 +283,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	before, _ := c.p.ix.Stats()
 
 	var err error
-	switch ph.Type {
-	case PhaseLoad:
-		err = c.load(ctx, ph, out.Metrics)
-	case PhaseIngest:
-		err = c.ingest(ctx, ph, out.Metrics)
-	case PhaseScan:
-		err = c.scan(ctx, ph, &out)
-	case PhasePersist:
-		err = c.persist(ctx, out.Metrics)
-	case PhaseRawIngest:
-		err = c.rawIngest(ctx, ph, out.Metrics)
-	case PhaseRollback:
-		err = c.rollback(ctx, ph, &out)
-	case PhaseRestart:
-		err = c.restart(ctx, ph, out.Metrics)
-	case PhaseDropIndex:
-		err = c.dropIndex(ctx, ph, &out)
-	case PhaseBuild:
-		err = c.build(ctx, ph, out.Metrics)
-	default:
+	if k := phaseKinds[ph.Type]; k != nil {
+		err = k.run(c, ctx, ph, &out)
+	} else {
 		err = fmt.Errorf("phase type %q is not runnable", ph.Type)
 	}
 	res := span.End()

@@ -20,6 +20,87 @@ import (
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
+func init() {
+	registerPhase(PhaseLoad, phaseKind{verifies: true, run: metricsOnly((*cellRun).load)})
+	registerPhase(PhaseIngest, phaseKind{
+		settings: []string{"mutations", "duration", "rate", "raw_ratio", "drift"},
+		verifies: true,
+		timed:    true,
+		validate: func(p *Phase, at string) error {
+			if p.Mutations == 0 && p.Duration == 0 {
+				return fmt.Errorf("%s: an ingest phase needs mutations or duration", at)
+			}
+			return nil
+		},
+		run: metricsOnly((*cellRun).ingest),
+	})
+	registerPhase(PhaseScan, phaseKind{
+		settings: []string{"duration", "rate", "kind", "consistency", "clients", "limit", "index", "under_ingest", "scan_rate", "drift"},
+		timed:    true,
+		validate: validateScan,
+		refs:     scanRefs,
+		run:      (*cellRun).scan,
+	})
+	registerPhase(PhasePersist, phaseKind{
+		run: func(c *cellRun, ctx context.Context, _ Phase, out *results.Phase) error {
+			return c.persist(ctx, out.Metrics)
+		},
+	})
+	registerPhase(PhaseRawIngest, phaseKind{
+		settings: []string{"entries"},
+		validate: func(p *Phase, at string) error {
+			if p.Entries < 0 {
+				return fmt.Errorf("%s.entries: %d is negative", at, p.Entries)
+			}
+			return nil
+		},
+		run: metricsOnly((*cellRun).rawIngest),
+	})
+}
+
+func validateScan(p *Phase, at string) error {
+	if p.Duration == 0 {
+		return fmt.Errorf("%s.duration: a scan phase needs a duration", at)
+	}
+	if p.ScanRate < 0 {
+		return fmt.Errorf("%s.scan_rate: %g is negative", at, p.ScanRate)
+	}
+	switch p.Kind {
+	case "", "range", "lookup", "count", "all":
+	default:
+		return fmt.Errorf("%s.kind: %q is not range, lookup, count or all", at, p.Kind)
+	}
+	switch p.Consistency {
+	case "", "any", "request_plus", "at_plus":
+	default:
+		return fmt.Errorf("%s.consistency: %q is not any, request_plus or at_plus", at, p.Consistency)
+	}
+	if p.Clients < 0 || p.Clients > 1024 {
+		return fmt.Errorf("%s.clients: %d out of range [1,1024]", at, p.Clients)
+	}
+	if p.Limit < 0 {
+		return fmt.Errorf("%s.limit: %d is negative", at, p.Limit)
+	}
+	return nil
+}
+
+// scanRefs refuses a scan of an index that is unknown or not yet built
+// when the phase runs, or of no secondary index at all.
+func scanRefs(p *Phase, at string, st *indexRefs) error {
+	if p.Index != "" {
+		if !st.live[p.Index] {
+			return fmt.Errorf("%s: scans index %q, which %s", at, p.Index, st.whyNotLive(p.Index))
+		}
+		return nil
+	}
+	for name := range st.live {
+		if !st.primary[name] {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: no secondary index is built when it runs; name one with index", at)
+}
+
 type indexerStats = indexer.Stats
 
 // catchUpTimeout bounds how long a phase waits for the index to reflect

@@ -17,6 +17,54 @@ import (
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
+func init() {
+	registerPhase(PhaseRollback, phaseKind{
+		settings: []string{"mutations", "vbuckets", "point"},
+		verifies: true,
+		validate: func(p *Phase, at string) error {
+			switch p.Point {
+			case "", PointRecent, PointBoundary, PointUnknownVbuuid:
+			default:
+				return fmt.Errorf("%s.point: %q is not recent, boundary or unknown-vbuuid", at, p.Point)
+			}
+			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
+				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
+			}
+			return nil
+		},
+		refs: func(_ *Phase, at string, st *indexRefs) error {
+			if len(st.live) == 0 {
+				return fmt.Errorf("%s: a rollback needs an index to check; the workload has none built by then", at)
+			}
+			return nil
+		},
+		run: (*cellRun).rollback,
+	})
+	registerPhase(PhaseRestart, phaseKind{
+		settings: []string{"mutations"},
+		verifies: true,
+		run:      metricsOnly((*cellRun).restart),
+	})
+	registerPhase(PhaseDropIndex, phaseKind{
+		settings: []string{"rate", "index"},
+		verifies: true,
+		validate: func(p *Phase, at string) error {
+			if p.Index == "" {
+				return fmt.Errorf("%s.index: a drop-index phase names the index to drop", at)
+			}
+			return nil
+		},
+		refs: func(p *Phase, at string, st *indexRefs) error {
+			if !st.live[p.Index] {
+				return fmt.Errorf("%s: drops index %q, which %s", at, p.Index, st.whyNotLive(p.Index))
+			}
+			delete(st.live, p.Index)
+			return nil
+		},
+		run: (*cellRun).dropIndex,
+	})
+}
+
 // defaultRecoveryMutations is how many mutations a rollback or restart phase
 // applies after the persistent snapshot, for the flow to discard and replay.
 const defaultRecoveryMutations = 10_000

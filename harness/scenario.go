@@ -49,7 +49,8 @@ type IndexerSettings struct {
 	BackIndexCacheBytes int64 `yaml:"back_index_cache_bytes,omitempty"`
 }
 
-// Phase types.
+// Phase types; each registers itself (registerPhase) beside its run
+// function.
 const (
 	PhaseLoad      = "load"        // load the initial documents and build every index; verify
 	PhaseIngest    = "ingest"      // apply mutations for a count or a duration, optionally at a rate
@@ -61,8 +62,6 @@ const (
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
 )
-
-var phaseTypes = []string{PhaseLoad, PhaseIngest, PhaseScan, PhasePersist, PhaseRawIngest, PhaseRollback, PhaseRestart, PhaseDropIndex, PhaseBuild}
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
 const (
@@ -136,11 +135,8 @@ func (p Phase) Verifies() bool {
 	if p.Verify != nil {
 		return *p.Verify
 	}
-	switch p.Type {
-	case PhaseLoad, PhaseIngest, PhaseRollback, PhaseRestart, PhaseDropIndex, PhaseBuild:
-		return true
-	}
-	return false
+	k := phaseKinds[p.Type]
+	return k != nil && k.verifies
 }
 
 // Duration is a time.Duration written as "200ms", "5s", "2m" in YAML.
@@ -248,45 +244,12 @@ func (s *Scenario) Validate() error {
 }
 
 func (p *Phase) validate(at string) error {
-	known := false
-	for _, t := range phaseTypes {
-		known = known || t == p.Type
+	k := phaseKinds[p.Type]
+	if k == nil {
+		return fmt.Errorf("%s.type: unknown phase type %q (known: %s)", at, p.Type, strings.Join(PhaseTypes(), ", "))
 	}
-	if !known {
-		return fmt.Errorf("%s.type: unknown phase type %q (known: %s)", at, p.Type, strings.Join(phaseTypes, ", "))
-	}
-	only := func(field string, set bool, types ...string) error {
-		if !set {
-			return nil
-		}
-		for _, t := range types {
-			if t == p.Type {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s.%s: not a setting of a %s phase", at, field, p.Type)
-	}
-	for _, err := range []error{
-		only("mutations", p.Mutations != 0, PhaseIngest, PhaseRollback, PhaseRestart),
-		only("vbuckets", p.Vbuckets != 0, PhaseRollback),
-		only("point", p.Point != "", PhaseRollback),
-		only("duration", p.Duration != 0, PhaseIngest, PhaseScan),
-		only("rate", p.Rate != 0, PhaseIngest, PhaseScan, PhaseDropIndex, PhaseBuild),
-		only("indexes", len(p.Indexes) > 0, PhaseBuild),
-		only("raw_ratio", p.RawRatio, PhaseIngest),
-		only("kind", p.Kind != "", PhaseScan),
-		only("consistency", p.Consistency != "", PhaseScan),
-		only("clients", p.Clients != 0, PhaseScan),
-		only("limit", p.Limit != 0, PhaseScan),
-		only("index", p.Index != "", PhaseScan, PhaseDropIndex),
-		only("under_ingest", p.UnderIngest, PhaseScan),
-		only("scan_rate", p.ScanRate != 0, PhaseScan),
-		only("drift", p.Drift, PhaseIngest, PhaseScan),
-		only("entries", p.Entries != 0, PhaseRawIngest),
-	} {
-		if err != nil {
-			return err
-		}
+	if err := p.checkSettings(at, k); err != nil {
+		return err
 	}
 	if p.Mutations < 0 {
 		return fmt.Errorf("%s.mutations: %d is negative", at, p.Mutations)
@@ -294,48 +257,8 @@ func (p *Phase) validate(at string) error {
 	if p.Rate < 0 {
 		return fmt.Errorf("%s.rate: %g is negative", at, p.Rate)
 	}
-	if p.ScanRate < 0 {
-		return fmt.Errorf("%s.scan_rate: %g is negative", at, p.ScanRate)
-	}
-	if p.Type == PhaseIngest && p.Mutations == 0 && p.Duration == 0 {
-		return fmt.Errorf("%s: an ingest phase needs mutations or duration", at)
-	}
-	if p.Type == PhaseScan {
-		if p.Duration == 0 {
-			return fmt.Errorf("%s.duration: a scan phase needs a duration", at)
-		}
-		switch p.Kind {
-		case "", "range", "lookup", "count", "all":
-		default:
-			return fmt.Errorf("%s.kind: %q is not range, lookup, count or all", at, p.Kind)
-		}
-		switch p.Consistency {
-		case "", "any", "request_plus", "at_plus":
-		default:
-			return fmt.Errorf("%s.consistency: %q is not any, request_plus or at_plus", at, p.Consistency)
-		}
-		if p.Clients < 0 || p.Clients > 1024 {
-			return fmt.Errorf("%s.clients: %d out of range [1,1024]", at, p.Clients)
-		}
-		if p.Limit < 0 {
-			return fmt.Errorf("%s.limit: %d is negative", at, p.Limit)
-		}
-	}
-	if p.Type == PhaseDropIndex && p.Index == "" {
-		return fmt.Errorf("%s.index: a drop-index phase names the index to drop", at)
-	}
-	if p.Type == PhaseRollback {
-		switch p.Point {
-		case "", PointRecent, PointBoundary, PointUnknownVbuuid:
-		default:
-			return fmt.Errorf("%s.point: %q is not recent, boundary or unknown-vbuuid", at, p.Point)
-		}
-		if p.Vbuckets < 0 || p.Vbuckets > 1024 {
-			return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
-		}
-	}
-	if p.Entries < 0 {
-		return fmt.Errorf("%s.entries: %d is negative", at, p.Entries)
+	if k.validate != nil {
+		return k.validate(p, at)
 	}
 	return nil
 }

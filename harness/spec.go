@@ -66,11 +66,8 @@ func applyDuration(phases []Phase, o Overrides) []Phase {
 		return out
 	}
 	for i := range out {
-		switch out[i].Type {
-		case PhaseIngest:
+		if k := phaseKinds[out[i].Type]; k != nil && k.timed {
 			out[i].Mutations = 0
-			out[i].Duration = Duration(o.Duration)
-		case PhaseScan:
 			out[i].Duration = Duration(o.Duration)
 		}
 	}
@@ -84,68 +81,22 @@ func applyDuration(phases []Phase, o Overrides) []Phase {
 // build of an index that is not deferred or already built, and a rollback
 // with no index to check.
 func checkPhaseRefs(sc *Scenario, spec workload.Spec) error {
-	live := map[string]bool{}     // built and not dropped
-	deferred := map[string]bool{} // created, not yet built
-	primary := map[string]bool{}
+	st := &indexRefs{live: map[string]bool{}, deferred: map[string]bool{}, primary: map[string]bool{}}
 	for _, d := range spec.Indexes {
 		if d.Deferred {
-			deferred[d.Name] = true
+			st.deferred[d.Name] = true
 		} else {
-			live[d.Name] = true
+			st.live[d.Name] = true
 		}
-		primary[d.Name] = d.IsPrimary
+		st.primary[d.Name] = d.IsPrimary
 	}
-	for i, p := range sc.Phases {
-		at := fmt.Sprintf("phases[%d] (%s)", i, p.Label())
-		switch p.Type {
-		case PhaseScan:
-			if p.Index != "" {
-				if !live[p.Index] {
-					return fmt.Errorf("%s: scans index %q, which %s", at, p.Index, whyNotLive(p.Index, deferred))
-				}
-				continue
-			}
-			found := false
-			for name := range live {
-				found = found || !primary[name]
-			}
-			if !found {
-				return fmt.Errorf("%s: no secondary index is built when it runs; name one with index", at)
-			}
-		case PhaseDropIndex:
-			if !live[p.Index] {
-				return fmt.Errorf("%s: drops index %q, which %s", at, p.Index, whyNotLive(p.Index, deferred))
-			}
-			delete(live, p.Index)
-		case PhaseBuild:
-			names := p.Indexes
-			if len(names) == 0 {
-				for name := range deferred {
-					names = append(names, name)
-				}
-				if len(names) == 0 {
-					return fmt.Errorf("%s: no deferred index is left to build", at)
-				}
-			}
-			for _, name := range names {
-				if !deferred[name] {
-					return fmt.Errorf("%s: builds index %q, which is not a deferred index waiting to be built", at, name)
-				}
-				delete(deferred, name)
-				live[name] = true
-			}
-		case PhaseRollback:
-			if len(live) == 0 {
-				return fmt.Errorf("%s: a rollback needs an index to check; the workload has none built by then", at)
+	for i := range sc.Phases {
+		p := &sc.Phases[i]
+		if k := phaseKinds[p.Type]; k != nil && k.refs != nil {
+			if err := k.refs(p, fmt.Sprintf("phases[%d] (%s)", i, p.Label()), st); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
-}
-
-func whyNotLive(name string, deferred map[string]bool) string {
-	if deferred[name] {
-		return "is deferred and not built by then"
-	}
-	return "the workload does not define (or an earlier phase dropped)"
 }
