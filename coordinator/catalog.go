@@ -30,9 +30,13 @@ func (c *catalog) clone() *catalog {
 	return n
 }
 
-func (c *catalog) create(d defn.IndexDefn) (Instance, error) {
+func (c *catalog) create(d defn.IndexDefn, nodes []string) (Instance, error) {
 	if err := validateDefn(d); err != nil {
 		return Instance{}, err
+	}
+	placed, err := place(c.nextID, d.Replicas, nodes)
+	if err != nil {
+		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, err)
 	}
 	if c.inRecovery {
 		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrInRecovery)
@@ -40,7 +44,7 @@ func (c *catalog) create(d defn.IndexDefn) (Instance, error) {
 	if old, ok := c.byName[d.Name]; ok && old.State != Deleted {
 		return Instance{}, fmt.Errorf("create index %q: %w", d.Name, ErrIndexExists)
 	}
-	inst := &Instance{ID: c.nextID, Defn: d, State: Initial, Partitions: make([]int, d.NumPartitions())}
+	inst := &Instance{ID: c.nextID, Defn: d, State: Initial, Partitions: make([]int, d.NumPartitions()), Nodes: placed}
 	if d.Deferred {
 		inst.State = Created
 	}
@@ -132,12 +136,19 @@ func (c *catalog) instances() []Instance {
 // the storing fails).
 type ddl struct {
 	change func(f func(cat *catalog) error) error
+	// indexNodes lists the index nodes, by name, that replicas are placed
+	// on; none when the topology has one index node, unnamed.
+	indexNodes func() ([]string, error)
 }
 
 // Create implements Metadata.
 func (d ddl) Create(def defn.IndexDefn) (inst Instance, err error) {
+	nodes, err := d.indexNodes()
+	if err != nil {
+		return Instance{}, fmt.Errorf("create index %q: %w", def.Name, err)
+	}
 	err = d.change(func(cat *catalog) (err error) {
-		inst, err = cat.create(def)
+		inst, err = cat.create(def, nodes)
 		return err
 	})
 	return inst, err
@@ -186,6 +197,9 @@ func validateDefn(d defn.IndexDefn) error {
 	if d.Partitions < 0 || d.Partitions > 1024 {
 		return fmt.Errorf("index %q: partitions %d out of range [1,1024]", d.Name, d.Partitions)
 	}
+	if d.Replicas < 0 || d.Replicas > defn.MaxReplicas {
+		return fmt.Errorf("index %q: replicas %d out of range [0,%d]", d.Name, d.Replicas, defn.MaxReplicas)
+	}
 	if _, err := defn.ParseWhere(d.Where); err != nil {
 		return fmt.Errorf("index %q: %w", d.Name, err)
 	}
@@ -195,6 +209,35 @@ func validateDefn(d defn.IndexDefn) error {
 func cloneInstance(inst *Instance) Instance {
 	c := *inst
 	c.Partitions = append([]int(nil), inst.Partitions...)
+	c.Nodes = append([]string(nil), inst.Nodes...)
 	c.Defn.SecExprs = append([]string(nil), inst.Defn.SecExprs...)
 	return c
+}
+
+// ErrTooFewNodes refuses an index with more replicas than the topology
+// has index nodes to hold them apart.
+var ErrTooFewNodes = errors.New("not enough index nodes")
+
+// place is the partition map's choice of index nodes for instance id's
+// replicas: replicas+1 different nodes, the first chosen by the id so
+// that indexes spread over the nodes, the rest following in name order.
+// With no nodes named (one index node) it places nothing and allows no
+// replica.
+func place(id uint64, replicas int, nodes []string) ([]string, error) {
+	if len(nodes) == 0 {
+		if replicas > 0 {
+			return nil, fmt.Errorf("%w: %d replicas need %d index nodes; the topology has 1", ErrTooFewNodes, replicas, replicas+1)
+		}
+		return nil, nil
+	}
+	if replicas+1 > len(nodes) {
+		return nil, fmt.Errorf("%w: %d replicas need %d index nodes; %d are registered", ErrTooFewNodes, replicas, replicas+1, len(nodes))
+	}
+	sorted := append([]string(nil), nodes...)
+	sort.Strings(sorted)
+	out := make([]string, replicas+1)
+	for r := range out {
+		out[r] = sorted[(int(id%uint64(len(sorted)))+r)%len(sorted)]
+	}
+	return out, nil
 }

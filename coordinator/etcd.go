@@ -29,7 +29,8 @@ import (
 type Etcd struct {
 	ddl
 	cli     *clientv3.Client
-	prefix  string
+	base    string // the cluster's prefix (the registry is under it too)
+	prefix  string // the metadata's, under base
 	timeout time.Duration
 }
 
@@ -42,8 +43,8 @@ func NewEtcd(cli *clientv3.Client, prefix string, timeout time.Duration) *Etcd {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	e := &Etcd{cli: cli, prefix: strings.TrimSuffix(prefix, "/") + "/meta/", timeout: timeout}
-	e.ddl = ddl{e.change}
+	e := &Etcd{cli: cli, base: prefix, prefix: strings.TrimSuffix(prefix, "/") + "/meta/", timeout: timeout}
+	e.ddl = ddl{change: e.change, indexNodes: e.indexNodes}
 	return e
 }
 
@@ -232,4 +233,22 @@ func (e *Etcd) WatchDDL(ctx context.Context, rev int64) <-chan DDLEvent {
 		}
 	}()
 	return out
+}
+
+// indexNodes lists the index nodes in the registry under the metadata's
+// prefix: replicas are placed on the nodes that have joined.
+func (e *Etcd) indexNodes() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	nodes, err := Nodes(ctx, e.cli, e.base)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range nodes {
+		if n.Role == RoleIndex {
+			names = append(names, n.Name)
+		}
+	}
+	return names, nil
 }

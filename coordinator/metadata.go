@@ -45,6 +45,10 @@ type Instance struct {
 	// Partitions maps each partition to the indexer node serving it; with
 	// one indexer every entry is 0.
 	Partitions []int `json:"partitions"`
+	// Nodes names the index nodes holding the instance's replicas, the
+	// first replica first (see place); empty with a single, unnamed index
+	// node.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // metaFile is the on-disk form of the metadata.
@@ -88,15 +92,32 @@ type Coordinator struct {
 	ddl
 	path string // metadata file, "" for an unpersisted coordinator
 
-	mu  sync.Mutex
-	cat *catalog
+	mu    sync.Mutex
+	cat   *catalog
+	nodes []string // see SetIndexNodes
+}
+
+// SetIndexNodes names the index nodes that later indexes' replicas are
+// placed on (none: one unnamed index node, no replicas). A process that
+// runs several index nodes itself names them here; a cluster's come from
+// the registry instead (Etcd).
+func (c *Coordinator) SetIndexNodes(names []string) {
+	c.mu.Lock()
+	c.nodes = append([]string(nil), names...)
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) indexNodes() ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes, nil
 }
 
 // Open loads the metadata kept in dir (creating an empty one if absent). An
 // empty dir keeps the metadata in memory only.
 func Open(dir string) (*Coordinator, error) {
 	c := &Coordinator{cat: newCatalog()}
-	c.ddl = ddl{c.change}
+	c.ddl = ddl{change: c.change, indexNodes: c.indexNodes}
 	if dir == "" {
 		return c, nil
 	}

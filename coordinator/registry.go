@@ -11,6 +11,10 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
+// RoleIndex is the role index nodes register under; the partition map
+// places replicas on them.
+const RoleIndex = "index"
+
 // NodeInfo is a node as the registry lists it.
 type NodeInfo struct {
 	Role  string            `json:"role"`

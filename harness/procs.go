@@ -51,7 +51,7 @@ const NodeEnv = "IDXBENCH_NODE"
 // Node roles.
 const (
 	RoleKV    = "kv"
-	RoleIndex = "index"
+	RoleIndex = coordinator.RoleIndex
 	// RoleEtcd is an embedded etcd member in a process of its own: the
 	// metadata store of a procs topology when no external cluster is given.
 	RoleEtcd = "etcd"

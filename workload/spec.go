@@ -362,6 +362,9 @@ func validateIndex(d defn.IndexDefn) error {
 	if d.Partitions < 0 || d.Partitions > MaxVbuckets {
 		return fmt.Errorf("partitions: must be in 0..%d, got %d", MaxVbuckets, d.Partitions)
 	}
+	if d.Replicas < 0 || d.Replicas > defn.MaxReplicas {
+		return fmt.Errorf("replicas: must be in 0..%d, got %d", defn.MaxReplicas, d.Replicas)
+	}
 	if d.PartitionKey != "" && !defn.ValidPath(d.PartitionKey) {
 		return fmt.Errorf("partition_key: %q is not a dotted field path", d.PartitionKey)
 	}

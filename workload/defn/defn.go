@@ -24,7 +24,13 @@ type IndexDefn struct {
 	PartitionKey string `yaml:"partition_key,omitempty"`
 	// Deferred indexes are created but not built until a build request.
 	Deferred bool `yaml:"deferred,omitempty"`
+	// Replicas is how many copies of the index besides the first the
+	// coordinator places, each on a different index node; default 0.
+	Replicas int `yaml:"replicas,omitempty"`
 }
+
+// MaxReplicas bounds Replicas.
+const MaxReplicas = 7
 
 // NumPartitions is Partitions with the default applied.
 func (d *IndexDefn) NumPartitions() int {
