@@ -73,6 +73,34 @@ type Stats struct {
 	DiskBytes, EngineBytesWritten, EngineMemoryBytes int64
 }
 
+// Merge adds o's figures to s, as one node's to another's: counters and
+// sizes add up, the snapshot's age is the older one and the seqno sums
+// the lower ones (what both have reached).
+func (s *Stats) Merge(o Stats) {
+	s.DocsIndexed += o.DocsIndexed
+	s.FlushedKeyVersions += o.FlushedKeyVersions
+	s.DocsPending += o.DocsPending
+	s.DocsQueued += o.DocsQueued
+	s.MutationQueueSize += o.MutationQueueSize
+	s.NumSnapshots += o.NumSnapshots
+	s.NumPersisted += o.NumPersisted
+	s.Flushes += o.Flushes
+	s.FlushOnly += o.FlushOnly
+	s.Scans += o.Scans
+	s.ScanErrors += o.ScanErrors
+	s.SkippedKeyVersions += o.SkippedKeyVersions
+	s.SlicesRebuilt += o.SlicesRebuilt
+	s.ReaderBlocks += o.ReaderBlocks
+	s.ReaderBlocked += o.ReaderBlocked
+	s.SinceLastSnapshot = max(s.SinceLastSnapshot, o.SinceLastSnapshot)
+	s.HWTSeqnos = min(s.HWTSeqnos, o.HWTSeqnos)
+	s.SnapshotSeqnos = min(s.SnapshotSeqnos, o.SnapshotSeqnos)
+	s.Instances += o.Instances
+	s.DiskBytes += o.DiskBytes
+	s.EngineBytesWritten += o.EngineBytesWritten
+	s.EngineMemoryBytes += o.EngineMemoryBytes
+}
+
 // Stats reads the indexer's figures. It asks every slice's engine for its
 // metrics, so it is meant for about once a second, not a hot loop.
 func (ix *Indexer) Stats() Stats {
