@@ -74,6 +74,9 @@ func (c *cellRun) build(ctx context.Context, ph Phase, m map[string]float64) err
 	m["indexes_built"] = float64(len(insts))
 	defns := make([]indexer.InstanceDefn, len(insts))
 	for i, inst := range insts {
+		if err := p.place(inst); err != nil {
+			return err
+		}
 		defns[i] = indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn}
 	}
 

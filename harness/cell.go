@@ -107,7 +107,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	pcfg := pipelineConfig{
 		spec: spec, engine: eng, opts: opts, dir: filepath.Join(dir, "pipeline"),
-		settings: sc.Indexer, recorder: indexerRecorder{c},
+		settings: sc.Indexer, recorder: indexerRecorder{c}, indexNodes: sc.indexNodes(spec),
 	}
 	switch {
 	case job.Topology == TopologyProcs:
@@ -213,11 +213,14 @@ func indexerOp(op string) string {
 // process of its own, into the current phase (or drops it between phases,
 // as in process).
 func (c *cellRun) pullNodeTimings(ctx context.Context) {
-	if c.p.ctl == nil {
-		return
+	for _, m := range c.p.members {
+		c.pullTimingsOf(ctx, m)
 	}
+}
+
+func (c *cellRun) pullTimingsOf(ctx context.Context, m *indexMember) {
 	var ws map[string]measure.Window
-	if err := rpcCall(ctx, c.p.ctl, recServiceName+".Drain", &struct{}{}, &ws); err != nil {
+	if err := rpcCall(ctx, m.ctl, recServiceName+".Drain", &struct{}{}, &ws); err != nil {
 		return // a dead node is reported by the phase
 	}
 	if w, ok := ws["persist"]; ok {

@@ -108,6 +108,8 @@ type indexRefs struct {
 	live     map[string]bool // built and not dropped
 	deferred map[string]bool // created, not yet built
 	primary  map[string]bool
+	// indexNodes is the topology's index node count.
+	indexNodes int
 }
 
 func (st *indexRefs) whyNotLive(name string) string {

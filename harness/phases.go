@@ -32,6 +32,12 @@ func init() {
 			}
 			return nil
 		},
+		refs: func(p *Phase, at string, st *indexRefs) error {
+			if p.RawRatio && st.indexNodes > 1 {
+				return fmt.Errorf("%s.raw_ratio: the raw replay follows one index node's stores; this topology has %d", at, st.indexNodes)
+			}
+			return nil
+		},
 		run: metricsOnly((*cellRun).ingest),
 	})
 	registerPhase(PhaseScan, phaseKind{

@@ -42,6 +42,11 @@ type pipeline struct {
 	etcd       *clientv3.Client
 	etcdPrefix string
 	ix         node.API
+	// cluster is ix when the topology has several index nodes (nil with
+	// one): the index client that places replicas and routes scans.
+	cluster *node.Cluster
+	// members are the index node processes of a procs topology, by name.
+	members []*indexMember
 	// insts are the ACTIVE instances, in creation order.
 	insts []coordinator.Instance
 	cfg   pipelineConfig
@@ -57,6 +62,9 @@ type pipelineConfig struct {
 	recorder indexer.Recorder
 	// procs, when set, runs the nodes as processes of their own.
 	procs *procsConfig
+	// indexNodes is how many index nodes the topology has (0 or 1: one,
+	// unnamed).
+	indexNodes int
 	// kvAddr, when set, is a KV node in another process that the index
 	// node in this process streams from (the crash test's procs mode);
 	// the pipeline's bucket is then a replica of it.
@@ -98,6 +106,9 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	if names := indexNodeNames(cfg.indexNodes); names != nil {
+		return p, p.openLocalCluster(names)
+	}
 	ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, "slices"), p.spec.Vbuckets)
 	ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
 	var kv node.KV = p.kv
@@ -125,6 +136,42 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// indexNodeNames names a topology's index nodes as the partition map
+// knows them: none for a single node.
+func indexNodeNames(n int) []string {
+	if n <= 1 {
+		return nil
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("index-%d", i)
+	}
+	return names
+}
+
+// openLocalCluster opens several index nodes in this process, each over a
+// directory of its own, behind one cluster client.
+func (p *pipeline) openLocalCluster(names []string) error {
+	cfg := p.cfg
+	p.coord.(*coordinator.Coordinator).SetIndexNodes(names)
+	var members []node.API
+	for _, name := range names {
+		ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, name, "slices"), p.spec.Vbuckets)
+		ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
+		n, err := node.Open(node.Config{Indexer: ixCfg, KV: p.kv, Promote: promote})
+		if err != nil {
+			for _, m := range members {
+				m.Close()
+			}
+			return fmt.Errorf("index node %s: %w", name, err)
+		}
+		members = append(members, n)
+	}
+	p.cluster = node.NewCluster(names, members)
+	p.ix = p.cluster
+	return nil
 }
 
 // openLocalNodes opens the in-process parts: the KV node (or the replica
@@ -156,8 +203,41 @@ func promote(ctx context.Context, ix *indexer.Indexer) error {
 	return coordinator.RunPromotion(ctx, cfg.SnapshotInterval, cfg.NumVbuckets, []coordinator.Node{ix})
 }
 
-// addInstance makes an instance live on the index node and marks it ACTIVE.
+// place tells the cluster client, if any, where the partition map put
+// inst's replicas.
+func (p *pipeline) place(inst coordinator.Instance) error {
+	if p.cluster == nil {
+		return nil
+	}
+	return p.cluster.Place(inst.ID, inst.Nodes)
+}
+
+// replica is one copy of an index: the node holding it ("" with one
+// index node) and that node's API.
+type replica struct {
+	node string
+	ix   node.API
+}
+
+// replicas lists the copies of instance id: with several index nodes,
+// one per node holding a replica; else the index node's one.
+func (p *pipeline) replicas(id uint64) []replica {
+	if p.cluster == nil {
+		return []replica{{ix: p.ix}}
+	}
+	var out []replica
+	for _, name := range p.cluster.Replicas(id) {
+		out = append(out, replica{node: name, ix: p.cluster.Member(name)})
+	}
+	return out
+}
+
+// addInstance makes an instance live on the index nodes holding it and
+// marks it ACTIVE.
 func (p *pipeline) addInstance(inst coordinator.Instance) error {
+	if err := p.place(inst); err != nil {
+		return err
+	}
 	if err := p.ix.CreateInstance(indexer.InstanceDefn{ID: inst.ID, Defn: inst.Defn}); err != nil {
 		return err
 	}
@@ -326,8 +406,10 @@ func (p *pipeline) close() error {
 	if p.remote != nil {
 		errs = append(errs, p.remote.Close())
 	}
-	if p.ctl != nil {
-		p.ctl.Close()
+	for _, m := range p.members {
+		if m.ctl != nil {
+			m.ctl.Close()
+		}
 	}
 	if p.etcd != nil {
 		if len(p.cfg.procs.etcd) > 0 {

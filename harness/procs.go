@@ -65,6 +65,9 @@ const (
 // scenario it serves (the KV node's workload, the index node's settings).
 type NodeJob struct {
 	Role string `json:"role"`
+	// Name is the node's name in the registry, which the partition map
+	// places replicas by (default ROLE-PID); a restarted node keeps it.
+	Name string `json:"name,omitempty"`
 	// Listen is the KV node's admin endpoint or the index node's control
 	// endpoint (default 127.0.0.1:0); Query the index node's query port and
 	// Dataport its dataport (default 127.0.0.1:0 each).
@@ -296,7 +299,10 @@ func runCoordinator(ctx context.Context, job NodeJob, sc *Scenario, spec workloa
 		return fmt.Errorf("coordinator: etcd %v: %w", job.Etcd, err)
 	}
 	defer cli.Close()
-	name := fmt.Sprintf("coordinator-%d", os.Getpid())
+	name := job.Name
+	if name == "" {
+		name = fmt.Sprintf("coordinator-%d", os.Getpid())
+	}
 	clients := map[string]*node.Client{}
 	defer func() {
 		for _, c := range clients {
@@ -351,12 +357,15 @@ func register(ctx context.Context, job NodeJob, addrs map[string]string) (func()
 	if len(job.Etcd) == 0 {
 		return func() {}, nil
 	}
+	if job.Name == "" {
+		job.Name = fmt.Sprintf("%s-%d", job.Role, os.Getpid())
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: job.Etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("%s node: etcd %v: %w", job.Role, job.Etcd, err)
 	}
 	reg, err := coordinator.Register(ctx, cli, job.EtcdPrefix, coordinator.NodeInfo{
-		Role: job.Role, Name: fmt.Sprintf("%s-%d", job.Role, os.Getpid()), Pid: os.Getpid(), Addrs: addrs,
+		Role: job.Role, Name: job.Name, Pid: os.Getpid(), Addrs: addrs,
 	}, 2)
 	if err != nil {
 		cli.Close()
@@ -583,20 +592,63 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 			p.procs = append(p.procs, cp)
 		}
 	}
-	ixp, err := startNode(ctx, t.exe, ixJob, indexCPUs, t.stderr)
-	if err != nil {
-		return nil, err
+	names := indexNodeNames(cfg.indexNodes)
+	if names == nil {
+		names = []string{""} // one index node, unnamed, over the cell's directory
 	}
-	p.procs = append(p.procs, ixp)
-	if p.ix, err = node.DialClient(ctx, ixp.addrs["control"], ixp.addrs["query"]); err != nil {
-		return nil, err
+	var apis []node.API
+	for _, name := range names {
+		job := ixJob
+		if name != "" {
+			job.Name, job.Dir = name, filepath.Join(cfg.dir, name)
+		}
+		m := &indexMember{name: name, job: job, cpus: indexCPUs}
+		if err := p.startMember(ctx, m); err != nil {
+			return nil, err
+		}
+		p.members = append(p.members, m)
+		apis = append(apis, m.api)
 	}
-	conn, err := net.Dial("tcp", ixp.addrs["control"])
-	if err != nil {
-		return nil, fmt.Errorf("index node (pid %d): %w", ixp.pid, err)
+	p.ix = apis[0]
+	if len(apis) > 1 {
+		p.cluster = node.NewCluster(names, apis)
+		p.ix = p.cluster
 	}
-	p.ctl = rpc.NewClient(conn)
+	p.ctl = p.members[0].ctl
 	return p, nil
+}
+
+// indexMember is an index node process of a procs topology, with what
+// started it, so that a fault can kill it and start it again as the same
+// node over the same directory.
+type indexMember struct {
+	name string
+	job  NodeJob
+	cpus []int
+	proc *nodeProc
+	api  *node.Client
+	// ctl reaches the harness's services on the node's control endpoint.
+	ctl *rpc.Client
+}
+
+// startMember starts m's process and connects to it.
+func (p *pipeline) startMember(ctx context.Context, m *indexMember) error {
+	t := p.cfg.procs
+	np, err := startNode(ctx, t.exe, m.job, m.cpus, t.stderr)
+	if err != nil {
+		return err
+	}
+	p.procs = append(p.procs, np)
+	m.proc = np
+	if m.api, err = node.DialClient(ctx, np.addrs["control"], np.addrs["query"]); err != nil {
+		return err
+	}
+	conn, err := net.Dial("tcp", np.addrs["control"])
+	if err != nil {
+		return fmt.Errorf("index node (pid %d): %w", np.pid, err)
+	}
+	m.ctl = rpc.NewClient(conn)
+	return nil
 }
 
 // procsConfig is what a procs topology needs beyond the pipeline's config.

@@ -36,6 +36,9 @@ func init() {
 			if len(st.live) == 0 {
 				return fmt.Errorf("%s: a rollback needs an index to check; the workload has none built by then", at)
 			}
+			if st.indexNodes > 1 {
+				return fmt.Errorf("%s: a rollback phase drives one index node's recovery; this topology has %d", at, st.indexNodes)
+			}
 			return nil
 		},
 		run: (*cellRun).rollback,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/idxbench/idxbench/workload"
 )
 
 // Scenario is a workload spec plus the indexer's settings and a list of
@@ -23,7 +24,25 @@ type Scenario struct {
 	// so its own strict parser owns it.
 	Workload yaml.RawMessage `yaml:"workload,omitempty"`
 	Indexer  IndexerSettings `yaml:"indexer,omitempty"`
-	Phases   []Phase         `yaml:"phases"`
+	// IndexNodes is how many index nodes the topology runs; default one
+	// more than the most replicas any index asks for.
+	IndexNodes int     `yaml:"index_nodes,omitempty"`
+	Phases     []Phase `yaml:"phases"`
+}
+
+// maxIndexNodes bounds Scenario.IndexNodes.
+const maxIndexNodes = 8
+
+// indexNodes is the scenario's index node count over spec's indexes.
+func (s *Scenario) indexNodes(spec workload.Spec) int {
+	if s.IndexNodes > 0 {
+		return s.IndexNodes
+	}
+	n := 1
+	for _, d := range spec.Indexes {
+		n = max(n, d.Replicas+1)
+	}
+	return n
 }
 
 // IndexerSettings are the indexer options a scenario may set; zero values
@@ -224,6 +243,9 @@ func (s *Scenario) Validate() error {
 	}
 	if ix.FlushBatchSize < 0 {
 		return fmt.Errorf("indexer.flush_batch_size: %d is negative", ix.FlushBatchSize)
+	}
+	if s.IndexNodes < 0 || s.IndexNodes > maxIndexNodes {
+		return fmt.Errorf("index_nodes: %d out of range [1,%d]", s.IndexNodes, maxIndexNodes)
 	}
 	if len(s.Phases) == 0 {
 		return errors.New("phases: a scenario needs at least one phase")

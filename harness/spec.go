@@ -81,8 +81,13 @@ func applyDuration(phases []Phase, o Overrides) []Phase {
 // build of an index that is not deferred or already built, and a rollback
 // with no index to check.
 func checkPhaseRefs(sc *Scenario, spec workload.Spec) error {
-	st := &indexRefs{live: map[string]bool{}, deferred: map[string]bool{}, primary: map[string]bool{}}
+	st := &indexRefs{live: map[string]bool{}, deferred: map[string]bool{}, primary: map[string]bool{},
+		indexNodes: sc.indexNodes(spec)}
 	for _, d := range spec.Indexes {
+		if d.Replicas+1 > st.indexNodes {
+			return fmt.Errorf("index_nodes: %d index nodes cannot hold index %q's %d replicas apart (it needs %d)",
+				st.indexNodes, d.Name, d.Replicas, d.Replicas+1)
+		}
 		if d.Deferred {
 			st.deferred[d.Name] = true
 		} else {

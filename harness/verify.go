@@ -34,26 +34,33 @@ func (v verdict) String() string {
 }
 
 // verify waits until the index reflects the whole bucket, then compares a
-// full scan of every index with the oracle at the scan's snapshot vector.
+// full scan of every index with the oracle at the scan's snapshot vector:
+// with several index nodes, a scan of every replica of every index.
 func (c *cellRun) verify(ctx context.Context) (verdict, error) {
 	var v verdict
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return v, err
 	}
 	for _, inst := range c.p.insts {
-		res, err := c.p.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanAll})
-		if err != nil {
-			return v, fmt.Errorf("verify: scan %s: %w", inst.Defn.Name, err)
-		}
-		want, err := c.p.oracle.Expected(inst.Defn, res.TS)
-		if err != nil {
-			return v, fmt.Errorf("verify: oracle for %s: %w", inst.Defn.Name, err)
-		}
-		v.Indexes++
-		v.Entries += len(want)
-		if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
-			v.Problems = append(v.Problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
-				inst.Defn.Name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
+		for _, r := range c.p.replicas(inst.ID) {
+			name := inst.Defn.Name
+			if r.node != "" {
+				name += " (replica on " + r.node + ")"
+			}
+			res, err := r.ix.Scan(ctx, indexer.ScanRequest{InstID: inst.ID, Kind: indexer.ScanAll})
+			if err != nil {
+				return v, fmt.Errorf("verify: scan %s: %w", name, err)
+			}
+			want, err := c.p.oracle.Expected(inst.Defn, res.TS)
+			if err != nil {
+				return v, fmt.Errorf("verify: oracle for %s: %w", name, err)
+			}
+			v.Indexes++
+			v.Entries += len(want)
+			if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
+				v.Problems = append(v.Problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
+					name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
+			}
 		}
 	}
 	sort.Strings(v.Problems)

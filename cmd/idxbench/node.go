@@ -8,7 +8,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const nodeSynopsis = "--role kv|index|coordinator|etcd [--etcd ENDPOINTS] [--prefix P] [--listen ADDR] [--kv ADDR] [--query ADDR] [--dataport ADDR] [--engine E] [--dir D] [--scenario NAME|FILE] [--seed N] [--docs N] [--vbuckets N]"
+const nodeSynopsis = "--role kv|index|coordinator|etcd [--etcd ENDPOINTS] [--prefix P] [--name NAME] [--listen ADDR] [--kv ADDR] [--query ADDR] [--dataport ADDR] [--engine E] [--dir D] [--scenario NAME|FILE] [--seed N] [--docs N] [--vbuckets N]"
 
 // cmdNode runs one node of a multi-process pipeline until interrupted (an
 // index node also ends when a client asks it to close). It prints the
@@ -19,6 +19,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		role     = fs.String("role", "", "kv (the bucket simulator and its projectors), index (an indexer and its stream manager), coordinator (stands for master; the master promotes stability timestamps) or etcd (an embedded etcd member)")
 		etcd     = fs.String("etcd", "", "comma-separated etcd endpoints to register with (a coordinator's election and registry)")
 		prefix   = fs.String("prefix", "/idxbench/cluster", "the cluster's key prefix in etcd")
+		name     = fs.String("name", "", "the node's name in the registry, which the partition map places replicas by (default ROLE-PID); give a restarted node its old name")
 		listen   = fs.String("listen", "127.0.0.1:0", "the KV node's admin endpoint or the index node's control endpoint")
 		kv       = fs.String("kv", "", "index node: the KV node's admin address")
 		query    = fs.String("query", "127.0.0.1:0", "index node: the query port (scans)")
@@ -41,7 +42,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	job := harness.NodeJob{Role: *role, Listen: *listen, KV: *kv, Query: *query, Dataport: *dataport,
+	job := harness.NodeJob{Role: *role, Name: *name, Listen: *listen, KV: *kv, Query: *query, Dataport: *dataport,
 		Engine: *engine, Dir: *dir, Scenario: src, Etcd: splitList(*etcd), EtcdPrefix: *prefix}
 	if job.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
 		return err

@@ -31,6 +31,7 @@ type Cluster struct {
 	names   []string
 	down    []bool
 	place   map[uint64][]int // instance id → members holding a replica, the first replica first
+	byName  map[string]uint64
 
 	next      atomic.Uint64 // round robin over replicas
 	failovers atomic.Int64
@@ -49,6 +50,7 @@ func NewCluster(names []string, members []API) *Cluster {
 		names:   append([]string(nil), names...),
 		down:    make([]bool, len(members)),
 		place:   map[uint64][]int{},
+		byName:  map[string]uint64{},
 	}
 }
 
@@ -215,6 +217,7 @@ func (c *Cluster) CreateInstance(d indexer.InstanceDefn) error {
 	if err != nil {
 		return err
 	}
+	c.named(d)
 	for _, m := range ms {
 		if err := m.CreateInstance(d); err != nil {
 			return err
@@ -269,6 +272,9 @@ func (c *Cluster) Restart(ctx context.Context, insts []indexer.InstanceDefn) (ti
 	if err != nil {
 		return 0, nil, err
 	}
+	for _, d := range insts {
+		c.named(d)
+	}
 	var (
 		mu    sync.Mutex
 		open  time.Duration
@@ -287,6 +293,13 @@ func (c *Cluster) Restart(ctx context.Context, insts []indexer.InstanceDefn) (ti
 	return open, minVector(froms), err
 }
 
+// named records d's name, for scans that name their index.
+func (c *Cluster) named(d indexer.InstanceDefn) {
+	c.mu.Lock()
+	c.byName[d.Defn.Name] = d.ID
+	c.mu.Unlock()
+}
+
 // Drop drops instance id on the members holding it.
 func (c *Cluster) Drop(id uint64) error {
 	_, ms, err := c.holding(id)
@@ -299,6 +312,11 @@ func (c *Cluster) Drop(id uint64) error {
 	}
 	c.mu.Lock()
 	delete(c.place, id)
+	for name, v := range c.byName {
+		if v == id {
+			delete(c.byName, name)
+		}
+	}
 	c.mu.Unlock()
 	return errors.Join(errs...)
 }
@@ -308,6 +326,9 @@ func (c *Cluster) StartBuild(ctx context.Context, insts []indexer.InstanceDefn) 
 	groups, err := c.split(insts)
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range insts {
+		c.named(d)
 	}
 	var bs clusterBuild
 	for i, mine := range groups {
@@ -386,6 +407,15 @@ func (c *Cluster) WaitPersisted(ctx context.Context, timeout time.Duration, cond
 // (yet). A rollback that fails a waiting scan, or the caller's own ctx,
 // ends the scan at once: no replica would answer it differently.
 func (c *Cluster) Scan(ctx context.Context, req indexer.ScanRequest) (*indexer.ScanResult, error) {
+	if req.InstID == 0 && req.Index != "" {
+		c.mu.Lock()
+		id, ok := c.byName[req.Index]
+		c.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("index cluster: no index %q", req.Index)
+		}
+		req.InstID = id
+	}
 	names, ms, err := c.holding(req.InstID)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package kvnode
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -342,7 +344,9 @@ type ClientOptions struct {
 	// opens none (a driver that only mutates the bucket).
 	Dataport   string
 	NoDataport bool
-	// Name prefixes the client's topic session ids (default "ix").
+	// Name prefixes the client's topic session ids (default "ix"); a
+	// random suffix keeps two clients' sessions apart (two index nodes of
+	// one name on one KV node, or one restarted).
 	Name string
 }
 
@@ -357,6 +361,12 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 	if c.prefix == "" {
 		c.prefix = "ix"
 	}
+	var nonce [6]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	c.prefix += "-" + hex.EncodeToString(nonce[:])
 	if opts.NoDataport {
 		close(c.done)
 		return c, nil
