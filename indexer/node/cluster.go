@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,19 @@ type Cluster struct {
 	place   map[uint64][]int // instance id → members holding a replica, the first replica first
 	byName  map[string]uint64
 
+	// suspect[i] is when member i may be tried first again after it
+	// failed or was too slow to answer a scan.
+	suspect []time.Time
+
+	// ReplicaTimeout bounds one replica's attempt at a scan when another
+	// replica is left to try (default 2s; the last gets what remains of
+	// the scan's context): a node that hangs (stopped, partitioned) costs
+	// a scan this much, not the scan.
+	ReplicaTimeout time.Duration
+	// SuspectFor is how long a replica that failed a scan is tried last
+	// (default 1s).
+	SuspectFor time.Duration
+
 	next      atomic.Uint64 // round robin over replicas
 	failovers atomic.Int64
 }
@@ -49,6 +63,7 @@ func NewCluster(names []string, members []API) *Cluster {
 		members: append([]API(nil), members...),
 		names:   append([]string(nil), names...),
 		down:    make([]bool, len(members)),
+		suspect: make([]time.Time, len(members)),
 		place:   map[uint64][]int{},
 		byName:  map[string]uint64{},
 	}
@@ -175,19 +190,27 @@ func (c *Cluster) eachAt(f func(i int, m API) error) error {
 
 // holding returns the members in service holding instance id.
 func (c *Cluster) holding(id uint64) (names []string, ms []API, err error) {
+	idx, ms, err := c.holdingAt(id)
+	for _, i := range idx {
+		names = append(names, c.names[i])
+	}
+	return names, ms, err
+}
+
+func (c *Cluster) holdingAt(id uint64) (idx []int, ms []API, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	idx, ok := c.place[id]
+	all, ok := c.place[id]
 	if !ok {
 		return nil, nil, fmt.Errorf("index cluster: instance %d has no placement", id)
 	}
-	for _, i := range idx {
+	for _, i := range all {
 		if !c.down[i] {
-			names = append(names, c.names[i])
+			idx = append(idx, i)
 			ms = append(ms, c.members[i])
 		}
 	}
-	return names, ms, nil
+	return idx, ms, nil
 }
 
 // split groups insts by the members in service holding them.
@@ -401,11 +424,13 @@ func (c *Cluster) WaitPersisted(ctx context.Context, timeout time.Duration, cond
 	return minVector(tss), err
 }
 
-// Scan sends req to a replica of its index, round robin, and fails over
-// to the next replica when one is unreachable, cannot answer at the
-// scan's consistency within its timeout, or does not hold the instance
-// (yet). A rollback that fails a waiting scan, or the caller's own ctx,
-// ends the scan at once: no replica would answer it differently.
+// Scan sends req to a replica of its index, round robin over those not
+// suspect, and fails over to the next replica when one is unreachable,
+// does not answer within ReplicaTimeout, cannot answer at the scan's
+// consistency within its timeout, or does not hold the instance (yet). A
+// replica that failed is suspect for SuspectFor: tried after the others.
+// A rollback that fails a waiting scan, or the caller's own ctx, ends the
+// scan at once: no replica would answer it differently.
 func (c *Cluster) Scan(ctx context.Context, req indexer.ScanRequest) (*indexer.ScanResult, error) {
 	if req.InstID == 0 && req.Index != "" {
 		c.mu.Lock()
@@ -416,30 +441,56 @@ func (c *Cluster) Scan(ctx context.Context, req indexer.ScanRequest) (*indexer.S
 		}
 		req.InstID = id
 	}
-	names, ms, err := c.holding(req.InstID)
+	idx, ms, err := c.holdingAt(req.InstID)
 	if err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("index cluster: every replica of instance %d is down", req.InstID)
 	}
-	first := int(c.next.Add(1) % uint64(len(ms)))
+	order := c.scanOrder(idx)
 	var errs []error
-	for k := range ms {
-		i := (first + k) % len(ms)
+	for k, j := range order {
 		if k > 0 {
 			c.failovers.Add(1)
 		}
-		res, err := ms[i].Scan(ctx, req)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if k < len(order)-1 {
+			actx, cancel = context.WithTimeout(ctx, cmp.Or(c.ReplicaTimeout, 2*time.Second))
+		}
+		res, err := ms[j].Scan(actx, req)
+		cancel()
 		if err == nil {
 			return res, nil
 		}
 		if ctx.Err() != nil || errors.Is(err, indexer.ErrIndexRollback) {
 			return nil, err
 		}
-		errs = append(errs, fmt.Errorf("replica on %s: %w", names[i], err))
+		c.mu.Lock()
+		c.suspect[idx[j]] = time.Now().Add(cmp.Or(c.SuspectFor, time.Second))
+		c.mu.Unlock()
+		errs = append(errs, fmt.Errorf("replica on %s: %w", c.names[idx[j]], err))
 	}
 	return nil, errors.Join(errs...)
+}
+
+// scanOrder orders the replicas at idx for one scan: round robin, those
+// not suspect first.
+func (c *Cluster) scanOrder(idx []int) []int {
+	first := int(c.next.Add(1) % uint64(len(idx)))
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var good, bad []int
+	for k := range idx {
+		j := (first + k) % len(idx)
+		if now.Before(c.suspect[idx[j]]) {
+			bad = append(bad, j)
+		} else {
+			good = append(good, j)
+		}
+	}
+	return append(good, bad...)
 }
 
 // Stats sums the members' counters; its ages are the oldest and its
@@ -478,12 +529,33 @@ func (c *Cluster) SnapshotTS() *upr.TsVbuuid  { return c.vectors(API.SnapshotTS)
 func (c *Cluster) PersistedTS() *upr.TsVbuuid { return c.vectors(API.PersistedTS) }
 func (c *Cluster) From() *upr.TsVbuuid        { return c.vectors(API.From) }
 
-// Failure is the first member in service's failure.
+// Failure reports a member's failure only when it leaves an instance
+// with no replica in service: a member that failed (its node died, its
+// streams ended) is taken out of service, as if SetDown, and the cluster
+// carries on while every index has a replica elsewhere.
 func (c *Cluster) Failure() error {
 	idx, ms := c.up()
+	var failed []error
 	for k, m := range ms {
 		if err := m.Failure(); err != nil {
-			return fmt.Errorf("index node %s: %w", c.names[idx[k]], err)
+			c.mu.Lock()
+			c.down[idx[k]] = true
+			c.mu.Unlock()
+			failed = append(failed, fmt.Errorf("index node %s: %w", c.names[idx[k]], err))
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, at := range c.place {
+		served := false
+		for _, i := range at {
+			served = served || !c.down[i]
+		}
+		if !served {
+			return fmt.Errorf("index cluster: instance %d has no replica left: %w", id, errors.Join(failed...))
 		}
 	}
 	return nil

@@ -89,6 +89,22 @@ func TestClusterReplicas(t *testing.T) {
 		t.Fatalf("Resume on a cluster of two: %v, want ErrPerNode", err)
 	}
 
+	// A replica that hangs (a stopped process) costs a scan the replica
+	// timeout, then is tried last while suspect.
+	cl.Replace("b", hanging{members[1]})
+	cl.ReplicaTimeout, cl.SuspectFor = 50*time.Millisecond, time.Hour
+	before := cl.Failovers()
+	for range 4 {
+		if _, err := cl.Scan(ctx, indexer.ScanRequest{InstID: byCity.ID, Kind: indexer.ScanCount}); err != nil {
+			t.Fatalf("scan with one replica hanging: %v", err)
+		}
+	}
+	if got := cl.Failovers() - before; got != 1 {
+		t.Fatalf("%d failovers in four scans with one replica hanging, want 1 (then it is suspect)", got)
+	}
+	cl.Replace("b", members[1])
+	cl.SuspectFor = time.Nanosecond
+
 	if err := members[1].Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,4 +175,12 @@ func TestStatsMergeCoversEveryField(t *testing.T) {
 			t.Errorf("Stats.%s not merged", typ.Field(i).Name)
 		}
 	}
+}
+
+// hanging is an index node whose scans never answer.
+type hanging struct{ node.API }
+
+func (hanging) Scan(ctx context.Context, _ indexer.ScanRequest) (*indexer.ScanResult, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }
