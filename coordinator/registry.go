@@ -3,10 +3,14 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -24,9 +28,16 @@ type NodeInfo struct {
 }
 
 // Registration is a node's entry in the registry, alive while its lease
-// is: a node that dies leaves the registry when the lease expires.
+// is: a node that dies leaves the registry when the lease expires. A node
+// that was cut off longer than its lease (stopped, partitioned) and comes
+// back registers again with a new lease.
 type Registration struct {
-	s *concurrency.Session
+	cli    *clientv3.Client
+	ttl    int
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	s      *concurrency.Session
 }
 
 func nodesPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/nodes/" }
@@ -34,25 +45,75 @@ func nodesPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") 
 // Register enters info under prefix with a lease of ttl seconds, kept
 // alive until Close or the process's end.
 func Register(ctx context.Context, cli *clientv3.Client, prefix string, info NodeInfo, ttl int) (*Registration, error) {
-	s, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("%w: register %s: %v", ErrMetadataUnavailable, info.Name, err)
-	}
 	data, err := json.Marshal(info)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	key := nodesPrefix(prefix) + info.Role + "/" + info.Name
-	if _, err := cli.Put(ctx, key, string(data), clientv3.WithLease(s.Lease())); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("%w: register %s: %v", ErrMetadataUnavailable, info.Name, err)
+	enter := func(ctx context.Context) (*concurrency.Session, error) {
+		s, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("%w: register %s: %v", ErrMetadataUnavailable, info.Name, err)
+		}
+		if _, err := cli.Put(ctx, key, string(data), clientv3.WithLease(s.Lease())); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: register %s: %v", ErrMetadataUnavailable, info.Name, err)
+		}
+		return s, nil
 	}
-	return &Registration{s: s}, nil
+	s, err := enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Registration{cli: cli, ttl: ttl, cancel: cancel, done: make(chan struct{}), s: s}
+	go func() {
+		defer close(r.done)
+		for {
+			r.mu.Lock()
+			cur := r.s
+			r.mu.Unlock()
+			select {
+			case <-rctx.Done():
+				return
+			case <-cur.Done(): // the lease lapsed: enter again
+			}
+			for {
+				s, err := enter(rctx)
+				if err == nil {
+					r.mu.Lock()
+					r.s = s
+					r.mu.Unlock()
+					break
+				}
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	return r, nil
 }
 
 // Close withdraws the registration at once.
-func (r *Registration) Close() error { return r.s.Close() }
+func (r *Registration) Close() error {
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The session may live on a context Close just cancelled: revoke its
+	// lease on a fresh one.
+	r.s.Orphan()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.ttl)*time.Second)
+	defer cancel()
+	_, err := r.cli.Revoke(ctx, r.s.Lease())
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil // it lapsed already
+	}
+	return err
+}
 
 // Nodes lists the registered nodes under prefix, by role then name.
 func Nodes(ctx context.Context, cli *clientv3.Client, prefix string) ([]NodeInfo, error) {

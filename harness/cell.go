@@ -301,7 +301,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	final := reg.Tick(time.Now())
 	c.addResourceMetrics(out.Metrics, res, before)
 	c.compactor.report(out.Metrics)
-	addNodeMetrics(out.Metrics, c.p.procs, nodesBefore, nodesAfter)
+	addNodeMetrics(out.Metrics, c.p.nodeCosts(nodesBefore, nodesAfter))
 	addLatencyMetrics(out.Metrics, final)
 	if err != nil {
 		return out, err
@@ -487,18 +487,14 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 // (cpu_seconds, bytes_written), records each one's peak_rss_bytes_ROLE_node,
 // and the CPU per mutation of the whole cell and of each node, unless the
 // phase measured those over its mutations alone.
-func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []measure.ProcCounters) {
-	for i, np := range procs {
-		if i >= len(before) || i >= len(after) {
-			break
-		}
-		cpu := (after[i].CPU - before[i].CPU).Seconds()
-		written := float64(after[i].BytesWritten) - float64(before[i].BytesWritten)
-		m["cpu_seconds_"+np.role+"_node"] = cpu
-		m["bytes_written_"+np.role+"_node"] = max(written, 0)
-		m["peak_rss_bytes_"+np.role+"_node"] = float64(after[i].PeakRSSBytes)
+func addNodeMetrics(m map[string]float64, costs map[string]roleCost) {
+	for role, rc := range costs {
+		cpu := rc.cpu.Seconds()
+		m["cpu_seconds_"+role+"_node"] = cpu
+		m["bytes_written_"+role+"_node"] = rc.written
+		m["peak_rss_bytes_"+role+"_node"] = rc.peakRSS
 		m["cpu_seconds"] += cpu
-		m["bytes_written"] += max(written, 0)
+		m["bytes_written"] += rc.written
 	}
 	n := m["mutations"]
 	if n <= 0 {
@@ -514,8 +510,8 @@ func addNodeMetrics(m map[string]float64, procs []*nodeProc, before, after []mea
 	// Bytes that reached storage per mutation (the cell's, and in procs
 	// its nodes'), for sizing a disk's write budget.
 	setDefault("bytes_written_per_mutation", m["bytes_written"]/n)
-	for _, np := range procs {
-		setDefault("cpu_us_per_mutation_"+np.role+"_node", m["cpu_seconds_"+np.role+"_node"]*1e6/n)
+	for role := range costs {
+		setDefault("cpu_us_per_mutation_"+role+"_node", m["cpu_seconds_"+role+"_node"]*1e6/n)
 	}
 }
 

@@ -296,18 +296,14 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 	// CPU per mutation over the ingest alone (not a raw replay after it).
 	if n > 0 {
 		total := measure.ProcessCPU() - self0
-		for i, nc := range c.p.nodeCounters(false) {
-			role := c.p.procs[i].role
-			d := nc.CPU - nodes0[i].CPU
-			total += d
-			m["cpu_us_per_mutation_"+role+"_node"] = float64(d.Microseconds()) / float64(n)
-		}
-		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
 		selfIO, _ := measure.ReadProc(os.Getpid())
 		written := float64(selfIO.BytesWritten) - float64(selfIO0.BytesWritten)
-		for i, nc := range c.p.nodeCounters(false) {
-			written += float64(nc.BytesWritten) - float64(nodes0[i].BytesWritten)
+		for role, rc := range c.p.nodeCosts(nodes0, c.p.nodeCounters(false)) {
+			total += rc.cpu
+			written += rc.written
+			m["cpu_us_per_mutation_"+role+"_node"] = float64(rc.cpu.Microseconds()) / float64(n)
 		}
+		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
 		m["bytes_written_per_mutation"] = max(written, 0) / float64(n)
 	}
 	if raw {

@@ -383,15 +383,43 @@ func (p *pipeline) nodeError(err error) error {
 	}
 }
 
-// nodeCounters reads each node process's counters (none in process);
-// with resetPeak, it starts a new resident high-water mark for each first.
-func (p *pipeline) nodeCounters(resetPeak bool) []measure.ProcCounters {
-	out := make([]measure.ProcCounters, len(p.procs))
-	for i, np := range p.procs {
+// nodeCounters reads each node process's counters (none in process), by
+// pid; with resetPeak, it starts a new resident high-water mark for each
+// first.
+func (p *pipeline) nodeCounters(resetPeak bool) map[int]measure.ProcCounters {
+	out := make(map[int]measure.ProcCounters, len(p.procs))
+	for _, np := range p.procs {
 		if resetPeak {
 			measure.ResetProcPeak(np.pid)
 		}
-		out[i], _ = measure.ReadProc(np.pid)
+		out[np.pid], _ = measure.ReadProc(np.pid)
+	}
+	return out
+}
+
+// roleCost is what a role's node processes cost between two readings.
+type roleCost struct {
+	cpu     time.Duration
+	written float64
+	peakRSS float64 // the largest process's
+}
+
+// nodeCosts sums, per role, what the node processes running now cost
+// since before: a process started in between (a node restarted by a
+// fault) counts from its start; one that ended counts no more.
+func (p *pipeline) nodeCosts(before, after map[int]measure.ProcCounters) map[string]roleCost {
+	out := map[string]roleCost{}
+	for _, np := range p.procs {
+		a, ok := after[np.pid]
+		if !ok {
+			continue
+		}
+		b := before[np.pid]
+		rc := out[np.role]
+		rc.cpu += a.CPU - b.CPU
+		rc.written += max(float64(a.BytesWritten)-float64(b.BytesWritten), 0)
+		rc.peakRSS = max(rc.peakRSS, float64(a.PeakRSSBytes))
+		out[np.role] = rc
 	}
 	return out
 }

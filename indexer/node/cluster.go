@@ -47,6 +47,9 @@ type Cluster struct {
 	// (default 1s).
 	SuspectFor time.Duration
 
+	// probing[i] is set while a Failure call to member i is in flight.
+	probing []atomic.Bool
+
 	next      atomic.Uint64 // round robin over replicas
 	failovers atomic.Int64
 }
@@ -64,6 +67,7 @@ func NewCluster(names []string, members []API) *Cluster {
 		names:   append([]string(nil), names...),
 		down:    make([]bool, len(members)),
 		suspect: make([]time.Time, len(members)),
+		probing: make([]atomic.Bool, len(members)),
 		place:   map[uint64][]int{},
 		byName:  map[string]uint64{},
 	}
@@ -533,11 +537,14 @@ func (c *Cluster) From() *upr.TsVbuuid        { return c.vectors(API.From) }
 // with no replica in service: a member that failed (its node died, its
 // streams ended) is taken out of service, as if SetDown, and the cluster
 // carries on while every index has a replica elsewhere.
+//
+// A member that does not answer within a moment (a stopped process) is
+// not judged this time; one call to it at most stays in flight.
 func (c *Cluster) Failure() error {
 	idx, ms := c.up()
 	var failed []error
 	for k, m := range ms {
-		if err := m.Failure(); err != nil {
+		if err := c.probe(idx[k], m); err != nil {
 			c.mu.Lock()
 			c.down[idx[k]] = true
 			c.mu.Unlock()
@@ -559,6 +566,28 @@ func (c *Cluster) Failure() error {
 		}
 	}
 	return nil
+}
+
+// failureWait bounds how long Failure waits for one member's answer.
+const failureWait = 200 * time.Millisecond
+
+// probe asks member i for its failure, giving up after failureWait (nil:
+// not judged), with one call at most in flight.
+func (c *Cluster) probe(i int, m API) error {
+	if !c.probing[i].CompareAndSwap(false, true) {
+		return nil
+	}
+	ch := make(chan error, 1)
+	go func() {
+		ch <- m.Failure()
+		c.probing[i].Store(false)
+	}()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(failureWait):
+		return nil
+	}
 }
 
 // Close closes every member, in service or not.
