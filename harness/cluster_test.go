@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -76,5 +77,70 @@ func TestClusterOfIndexNodes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// faultScenario is a loopback cluster of two index nodes holding every
+// index's replicas and two coordinators, hit by each fault in turn.
+const faultScenario = `
+name: faults
+workload:
+  docs: 3000
+  vbuckets: 32
+  seed: 12
+  indexes:
+    - {name: by_city, keys: [city], replicas: 1}
+    - {name: primary, primary: true, replicas: 1}
+indexer: {st_mode: coordinator, snapshot_interval: 50ms, persist_interval: 300ms}
+phases:
+  - type: load
+  - {type: fault, name: kill-master, fault: kill-master, duration: 2s, rate: 2000, consistency: request_plus}
+  - {type: fault, name: kill-index-node, fault: kill-index-node, duration: 3s, rate: 2000, down: 500ms}
+  - {type: fault, name: pause-index-node, fault: pause-index-node, duration: 5s, rate: 2000}
+`
+
+// TestClusterFaults runs each fault under scans and ingest: the scans
+// never fail (they fail over), the cluster heals, and every replica
+// equals the oracle afterwards.
+func TestClusterFaults(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(faultScenario),
+		Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
+	var stderr strings.Builder
+	cell, err := RunCell(context.Background(), job, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	checkVerified(t, cell, "load", "kill-master", "kill-index-node", "pause-index-node")
+	for _, ph := range cell.Phases[1:] {
+		var parts []string
+		for _, k := range []string{"no_master_ms", "st_promotion_resumed_ms", "index_node_down_ms", "registry_leave_ms", "rejoin_ms",
+			"index_node_paused_ms", "registry_rejoin_ms", "resume_catch_up_ms", "scan_failovers", "scans", "scan_p99_ms", "background_mutations"} {
+			if v, ok := ph.Metrics[k]; ok {
+				parts = append(parts, fmt.Sprintf("%s=%.0f", k, v))
+			}
+		}
+		t.Logf("%s: %s", ph.Name, strings.Join(parts, " "))
+	}
+	for _, c := range []struct{ phase, metric string }{
+		{"kill-master", "no_master_ms"},
+		{"kill-master", "st_promotion_resumed_ms"},
+		{"kill-index-node", "rejoin_ms"},
+		{"kill-index-node", "index_node_down_ms"},
+		{"kill-index-node", "scan_failovers"},
+		{"pause-index-node", "registry_leave_ms"},
+		{"pause-index-node", "registry_rejoin_ms"},
+		{"pause-index-node", "scan_failovers"},
+	} {
+		m := cell.Phase(c.phase).Metrics
+		if m[c.metric] <= 0 {
+			t.Errorf("phase %s: %s = %v; metrics %v", c.phase, c.metric, m[c.metric], m)
+		}
+		if m["scan_errors"] != 0 || m["scans"] <= 0 {
+			t.Errorf("phase %s: %v scans, %v errors", c.phase, m["scans"], m["scan_errors"])
+		}
 	}
 }

@@ -108,8 +108,11 @@ type indexRefs struct {
 	live     map[string]bool // built and not dropped
 	deferred map[string]bool // created, not yet built
 	primary  map[string]bool
-	// indexNodes is the topology's index node count.
-	indexNodes int
+	replicas map[string]int
+	// indexNodes is the topology's index node count; topology and stMode
+	// the run's --topology and the scenario's st_mode.
+	indexNodes       int
+	topology, stMode string
 }
 
 func (st *indexRefs) whyNotLive(name string) string {

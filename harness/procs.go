@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -399,15 +401,19 @@ func wallClock() int64 { return time.Now().UnixNano() }
 
 // nodeProc is a node process a cell started.
 type nodeProc struct {
-	role   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	addrs  map[string]string // from the ready line
-	pid    int
-	cpus   []int
-	waited chan struct{}
-	err    error // Wait's result, once waited is closed
-	tail   *tailBuffer
+	role string
+	name string // its registry name
+	// crashed is set when the harness killed it on purpose (a fault):
+	// its death is then not the cell's failure.
+	crashed atomic.Bool
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	addrs   map[string]string // from the ready line
+	pid     int
+	cpus    []int
+	waited  chan struct{}
+	err     error // Wait's result, once waited is closed
+	tail    *tailBuffer
 }
 
 // startNode starts a node process of exe on cpus and waits for its ready
@@ -468,6 +474,7 @@ func startNode(ctx context.Context, exe string, job NodeJob, cpus []int, stderr 
 				p.addrs[k] = v
 			}
 		}
+		p.name = cmp.Or(p.addrs["name"], job.Name)
 		return p, nil
 	case <-ctx.Done():
 		p.kill()
@@ -478,8 +485,12 @@ func startNode(ctx context.Context, exe string, job NodeJob, cpus []int, stderr 
 	}
 }
 
-// died returns an error naming the node if its process has exited.
+// died returns an error naming the node if its process has exited, unless
+// a fault killed it.
 func (p *nodeProc) died() error {
+	if p.crashed.Load() {
+		return nil
+	}
 	select {
 	case <-p.waited:
 		return fmt.Errorf("%s node (pid %d) died: %v: %s", p.role, p.pid, p.err, p.tail.tail(3))
@@ -506,6 +517,12 @@ func (p *nodeProc) stop(timeout time.Duration) error {
 		return fmt.Errorf("%s node (pid %d): %v: %s", p.role, p.pid, p.err, p.tail.tail(3))
 	}
 	return nil
+}
+
+// crash kills the node on purpose: a fault phase's kill -9.
+func (p *nodeProc) crash() {
+	p.crashed.Store(true)
+	p.kill()
 }
 
 func (p *nodeProc) kill() {
@@ -585,6 +602,7 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 		for range 2 {
 			cj := base
 			cj.Role = RoleCoordinator
+			p.coordJob = cj
 			cp, err := startNode(ctx, t.exe, cj, kvCPUs, t.stderr)
 			if err != nil {
 				return nil, err

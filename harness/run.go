@@ -100,7 +100,7 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPhaseRefs(sc, spec); err != nil {
+	if err := checkPhaseRefs(sc, spec, cfg.Topology); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	p.scenario, p.source = sc, src

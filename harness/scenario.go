@@ -136,6 +136,10 @@ type Phase struct {
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).
 	Indexes []string `yaml:"indexes,omitempty"`
+	// Fault is what a fault phase injects (see PhaseFault); Down how long
+	// the fault lasts before it heals (default: per fault).
+	Fault string   `yaml:"fault,omitempty"`
+	Down  Duration `yaml:"down,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`

@@ -80,9 +80,9 @@ func applyDuration(phases []Phase, o Overrides) []Phase {
 // no secondary index at all), a drop of an unknown or dropped index, a
 // build of an index that is not deferred or already built, and a rollback
 // with no index to check.
-func checkPhaseRefs(sc *Scenario, spec workload.Spec) error {
+func checkPhaseRefs(sc *Scenario, spec workload.Spec, topology string) error {
 	st := &indexRefs{live: map[string]bool{}, deferred: map[string]bool{}, primary: map[string]bool{},
-		indexNodes: sc.indexNodes(spec)}
+		indexNodes: sc.indexNodes(spec), topology: topology, stMode: sc.Indexer.STMode, replicas: map[string]int{}}
 	for _, d := range spec.Indexes {
 		if d.Replicas+1 > st.indexNodes {
 			return fmt.Errorf("index_nodes: %d index nodes cannot hold index %q's %d replicas apart (it needs %d)",
@@ -94,6 +94,7 @@ func checkPhaseRefs(sc *Scenario, spec workload.Spec) error {
 			st.live[d.Name] = true
 		}
 		st.primary[d.Name] = d.IsPrimary
+		st.replicas[d.Name] = d.Replicas
 	}
 	for i := range sc.Phases {
 		p := &sc.Phases[i]
