@@ -113,7 +113,10 @@ func RunMaster(ctx context.Context, cli *clientv3.Client, cfg MasterConfig) erro
 			}
 		}
 		if data, err := json.Marshal(st); err == nil {
-			cli.Put(ctx, lastSTKey(cfg.Prefix), string(data))
+			// Bounded: promotion goes on while etcd is out of reach.
+			pctx, cancel := context.WithTimeout(ctx, cfg.Interval)
+			cli.Put(pctx, lastSTKey(cfg.Prefix), string(data))
+			cancel()
 		}
 	}
 }

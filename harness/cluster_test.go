@@ -97,6 +97,7 @@ phases:
   - {type: fault, name: kill-master, fault: kill-master, duration: 2s, rate: 2000, consistency: request_plus}
   - {type: fault, name: kill-index-node, fault: kill-index-node, duration: 3s, rate: 2000, down: 500ms}
   - {type: fault, name: pause-index-node, fault: pause-index-node, duration: 5s, rate: 2000}
+  - {type: fault, name: restart-etcd, fault: restart-etcd, duration: 5s, rate: 2000}
 `
 
 // TestClusterFaults runs each fault under scans and ingest: the scans
@@ -114,11 +115,12 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	checkVerified(t, cell, "load", "kill-master", "kill-index-node", "pause-index-node")
+	checkVerified(t, cell, "load", "kill-master", "kill-index-node", "pause-index-node", "restart-etcd")
 	for _, ph := range cell.Phases[1:] {
 		var parts []string
 		for _, k := range []string{"no_master_ms", "st_promotion_resumed_ms", "index_node_down_ms", "registry_leave_ms", "rejoin_ms",
-			"index_node_paused_ms", "registry_rejoin_ms", "resume_catch_up_ms", "scan_failovers", "scans", "scan_p99_ms", "background_mutations"} {
+			"index_node_paused_ms", "registry_rejoin_ms", "resume_catch_up_ms",
+			"ddl_refused_ms", "etcd_down_ms", "mutations_during_etcd_outage", "metadata_back_ms", "registry_back_ms", "scan_failovers", "scans", "scan_p99_ms", "background_mutations"} {
 			if v, ok := ph.Metrics[k]; ok {
 				parts = append(parts, fmt.Sprintf("%s=%.0f", k, v))
 			}
@@ -134,6 +136,9 @@ func TestClusterFaults(t *testing.T) {
 		{"pause-index-node", "registry_leave_ms"},
 		{"pause-index-node", "registry_rejoin_ms"},
 		{"pause-index-node", "scan_failovers"},
+		{"restart-etcd", "ddl_refused_ms"},
+		{"restart-etcd", "mutations_during_etcd_outage"},
+		{"restart-etcd", "registry_back_ms"},
 	} {
 		m := cell.Phase(c.phase).Metrics
 		if m[c.metric] <= 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/idxbench/idxbench/coordinator"
 	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/results"
+	"github.com/idxbench/idxbench/workload/defn"
 )
 
 // PhaseFault runs scan clients under an open-loop ingest, as a scan phase
@@ -35,9 +36,14 @@ const (
 	// coordinator): a standby takes over and promotes stability
 	// timestamps again; a new standby is started.
 	FaultKillMaster = "kill-master"
+	// FaultRestartEtcd kills -9 the embedded etcd member, tries a DDL
+	// while it is down (it must be refused, naming the cause), and starts
+	// the member again over its directory at its old addresses after
+	// `down`; nodes whose leases lapsed enter the registry again.
+	FaultRestartEtcd = "restart-etcd"
 )
 
-var faultNames = []string{FaultKillIndexNode, FaultPauseIndexNode, FaultKillMaster}
+var faultNames = []string{FaultKillIndexNode, FaultPauseIndexNode, FaultKillMaster, FaultRestartEtcd}
 
 // registryLease is the lease, in seconds, nodes register with.
 const registryLease = 2
@@ -76,6 +82,9 @@ func faultRefs(p *Phase, at string, st *indexRefs) error {
 				return fmt.Errorf("%s: fault %s leaves index %q without a copy: it has no replica", at, p.Fault, name)
 			}
 		}
+	case FaultRestartEtcd:
+		// An external cluster is not the harness's to kill; the run
+		// refuses it once it knows (restartEtcd).
 	case FaultKillMaster:
 		if st.stMode != indexer.ModeCoordinator {
 			return fmt.Errorf("%s: fault %s needs indexer.st_mode coordinator (the master promotes stability timestamps)", at, p.Fault)
@@ -134,6 +143,8 @@ func (c *cellRun) inject(ctx context.Context, ph Phase, m map[string]float64) er
 		return c.pauseIndexNode(ctx, cmpOr(down, registryLease*time.Second+time.Second), m)
 	case FaultKillMaster:
 		return c.killMaster(ctx, m)
+	case FaultRestartEtcd:
+		return c.restartEtcd(ctx, cmpOr(down, registryLease*time.Second+time.Second), m)
 	}
 	return fmt.Errorf("fault %q is not runnable", ph.Fault)
 }
@@ -341,5 +352,79 @@ func (c *cellRun) killMaster(ctx context.Context, m map[string]float64) error {
 		return fmt.Errorf("start a new standby coordinator: %w", err)
 	}
 	p.procs = append(p.procs, np)
+	return nil
+}
+
+// restartEtcd kills the embedded etcd member, checks that a DDL meanwhile
+// is refused with ErrMetadataUnavailable while the ingest goes on, and
+// starts the member again at its old addresses after down.
+func (c *cellRun) restartEtcd(ctx context.Context, down time.Duration, m map[string]float64) error {
+	p := c.p
+	idx := slices.IndexFunc(p.procs, func(np *nodeProc) bool { return np.role == RoleEtcd })
+	if idx < 0 {
+		return errors.New("fault restart-etcd: etcd is not the harness's own (--etcd names an external cluster)")
+	}
+	old := p.procs[idx]
+	job := p.etcdJob
+	job.Listen = strings.TrimPrefix(old.addrs["client"], "http://")
+	job.Peer = strings.TrimPrefix(old.addrs["peer"], "http://")
+	kv0 := p.kv.CurrentSeqnos().Sum()
+	killed := time.Now()
+	old.crash()
+
+	t0 := time.Now()
+	_, err := p.coord.Create(defn.IndexDefn{Name: "ddl_during_etcd_outage", SecExprs: []string{"city"}})
+	m["ddl_refused_ms"] = ms(time.Since(t0))
+	if err == nil {
+		return errors.New("a DDL while etcd was down succeeded; want it refused")
+	}
+	if !errors.Is(err, coordinator.ErrMetadataUnavailable) {
+		return fmt.Errorf("a DDL while etcd was down failed with %w; want ErrMetadataUnavailable", err)
+	}
+	fmt.Fprintf(c.stderr, "cell %s: DDL while etcd is down: %v\n", c.job.Engine, err)
+	if wait := down - time.Since(killed); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m["mutations_during_etcd_outage"] = float64(p.kv.CurrentSeqnos().Sum() - kv0)
+	np, err := startNode(ctx, p.cfg.procs.exe, job, old.cpus, p.cfg.procs.stderr)
+	if err != nil {
+		return fmt.Errorf("restart etcd: %w", err)
+	}
+	p.procs[idx] = np
+	m["etcd_down_ms"] = ms(time.Since(killed))
+	// Metadata answers again, and DDL goes through.
+	back := time.Now()
+	for {
+		if _, err := p.coord.Instances(); err == nil {
+			break
+		}
+		if time.Since(back) > time.Minute {
+			return errors.New("metadata still unavailable a minute after etcd restarted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m["metadata_back_ms"] = ms(time.Since(back))
+	// Every index node whose lease lapsed enters the registry again.
+	for {
+		nodes, err := coordinator.Nodes(ctx, p.etcd, p.etcdPrefix)
+		n := 0
+		for _, nd := range nodes {
+			if nd.Role == RoleIndex {
+				n++
+			}
+		}
+		if err == nil && n == len(p.members) {
+			break
+		}
+		if time.Since(back) > time.Minute {
+			return fmt.Errorf("%d of %d index nodes in the registry a minute after etcd restarted", n, len(p.members))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m["registry_back_ms"] = ms(time.Since(back))
 	return nil
 }

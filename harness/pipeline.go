@@ -47,8 +47,9 @@ type pipeline struct {
 	cluster *node.Cluster
 	// members are the index node processes of a procs topology, by name.
 	members []*indexMember
-	// coordJob starts a coordinator process (st_mode coordinator).
-	coordJob NodeJob
+	// coordJob starts a coordinator process (st_mode coordinator);
+	// etcdJob started the embedded etcd member's.
+	coordJob, etcdJob NodeJob
 	// insts are the ACTIVE instances, in creation order.
 	insts []coordinator.Instance
 	cfg   pipelineConfig

@@ -76,6 +76,9 @@ type NodeJob struct {
 	Listen   string `json:"listen,omitempty"`
 	Query    string `json:"query,omitempty"`
 	Dataport string `json:"dataport,omitempty"`
+	// Peer is an etcd member's peer address (default 127.0.0.1:0): a
+	// member restarted over its directory is given its old one.
+	Peer string `json:"peer,omitempty"`
 	// KV is the KV node's admin endpoint, for an index node.
 	KV string `json:"kv,omitempty"`
 	// Etcd lists the etcd endpoints a node registers with (under
@@ -134,7 +137,7 @@ func (j *NodeJob) Validate() error {
 	default:
 		return fmt.Errorf("--role %q: want kv, index, coordinator or etcd", j.Role)
 	}
-	for _, a := range []string{j.Listen, j.Query, j.Dataport} {
+	for _, a := range []string{j.Listen, j.Query, j.Dataport, j.Peer} {
 		if a == "" {
 			continue
 		}
@@ -178,12 +181,12 @@ func RunNode(ctx context.Context, job NodeJob, stdin io.Reader, stdout, stderr i
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	switch job.Role {
 	case RoleEtcd:
-		m, err := etcdserver.Start(etcdserver.Config{Dir: job.Dir, ClientURL: httpURL(job.Listen)})
+		m, err := etcdserver.Start(etcdserver.Config{Dir: job.Dir, ClientURL: httpURL(job.Listen), PeerURL: httpURL(job.Peer)})
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		fmt.Fprintf(stdout, "%srole=etcd client=%s pid=%d\n", ReadyPrefix, m.ClientURL, os.Getpid())
+		fmt.Fprintf(stdout, "%srole=etcd client=%s peer=%s pid=%d\n", ReadyPrefix, m.ClientURL, m.PeerURL, os.Getpid())
 		<-ctx.Done()
 		return nil
 	case RoleCoordinator:
@@ -311,9 +314,17 @@ func runCoordinator(ctx context.Context, job NodeJob, sc *Scenario, spec workloa
 			c.CloseConn()
 		}
 	}()
+	// The index nodes last read from the registry stand in while etcd
+	// cannot be read: stability timestamps are not held up by metadata.
+	var last []coordinator.Node
 	nodes := func(ctx context.Context) ([]coordinator.Node, error) {
-		reg, err := coordinator.Nodes(ctx, cli, job.EtcdPrefix)
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		reg, err := coordinator.Nodes(rctx, cli, job.EtcdPrefix)
+		cancel()
 		if err != nil {
+			if last != nil {
+				return last, nil
+			}
 			return nil, err
 		}
 		var out []coordinator.Node
@@ -330,6 +341,7 @@ func runCoordinator(ctx context.Context, job NodeJob, sc *Scenario, spec workloa
 			}
 			out = append(out, c)
 		}
+		last = out
 		return out, nil
 	}
 	interval := sc.Indexer.SnapshotInterval.D()
@@ -337,10 +349,18 @@ func runCoordinator(ctx context.Context, job NodeJob, sc *Scenario, spec workloa
 		interval = 200 * time.Millisecond
 	}
 	fmt.Fprintf(stdout, "%srole=coordinator name=%s pid=%d\n", ReadyPrefix, name, os.Getpid())
-	return coordinator.RunMaster(ctx, cli, coordinator.MasterConfig{
-		Name: name, Prefix: job.EtcdPrefix, Interval: interval, Vbuckets: spec.Vbuckets, Nodes: nodes, Logger: log,
-		Elected: func() { log.Info("elected master", "coordinator", name) },
-	})
+	for {
+		err := coordinator.RunMaster(ctx, cli, coordinator.MasterConfig{
+			Name: name, Prefix: job.EtcdPrefix, Interval: interval, Vbuckets: spec.Vbuckets, Nodes: nodes, Logger: log,
+			Elected: func() { log.Info("elected master", "coordinator", name) },
+		})
+		if !errors.Is(err, coordinator.ErrLostMastership) || ctx.Err() != nil {
+			return err
+		}
+		// Its lease lapsed (etcd was out of reach longer than it): it
+		// stopped acting as master and stands again.
+		log.Warn("lost mastership; standing again", "coordinator", name)
+	}
 }
 
 // httpURL turns a listen address into an etcd URL ("" stays "": a free
@@ -564,8 +584,8 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	endpoints := t.etcd
 	if len(endpoints) == 0 {
 		// etcd embedded in a process of its own, beside the KV node.
-		ep, err := startNode(ctx, t.exe, NodeJob{Role: RoleEtcd, Dir: filepath.Join(cfg.dir, "etcd"),
-			Scenario: t.scenario, Overrides: t.overrides}, kvCPUs, t.stderr)
+		p.etcdJob = NodeJob{Role: RoleEtcd, Dir: filepath.Join(cfg.dir, "etcd"), Scenario: t.scenario, Overrides: t.overrides}
+		ep, err := startNode(ctx, t.exe, p.etcdJob, kvCPUs, t.stderr)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const nodeSynopsis = "--role kv|index|coordinator|etcd [--etcd ENDPOINTS] [--prefix P] [--name NAME] [--listen ADDR] [--kv ADDR] [--query ADDR] [--dataport ADDR] [--engine E] [--dir D] [--scenario NAME|FILE] [--seed N] [--docs N] [--vbuckets N]"
+const nodeSynopsis = "--role kv|index|coordinator|etcd [--etcd ENDPOINTS] [--prefix P] [--name NAME] [--listen ADDR] [--kv ADDR] [--query ADDR] [--dataport ADDR] [--peer ADDR] [--engine E] [--dir D] [--scenario NAME|FILE] [--seed N] [--docs N] [--vbuckets N]"
 
 // cmdNode runs one node of a multi-process pipeline until interrupted (an
 // index node also ends when a client asks it to close). It prints the
@@ -24,6 +24,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		kv       = fs.String("kv", "", "index node: the KV node's admin address")
 		query    = fs.String("query", "127.0.0.1:0", "index node: the query port (scans)")
 		dataport = fs.String("dataport", "127.0.0.1:0", "index node: where KV sends the key versions")
+		peer     = fs.String("peer", "127.0.0.1:0", "etcd member: its peer address (give a restarted member its old one)")
 		engine   = fs.String("engine", "pebble", "index node: storage engine")
 		dir      = fs.String("dir", "", "index node: data directory (its slices go in DIR/slices)")
 		scenario = fs.String("scenario", "default", "built-in scenario name or a scenario YAML file: the workload and indexer settings")
@@ -42,7 +43,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	job := harness.NodeJob{Role: *role, Name: *name, Listen: *listen, KV: *kv, Query: *query, Dataport: *dataport,
+	job := harness.NodeJob{Role: *role, Name: *name, Listen: *listen, KV: *kv, Query: *query, Dataport: *dataport, Peer: *peer,
 		Engine: *engine, Dir: *dir, Scenario: src, Etcd: splitList(*etcd), EtcdPrefix: *prefix}
 	if job.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
 		return err

@@ -44,8 +44,9 @@ type Config struct {
 // Member is a running etcd member.
 type Member struct {
 	e *embed.Etcd
-	// ClientURL is where clients reach it.
-	ClientURL string
+	// ClientURL is where clients reach it, PeerURL where its peers do: a
+	// member restarted over its directory serves at both again.
+	ClientURL, PeerURL string
 }
 
 // FreeURL returns http://127.0.0.1:PORT with a port free a moment ago.
@@ -120,7 +121,7 @@ func start(cfg Config) (*Member, error) {
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Member{e: e, ClientURL: cfg.ClientURL}, nil
+		return &Member{e: e, ClientURL: cfg.ClientURL, PeerURL: cfg.PeerURL}, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("etcd member %s: %w", cfg.Name, err)
