@@ -66,10 +66,12 @@ func (c *cellRun) build(ctx context.Context, ph Phase, m map[string]float64) err
 	if len(names) == 0 {
 		return fmt.Errorf("build-index: no deferred index to build")
 	}
+	ddl := time.Now()
 	insts, err := p.coord.Build(names...)
 	if err != nil {
 		return err
 	}
+	m["ddl_ms"] = ms(time.Since(ddl))
 	buildTS := p.kv.CurrentSeqnos()
 	m["indexes_built"] = float64(len(insts))
 	defns := make([]indexer.InstanceDefn, len(insts))

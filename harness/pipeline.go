@@ -293,10 +293,12 @@ func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.T
 // dropIndex drops an index while the streams run: the coordinator marks it
 // DELETED (refused during recovery), then the index node stops its stream
 // and destroys its slices.
-func (p *pipeline) dropIndex(name string) error {
+func (p *pipeline) dropIndex(name string) (ddl time.Duration, err error) {
+	start := time.Now()
 	inst, err := p.coord.Drop(name)
+	ddl = time.Since(start)
 	if err != nil {
-		return err
+		return ddl, err
 	}
 	for i := range p.insts {
 		if p.insts[i].ID == inst.ID {
@@ -304,7 +306,21 @@ func (p *pipeline) dropIndex(name string) error {
 			break
 		}
 	}
-	return p.ix.Drop(inst.ID)
+	return ddl, p.ix.Drop(inst.ID)
+}
+
+// sliceDirs are the directories an index's slices live in, one per index
+// node.
+func (p *pipeline) sliceDirs(index string) []string {
+	names := indexNodeNames(p.cfg.indexNodes)
+	if names == nil {
+		return []string{filepath.Join(p.cfg.dir, "slices", index)}
+	}
+	var dirs []string
+	for _, n := range names {
+		dirs = append(dirs, filepath.Join(p.cfg.dir, n, "slices", index))
+	}
+	return dirs
 }
 
 // waitCaughtUp waits until a snapshot covers everything the bucket holds now.

@@ -372,8 +372,9 @@ func (c *cellRun) dropIndex(ctx context.Context, ph Phase, out *results.Phase) e
 	go func() { done <- d.run(dctx, 0) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
-	err := c.p.dropIndex(ph.Index)
+	ddl, err := c.p.dropIndex(ph.Index)
 	out.Metrics["drop_ms"] = ms(time.Since(start))
+	out.Metrics["ddl_ms"] = ms(ddl)
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	if derr := <-done; err == nil {
@@ -387,9 +388,13 @@ func (c *cellRun) dropIndex(ctx context.Context, ph Phase, out *results.Phase) e
 		out.Verify, out.VerifyDetail = results.VerifyFail, fmt.Sprintf("dropped index %s still answers scans", ph.Index)
 		return nil
 	}
-	left, err := filesUnder(filepath.Join(c.p.cfg.dir, "slices", ph.Index))
-	if err != nil {
-		return err
+	var left []string
+	for _, dir := range c.p.sliceDirs(ph.Index) {
+		files, err := filesUnder(dir)
+		if err != nil {
+			return err
+		}
+		left = append(left, files...)
 	}
 	if len(left) > 0 {
 		out.Verify, out.VerifyDetail = results.VerifyFail, fmt.Sprintf("dropped index %s left data on disk: %v", ph.Index, left)
