@@ -20,6 +20,12 @@
 // process by the KV node, or over the network), and measurement through
 // the indexer's Recorder, so the package knows nothing of the harness.
 //
+// An index node is driven through API, in process (*Node) or across
+// processes (*Client, served by Register and ServeWith). Cluster is the
+// same API over several index nodes: the index client's side of replicas
+// (placement from the partition map, scans failing over between
+// replicas).
+//
 // Concurrency: the flows (Start, Resume, Stop, Restart, Build, Drop,
 // CreateInstance) are called from one goroutine at a time; the readers
 // (Scan, Stats, the vectors, Wait*) are safe from any goroutine.
