@@ -38,8 +38,9 @@ type MasterConfig struct {
 // between two indexers) converges.
 func lastSTKey(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/st/last" }
 
-// RunMaster stands for master and, once elected, promotes stability
-// timestamps (coordinator mode) until ctx ends or the lease is lost (then
+// RunMaster stands for master and, once elected, executes the clients'
+// DDL (see ViaMaster) and promotes stability timestamps (coordinator
+// mode) until ctx ends or the lease is lost (then
 // it returns ErrLostMastership: the process must stop acting as master).
 // A standby blocks in the election meanwhile. On election it reads the
 // recorded recovery mode and last stability timestamp and re-sends that
@@ -69,6 +70,17 @@ func RunMaster(ctx context.Context, cli *clientv3.Client, cfg MasterConfig) erro
 	if rec, err := meta.InRecovery(); err == nil && rec {
 		cfg.Logger.Warn("took over with the cluster in recovery", "coordinator", cfg.Name)
 	}
+	// The master executes the clients' DDL (ViaMaster) for its term.
+	dctx, stopDDL := context.WithCancel(ctx)
+	ddlDone := make(chan struct{})
+	go func() {
+		defer close(ddlDone)
+		serveDDL(dctx, cli, cfg.Prefix, meta, cfg.Logger)
+	}()
+	defer func() {
+		stopDDL()
+		<-ddlDone
+	}()
 	p := NewPromoter(0, cfg.Vbuckets)
 	if last, err := loadLastST(ctx, cli, cfg.Prefix); err == nil && last != nil {
 		nodes, _ := cfg.Nodes(ctx)

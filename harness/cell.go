@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net/rpc"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,7 +143,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 			c.raw = remoteReplayer{c.p.ctl}
 		}
 	}
-	for _, np := range c.p.procs {
+	for _, np := range c.p.processes() {
 		cell.Nodes = append(cell.Nodes, results.Node{Role: np.role, Pid: np.pid, CPUs: np.cpus})
 	}
 	defer func() {
@@ -213,14 +214,20 @@ func indexerOp(op string) string {
 // process of its own, into the current phase (or drops it between phases,
 // as in process).
 func (c *cellRun) pullNodeTimings(ctx context.Context) {
-	for _, m := range c.p.members {
-		c.pullTimingsOf(ctx, m)
+	var ctls []*rpc.Client
+	c.p.editProcs(func() {
+		for _, m := range c.p.members {
+			ctls = append(ctls, m.ctl)
+		}
+	})
+	for _, ctl := range ctls {
+		c.pullTimingsOf(ctx, ctl)
 	}
 }
 
-func (c *cellRun) pullTimingsOf(ctx context.Context, m *indexMember) {
+func (c *cellRun) pullTimingsOf(ctx context.Context, ctl *rpc.Client) {
 	var ws map[string]measure.Window
-	if err := rpcCall(ctx, m.ctl, recServiceName+".Drain", &struct{}{}, &ws); err != nil {
+	if err := rpcCall(ctx, ctl, recServiceName+".Drain", &struct{}{}, &ws); err != nil {
 		return // a dead node is reported by the phase
 	}
 	if w, ok := ws["persist"]; ok {
@@ -413,7 +420,7 @@ func (c *cellRun) processGauges() map[string]float64 {
 		seriesGoroutines: float64(rt.Goroutines),
 		seriesHeap:       float64(rt.HeapLiveBytes),
 	}
-	for _, np := range c.p.procs {
+	for _, np := range c.p.processes() {
 		if pc, ok := measure.ReadProc(np.pid); ok {
 			g[seriesRSS+"_"+np.role+"_node"] = float64(pc.RSSBytes)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/idxbench/idxbench/results"
@@ -47,7 +48,7 @@ func TestClusterOfIndexNodes(t *testing.T) {
 		t.Run(topo, func(t *testing.T) {
 			job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(clusterScenario),
 				Verify: true, Quiet: true, Topology: topo, Executable: exe}
-			var stderr strings.Builder
+			var stderr syncBuffer
 			cell, err := RunCell(context.Background(), job, &stderr)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stderr.String())
@@ -110,7 +111,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(faultScenario),
 		Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cell, err := RunCell(context.Background(), job, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -118,7 +119,7 @@ func TestClusterFaults(t *testing.T) {
 	checkVerified(t, cell, "load", "kill-master", "kill-index-node", "pause-index-node", "restart-etcd")
 	for _, ph := range cell.Phases[1:] {
 		var parts []string
-		for _, k := range []string{"no_master_ms", "st_promotion_resumed_ms", "index_node_down_ms", "registry_leave_ms", "rejoin_ms",
+		for _, k := range []string{"no_master_ms", "ddl_during_failover_ms", "st_promotion_resumed_ms", "index_node_down_ms", "registry_leave_ms", "rejoin_ms",
 			"index_node_paused_ms", "registry_rejoin_ms", "resume_catch_up_ms",
 			"ddl_refused_ms", "etcd_down_ms", "mutations_during_etcd_outage", "metadata_back_ms", "registry_back_ms", "scan_failovers", "scans", "scan_p99_ms", "background_mutations"} {
 			if v, ok := ph.Metrics[k]; ok {
@@ -130,6 +131,7 @@ func TestClusterFaults(t *testing.T) {
 	for _, c := range []struct{ phase, metric string }{
 		{"kill-master", "no_master_ms"},
 		{"kill-master", "st_promotion_resumed_ms"},
+		{"kill-master", "ddl_during_failover_ms"},
 		{"kill-index-node", "rejoin_ms"},
 		{"kill-index-node", "index_node_down_ms"},
 		{"kill-index-node", "scan_failovers"},
@@ -148,4 +150,23 @@ func TestClusterFaults(t *testing.T) {
 			t.Errorf("phase %s: %v scans, %v errors", c.phase, m["scans"], m["scan_errors"])
 		}
 	}
+}
+
+// syncBuffer collects what several node processes write to one stderr
+// (each process's output is copied by a goroutine of its own).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

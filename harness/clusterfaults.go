@@ -97,7 +97,7 @@ func faultRefs(p *Phase, at string, st *indexRefs) error {
 // with the fault injected a quarter of the way in (at most 2s); the phase
 // waits for the fault to heal before it ends.
 func (c *cellRun) fault(ctx context.Context, ph Phase, out *results.Phase) error {
-	if len(c.p.procs) == 0 {
+	if len(c.p.processes()) == 0 {
 		return fmt.Errorf("fault %s acts on node processes; run it with --topology procs", ph.Fault)
 	}
 	scan := ph
@@ -159,10 +159,11 @@ func cmpOr(d, def time.Duration) time.Duration {
 // victim is the index node a fault acts on: the last one.
 func (c *cellRun) victim() *indexMember { return c.p.members[len(c.p.members)-1] }
 
-// watchLeave returns a channel that yields how long after since the
-// registry reported name (of role) leaving, or closes without a value.
-func (c *cellRun) watchLeave(ctx context.Context, role, name string, since func() time.Time, joined bool) <-chan time.Duration {
-	out := make(chan time.Duration, 1)
+// watchNode returns a channel that yields when the registry reports the
+// node name (of role) joining (joined) or leaving, or closes without a
+// value when ctx ends first or there is no registry.
+func (c *cellRun) watchNode(ctx context.Context, role, name string, joined bool) <-chan time.Time {
+	out := make(chan time.Time, 1)
 	if c.p.etcd == nil {
 		close(out)
 		return out
@@ -172,7 +173,7 @@ func (c *cellRun) watchLeave(ctx context.Context, role, name string, since func(
 		defer close(out)
 		for ev := range events {
 			if ev.Node.Role == role && ev.Node.Name == name && ev.Joined == joined {
-				out <- time.Since(since())
+				out <- time.Now()
 				return
 			}
 		}
@@ -186,9 +187,8 @@ func (c *cellRun) killIndexNode(ctx context.Context, down time.Duration, m map[s
 	v := c.victim()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var killed time.Time
-	left := c.watchLeave(wctx, RoleIndex, v.name, func() time.Time { return killed }, false)
-	killed = time.Now()
+	left := c.watchNode(wctx, RoleIndex, v.name, false)
+	killed := time.Now()
 	v.proc.crash()
 	select {
 	case <-time.After(down):
@@ -200,9 +200,9 @@ func (c *cellRun) killIndexNode(ctx context.Context, down time.Duration, m map[s
 	}
 	m["index_node_down_ms"] = ms(time.Since(killed))
 	select {
-	case d, ok := <-left:
+	case at, ok := <-left:
 		if ok {
-			m["registry_leave_ms"] = ms(d)
+			m["registry_leave_ms"] = ms(at.Sub(killed))
 		}
 	case <-time.After(registryLease * 3 * time.Second):
 	}
@@ -220,7 +220,7 @@ func (c *cellRun) rejoin(ctx context.Context, v *indexMember, m map[string]float
 	if err := p.startMember(ctx, v); err != nil {
 		return fmt.Errorf("restart index node %s: %w", v.name, err)
 	}
-	p.procs = slices.DeleteFunc(p.procs, func(np *nodeProc) bool { return np == old })
+	p.editProcs(func() { p.procs = slices.DeleteFunc(p.procs, func(np *nodeProc) bool { return np == old }) })
 	if prev := p.cluster.Replace(v.name, v.api); prev != nil {
 		prev.Close() // the dead node's client
 	}
@@ -254,9 +254,8 @@ func (c *cellRun) pauseIndexNode(ctx context.Context, down time.Duration, m map[
 	v := c.victim()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var stopped, resumed time.Time
-	left := c.watchLeave(wctx, RoleIndex, v.name, func() time.Time { return stopped }, false)
-	stopped = time.Now()
+	left := c.watchNode(wctx, RoleIndex, v.name, false)
+	stopped := time.Now()
 	if err := syscall.Kill(v.proc.pid, syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("stop index node %s: %w", v.name, err)
 	}
@@ -267,16 +266,16 @@ func (c *cellRun) pauseIndexNode(ctx context.Context, down time.Duration, m map[
 		cont()
 		return ctx.Err()
 	}
-	var back <-chan time.Duration
+	var back <-chan time.Time
 	select {
-	case d, ok := <-left:
+	case at, ok := <-left:
 		if ok {
-			m["registry_leave_ms"] = ms(d)
-			back = c.watchLeave(wctx, RoleIndex, v.name, func() time.Time { return resumed }, true)
+			m["registry_leave_ms"] = ms(at.Sub(stopped))
+			back = c.watchNode(wctx, RoleIndex, v.name, true)
 		}
 	default: // still registered: the pause was shorter than the lease
 	}
-	resumed = time.Now()
+	resumed := time.Now()
 	if err := cont(); err != nil {
 		return fmt.Errorf("continue index node %s: %w", v.name, err)
 	}
@@ -288,9 +287,9 @@ func (c *cellRun) pauseIndexNode(ctx context.Context, down time.Duration, m map[
 	c.p.cluster.SetDown(v.name, false) // if its failure probe took it out
 	if back != nil {
 		select {
-		case d, ok := <-back:
+		case at, ok := <-back:
 			if ok {
-				m["registry_rejoin_ms"] = ms(d)
+				m["registry_rejoin_ms"] = ms(at.Sub(resumed))
 			}
 		case <-time.After(registryLease * 3 * time.Second):
 			return fmt.Errorf("index node %s did not enter the registry again after its pause", v.name)
@@ -308,17 +307,34 @@ func (c *cellRun) killMaster(ctx context.Context, m map[string]float64) error {
 	if err != nil {
 		return err
 	}
-	idx := slices.IndexFunc(p.procs, func(np *nodeProc) bool {
+	procs := p.processes()
+	idx := slices.IndexFunc(procs, func(np *nodeProc) bool {
 		return np.role == RoleCoordinator && np.name == master
 	})
 	if idx < 0 {
 		return fmt.Errorf("master %q is none of the coordinator processes", master)
 	}
-	victim := p.procs[idx]
+	victim := procs[idx]
 	before := p.ix.SnapshotTS()
 	killed := time.Now()
 	victim.crash()
-	p.procs = slices.Delete(p.procs, idx, idx+1)
+	p.editProcs(func() { p.procs = slices.DeleteFunc(p.procs, func(np *nodeProc) bool { return np == victim }) })
+	// A DDL issued now waits for the next master, which executes it.
+	type timed struct {
+		took time.Duration
+		err  error
+	}
+	ddl := make(chan timed, 1)
+	go func() {
+		t0 := time.Now()
+		probe := defn.IndexDefn{Name: "ddl_during_failover", SecExprs: []string{"city"}, Deferred: true}
+		_, err := p.coord.Create(probe)
+		took := time.Since(t0)
+		if err == nil {
+			_, err = p.coord.Drop(probe.Name)
+		}
+		ddl <- timed{took, err}
+	}()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		now, err := coordinator.Master(ctx, p.etcd, p.etcdPrefix)
@@ -347,11 +363,16 @@ func (c *cellRun) killMaster(ctx context.Context, m map[string]float64) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	d := <-ddl
+	if d.err != nil {
+		return fmt.Errorf("a DDL while the master was being replaced: %w", d.err)
+	}
+	m["ddl_during_failover_ms"] = ms(d.took)
 	np, err := startNode(ctx, p.cfg.procs.exe, p.coordJob, victim.cpus, p.cfg.procs.stderr)
 	if err != nil {
 		return fmt.Errorf("start a new standby coordinator: %w", err)
 	}
-	p.procs = append(p.procs, np)
+	p.editProcs(func() { p.procs = append(p.procs, np) })
 	return nil
 }
 
@@ -360,11 +381,12 @@ func (c *cellRun) killMaster(ctx context.Context, m map[string]float64) error {
 // starts the member again at its old addresses after down.
 func (c *cellRun) restartEtcd(ctx context.Context, down time.Duration, m map[string]float64) error {
 	p := c.p
-	idx := slices.IndexFunc(p.procs, func(np *nodeProc) bool { return np.role == RoleEtcd })
+	procs := p.processes()
+	idx := slices.IndexFunc(procs, func(np *nodeProc) bool { return np.role == RoleEtcd })
 	if idx < 0 {
 		return errors.New("fault restart-etcd: etcd is not the harness's own (--etcd names an external cluster)")
 	}
-	old := p.procs[idx]
+	old := procs[idx]
 	job := p.etcdJob
 	job.Listen = strings.TrimPrefix(old.addrs["client"], "http://")
 	job.Peer = strings.TrimPrefix(old.addrs["peer"], "http://")
@@ -394,7 +416,11 @@ func (c *cellRun) restartEtcd(ctx context.Context, down time.Duration, m map[str
 	if err != nil {
 		return fmt.Errorf("restart etcd: %w", err)
 	}
-	p.procs[idx] = np
+	p.editProcs(func() {
+		if i := slices.Index(p.procs, old); i >= 0 {
+			p.procs[i] = np
+		}
+	})
 	m["etcd_down_ms"] = ms(time.Since(killed))
 	// Metadata answers again, and DDL goes through.
 	back := time.Now()

@@ -333,7 +333,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 // pipelineCPU is the CPU time the pipeline's indexer has used so far: this
 // process's, or the index node's when it runs as a process of its own.
 func (c *cellRun) pipelineCPU() time.Duration {
-	for _, np := range c.p.procs {
+	for _, np := range c.p.processes() {
 		if np.role == RoleIndex {
 			pc, _ := measure.ReadProc(np.pid)
 			return pc.CPU

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/rpc"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,7 +34,10 @@ type pipeline struct {
 	kv *kvnode.Node
 	// remote is the KV node's admin client in a procs topology.
 	remote *kvnode.Client
-	procs  []*nodeProc
+	// procs are the node processes, guarded by procsMu: a fault phase
+	// replaces one while the ticker reads them (processes).
+	procsMu sync.Mutex
+	procs   []*nodeProc
 	// ctl reaches the harness's own services on the index node's control
 	// endpoint (its timings, its raw replay) in a procs topology.
 	ctl    *rpc.Client
@@ -382,11 +387,12 @@ func (p *pipeline) failover(vb upr.Vbno, branch upr.Seqno) error {
 // one.
 func (p *pipeline) nodeError(err error) error {
 	var grace <-chan time.Time
-	if err != nil && len(p.procs) > 0 {
+	procs := p.processes()
+	if err != nil && len(procs) > 0 {
 		grace = time.After(500 * time.Millisecond)
 	}
 	for {
-		for _, np := range p.procs {
+		for _, np := range procs {
 			if derr := np.died(); derr != nil {
 				return derr
 			}
@@ -402,12 +408,28 @@ func (p *pipeline) nodeError(err error) error {
 	}
 }
 
+// processes returns the node processes running now.
+func (p *pipeline) processes() []*nodeProc {
+	p.procsMu.Lock()
+	defer p.procsMu.Unlock()
+	return slices.Clone(p.procs)
+}
+
+// editProcs changes the list of node processes (and the members' fields)
+// under its lock.
+func (p *pipeline) editProcs(f func()) {
+	p.procsMu.Lock()
+	defer p.procsMu.Unlock()
+	f()
+}
+
 // nodeCounters reads each node process's counters (none in process), by
 // pid; with resetPeak, it starts a new resident high-water mark for each
 // first.
 func (p *pipeline) nodeCounters(resetPeak bool) map[int]measure.ProcCounters {
-	out := make(map[int]measure.ProcCounters, len(p.procs))
-	for _, np := range p.procs {
+	procs := p.processes()
+	out := make(map[int]measure.ProcCounters, len(procs))
+	for _, np := range procs {
 		if resetPeak {
 			measure.ResetProcPeak(np.pid)
 		}
@@ -428,7 +450,7 @@ type roleCost struct {
 // fault) counts from its start; one that ended counts no more.
 func (p *pipeline) nodeCosts(before, after map[int]measure.ProcCounters) map[string]roleCost {
 	out := map[string]roleCost{}
-	for _, np := range p.procs {
+	for _, np := range p.processes() {
 		a, ok := after[np.pid]
 		if !ok {
 			continue
@@ -468,8 +490,9 @@ func (p *pipeline) close() error {
 		}
 		p.etcd.Close()
 	}
-	for i := len(p.procs) - 1; i >= 0; i-- {
-		errs = append(errs, p.procs[i].stop(time.Minute))
+	procs := p.processes()
+	for i := len(procs) - 1; i >= 0; i-- {
+		errs = append(errs, procs[i].stop(time.Minute))
 	}
 	return errors.Join(errs...)
 }

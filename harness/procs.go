@@ -629,6 +629,8 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 			}
 			p.procs = append(p.procs, cp)
 		}
+		// With coordinators running, the master executes DDL.
+		p.coord = coordinator.NewViaMaster(p.etcd, p.etcdPrefix, 0)
 	}
 	names := indexNodeNames(cfg.indexNodes)
 	if names == nil {
@@ -676,16 +678,16 @@ func (p *pipeline) startMember(ctx context.Context, m *indexMember) error {
 	if err != nil {
 		return err
 	}
-	p.procs = append(p.procs, np)
-	m.proc = np
-	if m.api, err = node.DialClient(ctx, np.addrs["control"], np.addrs["query"]); err != nil {
+	p.editProcs(func() { p.procs = append(p.procs, np) })
+	api, err := node.DialClient(ctx, np.addrs["control"], np.addrs["query"])
+	if err != nil {
 		return err
 	}
 	conn, err := net.Dial("tcp", np.addrs["control"])
 	if err != nil {
 		return fmt.Errorf("index node (pid %d): %w", np.pid, err)
 	}
-	m.ctl = rpc.NewClient(conn)
+	p.editProcs(func() { m.proc, m.api, m.ctl = np, api, rpc.NewClient(conn) })
 	return nil
 }
 

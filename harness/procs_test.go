@@ -71,7 +71,7 @@ func TestProcsTopologyVerifies(t *testing.T) {
 		t.Run(label, func(t *testing.T) {
 			job := CellJob{Engine: name, DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(procsScenario),
 				Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe, Etcd: tc.etcd}
-			var stderr strings.Builder
+			var stderr syncBuffer
 			cell, err := RunCell(context.Background(), job, &stderr)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stderr.String())
@@ -125,7 +125,7 @@ func TestProcsTopologyVerifies(t *testing.T) {
 
 // openProcsPipeline starts a procs-topology pipeline of the memory engine
 // for scenario (the test binary runs the nodes), closed when the test ends.
-func openProcsPipeline(t *testing.T, ctx context.Context, scenario string) (*pipeline, *strings.Builder) {
+func openProcsPipeline(t *testing.T, ctx context.Context, scenario string) (*pipeline, *syncBuffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -148,7 +148,7 @@ func openProcsPipeline(t *testing.T, ctx context.Context, scenario string) (*pip
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &strings.Builder{}
+	stderr := &syncBuffer{}
 	cfg := pipelineConfig{spec: spec, engine: eng, dir: filepath.Join(t.TempDir(), "cell-t", "pipeline"), settings: parsed.Indexer,
 		procs: &procsConfig{exe: exe, engine: "memory", indexCPUs: index, kvCPUs: kv, scenario: sc, stderr: stderr}}
 	cfg.opts.EnsureDefaults()
