@@ -93,6 +93,31 @@ func (o *CapacityOverrides) Validate() error {
 	return nil
 }
 
+// CheckCapacityScenario refuses a scenario the capacity command cannot
+// use: one without a capacity phase, or whose capacity phases the
+// overrides make invalid (a bound shorter than a step).
+func CheckCapacityScenario(nameOrFile string, o *CapacityOverrides) error {
+	sc, _, err := LoadScenario(nameOrFile)
+	if err != nil {
+		return err
+	}
+	found := false
+	for i, ph := range sc.Phases {
+		if ph.Type != PhaseCapacity {
+			continue
+		}
+		found = true
+		ph = o.apply(ph)
+		if err := validateCapacity(&ph, fmt.Sprintf("scenario %s: phases[%d]", sc.Name, i)); err != nil {
+			return fmt.Errorf("with the flags applied, %w", err)
+		}
+	}
+	if !found {
+		return fmt.Errorf("scenario %s has no capacity phase", sc.Name)
+	}
+	return nil
+}
+
 // apply replaces ph's capacity settings with the overrides that are set.
 func (o *CapacityOverrides) apply(ph Phase) Phase {
 	if o == nil {
