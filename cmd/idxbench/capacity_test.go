@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idxbench/idxbench/harness"
 	"github.com/idxbench/idxbench/results"
 )
 
@@ -30,8 +31,12 @@ func TestCapacityCommand(t *testing.T) {
 	os.WriteFile(scen, []byte(tinyCapacityScenario), 0o644)
 	out := filepath.Join(tmp, "out")
 	var stdout, stderr bytes.Buffer
+	cores := "1"
+	if harness.AvailableCores() >= 2 {
+		cores = "1,2"
+	}
 	err := run(context.Background(), []string{"capacity", "--engine", "memory", "--scenario", scen, "--out", out, "--quiet",
-		"--slo-lag", "300ms", "--step", "300ms", "--bound", "5s", "--max-rate", "2000"}, &stdout, &stderr)
+		"--cores", cores, "--slo-lag", "300ms", "--step", "300ms", "--bound", "5s", "--max-rate", "2000"}, &stdout, &stderr)
 	if exitCode(err) != 0 {
 		t.Fatalf("exit %d: %v\n%s", exitCode(err), err, stderr.String())
 	}
@@ -57,6 +62,24 @@ func TestCapacityCommand(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "sustained/s") {
 		t.Errorf("summary lacks the sustained rate:\n%s", stdout.String())
+	}
+
+	// Size from it: a rate far above what was measured gets an answer
+	// with a warning, never a silent extrapolation.
+	stdout.Reset()
+	err = run(context.Background(), []string{"size", "--target-rate", "100000", "--docs", "4000", "--slo-lag", "300ms", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("size: %v", err)
+	}
+	t.Logf("size:\n%s", stdout.String())
+	for _, want := range []string{"engine memory", "meas", "model: X(N)", "warning: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("size output lacks %q", want)
+		}
+	}
+	err = run(context.Background(), []string{"size", "--target-rate", "100", "--docs", "4000", "--slo-lag", "100ms", out}, &stdout, &stderr)
+	if err == nil {
+		t.Error("sizing from searches with a looser SLO than asked succeeded")
 	}
 }
 

@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"capacity":  {"search each cell for the highest ingest rate that meets an SLO (index lag, scan p99)", cmdCapacity},
 		"report":    {"(re)build report.html of a results directory", cmdReport},
 		"engines":   {"list registered engines and their settings", cmdEngines},
+		"size":      {"size hardware for a target rate, data size and lag SLO from capacity results", cmdSize},
 		"scenarios": {"list built-in scenarios", cmdScenarios},
 		"workload":  {"print the first N messages of a workload's UPR stream", cmdWorkload},
 		"crashtest": {"kill -9 / restart / verify loop against one engine", cmdCrashtest},
