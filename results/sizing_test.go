@@ -108,3 +108,17 @@ func TestSize(t *testing.T) {
 		t.Error("sizing without capacity results succeeded")
 	}
 }
+
+func TestCapacityReportSection(t *testing.T) {
+	run := &Run{Cells: []Cell{capacityCell("pebble", 1, 5000, 1000), capacityCell("pebble", 2, 9000, 1000)}}
+	for i := range run.Cells {
+		run.Cells[i].Phases[1].Steps = []Step{{TargetPerSec: 1000, LagP99Ms: 50, Pass: true}, {TargetPerSec: 8000, LagP99Ms: 2000}}
+	}
+	sec := capacitySection(run, map[string]string{"pebble": "#000"})
+	if len(sec.Charts) != 2 {
+		t.Fatalf("capacity section has %d charts, want the knee and the scaling: %+v", len(sec.Charts), sec)
+	}
+	if sec := capacitySection(&Run{Cells: []Cell{{Engine: "x"}}}, nil); len(sec.Charts) != 0 {
+		t.Errorf("a run without capacity phases got charts")
+	}
+}
