@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,8 @@ import (
 // slo.lag_p99, the p99 of request_plus scans issued during it (when
 // slo.scan_p99 is set) within slo.scan_p99, the backlog (bucket mutations
 // no snapshot covers) did not grow by more than queue_slack's worth of the
-// target rate, and the driver achieved at least 90% of the target.
+// target rate (default: the lag SLO's worth), and the driver achieved at
+// least 90% of the target.
 
 func init() {
 	registerPhase(PhaseCapacity, phaseKind{
@@ -223,10 +225,13 @@ func newCapacityConfig(ph Phase, snapshotInterval time.Duration) capacityConfig 
 	def(&cfg.step, defaultCapacityStep)
 	def(&cfg.coolOff, defaultCoolOff)
 	def(&cfg.bound, defaultCapacityBound)
-	// The backlog swings by a snapshot's worth of mutations from one
-	// instant to the next, so a step may end up to two snapshot intervals
-	// further behind than it began without the queue growing.
-	def(&cfg.slack, max(2*snapshotInterval, 250*time.Millisecond))
+	// The backlog swings from one instant to the next (a snapshot's worth
+	// of mutations; more while a persistent snapshot holds the flusher),
+	// so one sample at each end of a step is noisy. Growth within the lag
+	// SLO's worth of mutations is within what the SLO allows; more means
+	// the oldest mutations still pending are older than the SLO, which the
+	// lag of the visible ones cannot show yet.
+	def(&cfg.slack, max(cfg.lagP99, 2*snapshotInterval))
 	if cfg.start == 0 {
 		cfg.start = defaultStartRate
 	}
@@ -343,16 +348,20 @@ func (s *rateSearch) observe(rate float64, pass bool) {
 // sustainableRate is the split between passing and failing steps that
 // misclassifies the fewest — failures at or below it plus passes above it —
 // and how many it misclassifies. The candidates are 0 and every passing
-// rate; of equally good splits the lowest wins, since a planner would
-// rather provision for too little than too much.
+// rate. Equally good splits mean the steps disagree (a noisy machine, a
+// system that slowed as the search went on): of those the lower median is
+// the answer, neither the most pessimistic (often 0 though steps passed)
+// nor the most optimistic, and misclassified says how much to trust it.
 func sustainableRate(steps []searchStep) (rate float64, misclassified int) {
-	best, bestMiss := 0.0, -1
 	cands := []float64{0}
 	for _, st := range steps {
-		if st.pass {
+		if st.pass && !slices.Contains(cands, st.rate) {
 			cands = append(cands, st.rate)
 		}
 	}
+	slices.Sort(cands)
+	var tied []float64
+	best := -1
 	for _, c := range cands {
 		miss := 0
 		for _, st := range steps {
@@ -360,11 +369,14 @@ func sustainableRate(steps []searchStep) (rate float64, misclassified int) {
 				miss++
 			}
 		}
-		if bestMiss < 0 || miss < bestMiss || miss == bestMiss && c < best {
-			best, bestMiss = c, miss
+		switch {
+		case best < 0 || miss < best:
+			best, tied = miss, []float64{c}
+		case miss == best:
+			tied = append(tied, c)
 		}
 	}
-	return best, bestMiss
+	return tied[(len(tied)-1)/2], best
 }
 
 // capacity runs the search and reports every step, the sustainable rate

@@ -123,6 +123,10 @@ func TestSustainableRate(t *testing.T) {
 		{[]searchStep{p(1000), f(1400), p(1000), p(1200), p(1400), p(1700), f(2000)}, 1700, 1},
 		// Of two equally good splits, the lower wins.
 		{[]searchStep{p(1000), f(1500), p(1500)}, 1000, 1},
+		// Of three, the middle one: not 0 while steps passed, not the
+		// highest pass either (a system that slowed as the search went on).
+		{[]searchStep{p(1000), p(2000), p(4000), p(8000), f(16000), p(8000), f(11314), f(8000), f(4000), f(2000),
+			f(1000), p(500), f(707), f(500)}, 500, 6},
 		{[]searchStep{f(1000), f(500), f(250)}, 0, 0},
 	} {
 		got, miss := sustainableRate(tc.steps)

@@ -162,6 +162,20 @@ func fitContention(cores, rates []float64, lambda float64, withKappa bool) (sigm
 	return 0, kOnly
 }
 
+// poorFit is the relative rms error above which a sizing answer warns that
+// its model does not describe the measurements.
+const poorFit = 0.2
+
+// relativeError is the rms of the model's relative misses of the points.
+func (u USL) relativeError(cores, rates []float64) float64 {
+	sum := 0.0
+	for i := range cores {
+		d := (u.Rate(cores[i]) - rates[i]) / rates[i]
+		sum += d * d
+	}
+	return math.Sqrt(sum / float64(len(cores)))
+}
+
 // CoresFor is the fewest whole cores on which the model reaches rate, up
 // to limit; ok is false when it does not within limit (or ever: the peak
 // is below the rate).
@@ -357,6 +371,10 @@ func (a *SizingAnswer) size(req SizingRequest) {
 		return
 	}
 	a.Model = u
+	if rms := u.relativeError(cores, rates); rms > poorFit {
+		a.Warnings = append(a.Warnings, fmt.Sprintf("the model misses the measured rates by %.0f%% (rms): the points disagree with any scaling law "+
+			"(a noisy machine, or too few repeats), so the cores answer is unreliable — repeat the searches (--repeat 3) on a quiet machine", rms*100))
+	}
 	n, ok := u.CoresFor(req.TargetRate, maxSizingCores)
 	a.Cores, a.Reachable = n, ok
 	if !ok {
@@ -393,6 +411,11 @@ func (a *SizingAnswer) diskAndMemory(req SizingRequest, rows []map[string]float6
 	a.DiskFixedPerStore = medianOf(rows, "disk_bytes_fixed_per_store")
 	a.DiskPerEntry = medianOf(rows, "disk_bytes_per_entry")
 	a.DiskBytes = a.Stores*a.DiskFixedPerStore + entries*max(a.DiskPerEntry, 0)
+	if measured := medianOf(rows, "index_entries"); a.Stores*a.DiskFixedPerStore > measured*a.DiskPerEntry {
+		a.Warnings = append(a.Warnings, fmt.Sprintf("disk: the fixed part (%s over %.0f stores) outweighed the entries' (%.0f entries) where it was measured, "+
+			"so the per-entry figure is uncertain (it absorbs fixed costs that grow in steps, such as preallocated logs); measure a larger load",
+			fmtBytes(a.Stores*a.DiskFixedPerStore), a.Stores, measured))
+	}
 	a.MemFixedPerStore = medianOf(rows, "engine_memory_bytes_fixed_per_store")
 	a.MemPerEntry = medianOf(rows, "engine_memory_bytes_per_entry")
 	a.MemoryBytes = a.Stores*a.MemFixedPerStore + entries*max(a.MemPerEntry, 0)

@@ -104,6 +104,12 @@ func TestSize(t *testing.T) {
 			t.Errorf("sizing text lacks %q:\n%s", want, out.String())
 		}
 	}
+	// A superlinear pair of measurements fits no scaling law: warned.
+	noisy := &Run{Cells: []Cell{capacityCell("pebble", 1, 60, 1000), capacityCell("pebble", 2, 1500, 1000)}}
+	as, err = Size([]*Run{noisy}, []string{"noisy"}, req)
+	if err != nil || !strings.Contains(strings.Join(as[0].Warnings, "\n"), "misses the measured rates") {
+		t.Errorf("superlinear points: %v, warnings %q", err, as[0].Warnings)
+	}
 	if _, err := Size([]*Run{{}}, []string{"empty"}, req); err == nil {
 		t.Error("sizing without capacity results succeeded")
 	}
