@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -157,7 +158,7 @@ func TestHistDelta(t *testing.T) {
 func TestJudgeStep(t *testing.T) {
 	cfg := capacityConfig{lagP99: time.Second, scanP99: 50 * time.Millisecond, slack: 500 * time.Millisecond}
 	good := results.Step{TargetPerSec: 1000, AchievedPerSec: 995, Mutations: 10000, LagP99Ms: 300, ScanP99Ms: 20,
-		PendingStart: 100, PendingEnd: 550}
+		PendingStart: 100, PendingEnd: 550, PendingGrowth: 450}
 	for _, tc := range []struct {
 		name string
 		edit func(*results.Step)
@@ -167,7 +168,7 @@ func TestJudgeStep(t *testing.T) {
 		{"lag", func(s *results.Step) { s.LagP99Ms = 1200 }, "lag p99"},
 		{"scan", func(s *results.Step) { s.ScanP99Ms = 80 }, "scan p99"},
 		{"scan errors", func(s *results.Step) { s.ScanErrors = 2 }, "2 scans failed"},
-		{"queue", func(s *results.Step) { s.PendingEnd = 700 }, "queue grew by 600 (slack 500)"},
+		{"queue", func(s *results.Step) { s.PendingGrowth = 600 }, "queue grew by 600 (slack 500)"},
 		{"rate", func(s *results.Step) { s.AchievedPerSec = 850 }, "achieved 850/s"},
 	} {
 		st := good
@@ -273,5 +274,28 @@ func TestCapacitySearchSlowdown(t *testing.T) {
 	}
 	if b, s := base.Capacity.SustainablePerSec, slow.Capacity.SustainablePerSec; b == 0 || s >= b {
 		t.Errorf("sustainable rate %.0f/s with a 10x engine slowdown, %.0f/s without: want lower", s, b)
+	}
+}
+
+// TestBacklogGrowth reads growth from a line through the samples: a steady
+// backlog with a spike at the end (a persistent snapshot holding the
+// flusher) is not a growing queue; a steady climb is.
+func TestBacklogGrowth(t *testing.T) {
+	steady := &backlogSamples{}
+	climb := &backlogSamples{}
+	for i := 0; i <= 30; i++ {
+		x := float64(i) / 10
+		v := 500.0
+		if i == 30 {
+			v = 3000
+		}
+		steady.ts, steady.vs = append(steady.ts, x), append(steady.vs, v)
+		climb.ts, climb.vs = append(climb.ts, x), append(climb.vs, 500+1000*x)
+	}
+	if g := steady.growth(3 * time.Second); g > 1000 {
+		t.Errorf("steady backlog with a final spike: growth %.0f, want well below the spike's 2500", g)
+	}
+	if g := climb.growth(3 * time.Second); math.Abs(g-3000) > 1 {
+		t.Errorf("climbing backlog: growth %.0f, want 3000", g)
 	}
 }

@@ -128,6 +128,11 @@ type Step struct {
 	// no snapshot covered, at the step's start and end.
 	PendingStart int64 `json:"pending_start"`
 	PendingEnd   int64 `json:"pending_end"`
+	// PendingGrowth is how much the backlog grew over the step, read from
+	// a least-squares line through samples taken every 100ms (so a
+	// momentary stall at either end does not decide it); it is what the
+	// step is judged on.
+	PendingGrowth float64 `json:"pending_growth"`
 	// CPUSeconds is the CPU every process of the cell used in the step;
 	// BytesWritten what they wrote to storage.
 	CPUSeconds   float64 `json:"cpu_seconds"`
