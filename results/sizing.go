@@ -411,6 +411,11 @@ func (a *SizingAnswer) diskAndMemory(req SizingRequest, rows []map[string]float6
 	a.DiskFixedPerStore = medianOf(rows, "disk_bytes_fixed_per_store")
 	a.DiskPerEntry = medianOf(rows, "disk_bytes_per_entry")
 	a.DiskBytes = a.Stores*a.DiskFixedPerStore + entries*max(a.DiskPerEntry, 0)
+	if logical := medianOf(rows, "engine_batch_bytes") / max(medianOf(rows, "index_entries"), 1); logical > 0 && a.DiskPerEntry > 4*logical {
+		a.Warnings = append(a.Warnings, fmt.Sprintf("disk: %.0f B per entry on disk is %.0f× the %.0f B per entry the indexer wrote; the fit likely absorbed "+
+			"fixed costs that grow in steps during the load (preallocated or recycled logs), so the disk answer is pessimistic — measure a larger load",
+			a.DiskPerEntry, a.DiskPerEntry/logical, logical))
+	}
 	if measured := medianOf(rows, "index_entries"); a.Stores*a.DiskFixedPerStore > measured*a.DiskPerEntry {
 		a.Warnings = append(a.Warnings, fmt.Sprintf("disk: the fixed part (%s over %.0f stores) outweighed the entries' (%.0f entries) where it was measured, "+
 			"so the per-entry figure is uncertain (it absorbs fixed costs that grow in steps, such as preallocated logs); measure a larger load",
