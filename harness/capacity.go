@@ -3,10 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/idxbench/idxbench/harness/measure"
-	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/results"
 )
 
@@ -252,132 +248,6 @@ func newCapacityConfig(ph Phase, snapshotInterval time.Duration) capacityConfig 
 		cfg.scanRate = defaultCapacityScans
 	}
 	return cfg
-}
-
-// searchStep is one rate a search tried and its verdict.
-type searchStep struct {
-	rate float64
-	pass bool
-}
-
-// Reasons a search stops (results.Capacity.Stop).
-const (
-	stopConverged   = "converged"
-	stopMaxRate     = "max_rate"
-	stopNothing     = "nothing_sustainable"
-	stopBound       = "bound"
-	stopSearchSteps = "step_limit"
-)
-
-// rateSearch decides which rate to try next from the verdicts so far. It is
-// a plain state machine, so the search's logic is tested without running a
-// pipeline: next says the rate of the next step, observe takes its verdict.
-type rateSearch struct {
-	start, growth, maxRate, precision float64
-
-	// lo is the highest rate that passed (0: none yet); hi the lowest
-	// that failed above lo (0: none).
-	lo, hi     float64
-	lastFailed bool
-	steps      []searchStep
-	stop       string
-}
-
-// next returns the next rate to try, or false when the search is over
-// (stop says why).
-func (s *rateSearch) next() (float64, bool) {
-	if s.stop != "" {
-		return 0, false
-	}
-	if len(s.steps) >= maxSearchSteps {
-		s.stop = stopSearchSteps
-		return 0, false
-	}
-	var r float64
-	switch {
-	case s.lo == 0 && s.hi == 0:
-		r = s.start
-	case s.hi == 0: // rising: every step so far passed
-		if s.maxRate > 0 && s.lo >= s.maxRate {
-			s.stop = stopMaxRate
-			return 0, false
-		}
-		r = s.lo * s.growth
-		if s.maxRate > 0 {
-			r = min(r, s.maxRate)
-		}
-	case s.lo == 0: // falling: nothing passed yet
-		r = s.hi / s.growth
-		if r < minSearchRate {
-			s.stop = stopNothing
-			return 0, false
-		}
-	case s.lastFailed: // back off to the last pass, to see it still holds
-		r = s.lo
-	case s.hi <= s.lo*(1+s.precision):
-		s.stop = stopConverged
-		return 0, false
-	default: // bisect, geometrically
-		r = math.Sqrt(s.lo * s.hi)
-	}
-	return r, true
-}
-
-// observe records the verdict of a step at rate.
-func (s *rateSearch) observe(rate float64, pass bool) {
-	s.steps = append(s.steps, searchStep{rate, pass})
-	s.lastFailed = !pass
-	if pass {
-		s.lo = max(s.lo, rate)
-		if s.hi != 0 && s.hi <= s.lo {
-			// A pass at or above an earlier failure: that failure was
-			// noise, so the search rises again.
-			s.hi = 0
-		}
-		return
-	}
-	if s.hi == 0 || rate < s.hi {
-		s.hi = rate
-	}
-	if s.lo >= s.hi {
-		// The last pass no longer holds (the data grew, or it was noise):
-		// search down from the failure.
-		s.lo = 0
-	}
-}
-
-// sustainableRate is the split between passing and failing steps that
-// misclassifies the fewest — failures at or below it plus passes above it —
-// and how many it misclassifies. The candidates are 0 and every passing
-// rate. Equally good splits mean the steps disagree (a noisy machine, a
-// system that slowed as the search went on): of those the lower median is
-// the answer, neither the most pessimistic (often 0 though steps passed)
-// nor the most optimistic, and misclassified says how much to trust it.
-func sustainableRate(steps []searchStep) (rate float64, misclassified int) {
-	cands := []float64{0}
-	for _, st := range steps {
-		if st.pass && !slices.Contains(cands, st.rate) {
-			cands = append(cands, st.rate)
-		}
-	}
-	slices.Sort(cands)
-	var tied []float64
-	best := -1
-	for _, c := range cands {
-		miss := 0
-		for _, st := range steps {
-			if st.pass && st.rate > c || !st.pass && st.rate <= c {
-				miss++
-			}
-		}
-		switch {
-		case best < 0 || miss < best:
-			best, tied = miss, []float64{c}
-		case miss == best:
-			tied = append(tied, c)
-		}
-	}
-	return tied[(len(tied)-1)/2], best
 }
 
 // capacity runs the search and reports every step, the sustainable rate
@@ -692,103 +562,3 @@ func histDelta(later, earlier *hdrhistogram.Histogram) *hdrhistogram.Histogram {
 	}
 	return d
 }
-
-// capacityScanner issues request_plus range scans open loop during each
-// step of a search with a scan SLO.
-type capacityScanner struct {
-	c    *cellRun
-	cfg  capacityConfig
-	inst uint64
-	keys [][]any
-	rng  *rand.Rand
-}
-
-func (c *cellRun) newCapacityScanner(ctx context.Context, cfg capacityConfig) (*capacityScanner, error) {
-	inst, err := c.scanTarget(cfg.index)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := c.sampleKeys(ctx, inst.Defn.Name, 4096)
-	if err != nil {
-		return nil, err
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("index %s is empty: nothing to scan (load documents first)", inst.Defn.Name)
-	}
-	return &capacityScanner{c: c, cfg: cfg, inst: inst.ID, keys: keys, rng: rand.New(rand.NewPCG(c.rng.Uint64(), 0))}, nil
-}
-
-// scanWindow gathers one step's scan latencies.
-type scanWindow struct {
-	mu     sync.Mutex
-	h      *hdrhistogram.Histogram
-	errors int64
-}
-
-func (w *scanWindow) p99() float64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.h.TotalCount() == 0 {
-		return 0
-	}
-	return ms(time.Duration(w.h.ValueAtQuantile(99)) * measure.Unit)
-}
-
-// start runs the step's scan clients until stepCtx is done, each latency
-// counted from when its scan was due (no coordinated omission). A scan
-// still waiting when the step ends is not dropped, which would hide the
-// slowest: it finishes under ctx, or is cut off after scanCutoff and
-// counted at that latency, which fails the SLO.
-func (s *capacityScanner) start(stepCtx, ctx context.Context, wg *sync.WaitGroup) *scanWindow {
-	w := &scanWindow{h: hdrhistogram.New(1, int64(10*time.Minute/measure.Unit), 2)}
-	period := time.Duration(float64(s.cfg.clients) / s.cfg.scanRate * float64(time.Second))
-	cutoff := max(scanCutoff*s.cfg.scanP99, time.Second)
-	begin := time.Now()
-	const op = "scan_range_request_plus"
-	for i := 0; i < s.cfg.clients; i++ {
-		rng := rand.New(rand.NewPCG(s.rng.Uint64(), uint64(i)))
-		rec := s.c.reg.Recorder(workerScan0 + i)
-		due := begin.Add(period * time.Duration(i) / time.Duration(s.cfg.clients))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for stepCtx.Err() == nil {
-				if wait := time.Until(due); wait > 0 {
-					select {
-					case <-time.After(wait):
-					case <-stepCtx.Done():
-						return
-					}
-				}
-				req := indexer.ScanRequest{InstID: s.inst, Kind: indexer.ScanRange, Consistency: indexer.RequestPlus,
-					Limit: s.cfg.limit, Low: s.keys[rng.IntN(len(s.keys))], Inclusion: indexer.IncludeLow}
-				t := due
-				due = due.Add(period)
-				qctx, cancel := context.WithTimeout(ctx, cutoff)
-				_, err := s.c.p.ix.Scan(qctx, req)
-				cut := qctx.Err() != nil && ctx.Err() == nil
-				cancel()
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil && !cut {
-					rec.RecordError(op)
-					w.mu.Lock()
-					w.errors++
-					w.mu.Unlock()
-					continue
-				}
-				d := time.Since(t)
-				rec.Record(op, d)
-				w.mu.Lock()
-				w.h.RecordValue(int64(d / measure.Unit))
-				w.mu.Unlock()
-			}
-		}()
-	}
-	return w
-}
-
-// scanCutoff times the scan SLO is how long a step's scan may wait before
-// it is cut off and counted as that slow.
-const scanCutoff = 10
