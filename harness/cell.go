@@ -46,6 +46,9 @@ type cellRun struct {
 	longestPersist atomic.Int64
 	// compactor compacts the bucket's history as the run goes.
 	compactor *compactor
+	// tally watches the pipeline's stores for the engine figures of each
+	// phase (nil when they live in an index node process).
+	tally *storeTally
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -130,6 +133,10 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		rec := newBatchRecorder()
 		pcfg.engine = rec.wrap(eng)
 		c.raw = newLocalReplayer(rec, eng, opts, dir)
+	}
+	if pcfg.procs == nil {
+		c.tally = newStoreTally()
+		pcfg.engine = c.tally.wrap(pcfg.engine)
 	}
 	c.p, err = newPipeline(ctx, pcfg)
 	if err != nil {
@@ -291,6 +298,10 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	span := measure.Begin()
 	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
+	var tallyBefore tallyMark
+	if c.tally != nil {
+		tallyBefore = c.tally.mark()
+	}
 
 	var err error
 	if k := phaseKinds[ph.Type]; k != nil {
@@ -309,6 +320,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	c.addResourceMetrics(out.Metrics, res, before)
 	c.compactor.report(out.Metrics)
 	addNodeMetrics(out.Metrics, c.p.nodeCosts(nodesBefore, nodesAfter))
+	if c.tally != nil {
+		c.tally.report(out.Metrics, tallyBefore, out.Metrics["bytes_written"])
+	}
 	addLatencyMetrics(out.Metrics, final)
 	if err != nil {
 		return out, err

@@ -66,6 +66,9 @@ type Overrides struct {
 	Docs     *int          `json:"docs,omitempty"`
 	Vbuckets *int          `json:"vbuckets,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	// Capacity replaces the settings of every capacity phase (the
+	// capacity command's flags).
+	Capacity *CapacityOverrides `json:"capacity,omitempty"`
 }
 
 // ChildEnv is set in a child process's environment; a binary that sees it

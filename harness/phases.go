@@ -130,6 +130,8 @@ func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) erro
 	m["kv_load_ms"] = ms(time.Since(t0))
 	m["docs"] = float64(docs)
 
+	sizes := c.startSizeSampler() // disk and memory as the index grows
+	defer sizes.close()
 	start := time.Now()
 	if err := c.p.ix.Start(ctx); err != nil {
 		return err
@@ -142,7 +144,11 @@ func (c *cellRun) load(ctx context.Context, ph Phase, m map[string]float64) erro
 	if docs > 0 {
 		m["docs_per_sec"] = float64(docs) / build.Seconds()
 	}
-	return c.countEntries(ctx, m)
+	if err := c.countEntries(ctx, m); err != nil {
+		return err
+	}
+	sizes.finish(m, m["index_entries"], c.storeCount())
+	return nil
 }
 
 // driver applies generated operations to the bucket, closed loop (as fast as

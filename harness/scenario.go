@@ -80,6 +80,7 @@ const (
 	PhaseRestart   = "restart"     // clean indexer restart: reopen, recover, catch up
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
+	PhaseCapacity  = "capacity"    // search for the highest ingest rate that meets an SLO
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -140,6 +141,17 @@ type Phase struct {
 	// the fault lasts before it heals (default: per fault).
 	Fault string   `yaml:"fault,omitempty"`
 	Down  Duration `yaml:"down,omitempty"`
+	// Capacity search settings (capacity.go): the SLO each step is judged
+	// against, the length of a step, the factor the rate rises by, the
+	// highest rate tried, the rest after a failed step, the precision the
+	// search stops at, and how far the backlog may grow in a step.
+	SLO        SLO      `yaml:"slo,omitempty"`
+	Step       Duration `yaml:"step,omitempty"`
+	Growth     float64  `yaml:"growth,omitempty"`
+	MaxRate    float64  `yaml:"max_rate,omitempty"`
+	CoolOff    Duration `yaml:"cool_off,omitempty"`
+	Precision  float64  `yaml:"precision,omitempty"`
+	QueueSlack Duration `yaml:"queue_slack,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`

@@ -21,6 +21,12 @@ var summaryColumns = []struct {
 	{[]string{"index_entries"}, "entries"},
 	{[]string{"docs_per_sec"}, "docs/s"},
 	{[]string{"mutations_per_sec"}, "mut/s"},
+	// A capacity search: the rate it found, the lag and cores busy there,
+	// and how many steps it took.
+	{[]string{"sustainable_mutations_per_sec"}, "sustained/s"},
+	{[]string{"sustainable_index_lag_p99_ms"}, "lag p99 there ms"},
+	{[]string{"sustainable_cpu_cores"}, "cores busy"},
+	{[]string{"capacity_steps"}, "steps"},
 	{[]string{"pipeline_to_raw_ratio"}, "pipe/raw"},
 	{[]string{"initial_build_ms"}, "build ms"},
 	{[]string{"entries_per_sec"}, "entries/s"},

@@ -10,7 +10,10 @@
 // still leaves a valid directory marked Partial. WriteDir writes
 // results.json, bench.txt and report.html, each atomically (temporary file,
 // fsync, rename), and can be called as often as needed. Tools later call
-// ReadRun or ReadHistory, then Compare or WriteReport.
+// ReadRun or ReadHistory, then Compare or WriteReport. Size reads capacity
+// searches back and answers a sizing question (sizing.go): cores from the
+// Universal Scalability Law fitted over the core counts measured, disk,
+// memory and write bandwidth from the measured costs.
 //
 // The package imports no other package of this module, so a tool that only
 // compares result files links no storage engine; dep_test.go pins that.

@@ -85,6 +85,7 @@ func renderReport(buf *bytes.Buffer, run *Run, history []*Run) error {
 		overTime(run, colors),
 		sideBySide(run, colors),
 		scaling(run, colors),
+		capacitySection(run, colors),
 		trend(history, colors),
 	)
 	return reportTmpl.Execute(buf, p)

@@ -99,6 +99,65 @@ type Phase struct {
 	// empty and append ticks to ticks.jsonl instead; AttachTicks fills it
 	// from there.
 	Series []Tick `json:"series,omitempty"`
+	// Steps are a capacity phase's steps in the order they ran, one row
+	// per rate tried; Capacity is what the search concluded. Both are
+	// absent from other phases.
+	Steps    []Step    `json:"steps,omitempty"`
+	Capacity *Capacity `json:"capacity,omitempty"`
+}
+
+// Step is one rate a capacity search tried: open-loop ingest at a target
+// rate for a period, judged against the phase's SLO.
+type Step struct {
+	TargetPerSec   float64 `json:"target_mutations_per_sec"`
+	AchievedPerSec float64 `json:"achieved_mutations_per_sec"`
+	Seconds        float64 `json:"seconds"`
+	Mutations      int64   `json:"mutations"`
+	// Pass says whether the step met every condition; Why names each one
+	// it missed ("lag p99 1.8s > 1s; queue grew by 12000"), empty on a pass.
+	Pass bool   `json:"pass"`
+	Why  string `json:"why,omitempty"`
+	// Index lag over the step (emission to visibility in a snapshot).
+	LagP50Ms float64 `json:"index_lag_p50_ms"`
+	LagP99Ms float64 `json:"index_lag_p99_ms"`
+	// ScanP99Ms is the request_plus scan p99 under the step's ingest; 0
+	// when the SLO sets no scan bound.
+	ScanP99Ms  float64 `json:"scan_p99_ms,omitempty"`
+	ScanErrors int64   `json:"scan_errors,omitempty"`
+	// PendingStart and PendingEnd are the mutations the bucket held that
+	// no snapshot covered, at the step's start and end.
+	PendingStart int64 `json:"pending_start"`
+	PendingEnd   int64 `json:"pending_end"`
+	// PendingGrowth is how much the backlog grew over the step, read from
+	// a least-squares line through samples taken every 100ms (so a
+	// momentary stall at either end does not decide it); it is what the
+	// step is judged on.
+	PendingGrowth float64 `json:"pending_growth"`
+	// CPUSeconds is the CPU every process of the cell used in the step;
+	// BytesWritten what they wrote to storage.
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	BytesWritten float64 `json:"bytes_written"`
+	// EngineBytesWritten is what the engines report writing (-1 when they
+	// do not count).
+	EngineBytesWritten float64 `json:"engine_bytes_written"`
+}
+
+// Capacity is what a capacity search concluded.
+type Capacity struct {
+	// SustainablePerSec is the split between passing and failing steps
+	// that misclassifies the fewest (0: no rate tried passed).
+	SustainablePerSec float64 `json:"sustainable_mutations_per_sec"`
+	// Misclassified is how many steps fall on the wrong side of it: 0 for
+	// a clean search, more when the system was noisy around its limit.
+	Misclassified int `json:"misclassified_steps"`
+	// SLO the steps were judged against.
+	LagP99Ms  float64 `json:"slo_lag_p99_ms"`
+	ScanP99Ms float64 `json:"slo_scan_p99_ms,omitempty"`
+	// Stop says why the search ended: "converged", "max_rate",
+	// "nothing_sustainable" or "bound" (its time bound ran out first, so
+	// the answer is less precise than asked).
+	Stop         string  `json:"stop"`
+	BoundSeconds float64 `json:"bound_seconds"`
 }
 
 // Tick is one second of one operation type in a phase.

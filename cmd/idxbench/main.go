@@ -28,8 +28,10 @@ func commands() map[string]command {
 	return map[string]command{
 		"run":       {"run a scenario on engines × dirs × cores and write a results directory", cmdRun},
 		"compare":   {"compare two runs (or histories); exit 1 on a significant regression", cmdCompare},
+		"capacity":  {"search each cell for the highest ingest rate that meets an SLO (index lag, scan p99)", cmdCapacity},
 		"report":    {"(re)build report.html of a results directory", cmdReport},
 		"engines":   {"list registered engines and their settings", cmdEngines},
+		"size":      {"size hardware for a target rate, data size and lag SLO from capacity results", cmdSize},
 		"scenarios": {"list built-in scenarios", cmdScenarios},
 		"workload":  {"print the first N messages of a workload's UPR stream", cmdWorkload},
 		"crashtest": {"kill -9 / restart / verify loop against one engine", cmdCrashtest},

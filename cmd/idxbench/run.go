@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,10 +15,18 @@ import (
 const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run")
+	return runScenario(ctx, newFlagSet("run"), runSynopsis, "default", nil, args, stdout, stderr)
+}
+
+// runScenario is run and the commands that are run with a scenario of
+// their own (capacity): fs may hold the command's own flags already, and
+// extra, when set, applies them to the configuration after run's flags.
+func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenario string, extra func(*harness.RunConfig) error,
+	args []string, stdout, stderr io.Writer) error {
+	name := fs.Name()
 	var (
 		engineList  = fs.String("engine", "", "comma-separated `engines` (default: every real engine)")
-		scenario    = fs.String("scenario", "default", "built-in scenario `name` or a scenario YAML file")
+		scenario    = fs.String("scenario", defaultScenario, "built-in scenario `name` or a scenario YAML file")
 		dirList     = fs.String("dir", "", "comma-separated data `dirs`, one per disk (default: a temporary directory)")
 		coreList    = fs.String("cores", "", "comma-separated core `counts` (default: all available cores)")
 		repeat      = fs.Int("repeat", 1, "run each cell this many times")
@@ -35,12 +44,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		etcdList    = fs.String("etcd", "", "procs topology: comma-separated `endpoints` of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
-	pos, err := parseFlags(fs, runSynopsis, args, stdout)
+	pos, err := parseFlags(fs, synopsis, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("run: unexpected argument %q", pos[0])
+		return fmt.Errorf("%s: unexpected argument %q", name, pos[0])
 	}
 	cfg := harness.RunConfig{
 		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
@@ -52,24 +61,29 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, c := range splitList(*coreList) {
 		n, err := strconv.Atoi(c)
 		if err != nil {
-			return fmt.Errorf("run: --cores: %q is not a number", c)
+			return fmt.Errorf("%s: --cores: %q is not a number", name, c)
 		}
 		cfg.Cores = append(cfg.Cores, n)
 	}
 	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
-		return fmt.Errorf("run: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if *duration < 0 {
-		return fmt.Errorf("run: --duration %s is negative", *duration)
+		return fmt.Errorf("%s: --duration %s is negative", name, *duration)
 	}
 	cfg.Overrides.Duration = *duration
 
 	if *slowdown != "" {
 		v, err := parseFraction("inject-slowdown", *slowdown)
 		if err != nil {
-			return fmt.Errorf("run: %w", err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		cfg.Slowdown = v
+	}
+	if extra != nil {
+		if err := extra(&cfg); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
 
 	p, err := harness.Prepare(cfg)
