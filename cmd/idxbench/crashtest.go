@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/idxbench/idxbench/harness"
 )
@@ -53,8 +55,16 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("crashtest: --seed: %q is not a non-negative integer", *seed)
 	}
-	if *minRun < 0 || *maxRun < 0 {
-		return errors.New("crashtest: --min-run and --max-run must not be negative")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"min-run", *minRun}, {"max-run", *maxRun}} {
+		// 0 is the flag's "default" and would be replaced in silence.
+		if d.v < 0 || (set[d.name] && d.v == 0) {
+			return fmt.Errorf("crashtest: --%s %s: want a positive duration (leave it out for the default)", d.name, d.v)
+		}
 	}
 	// Zero would silently mean the harness default; the flags already
 	// show theirs.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -59,8 +60,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	if *duration < 0 {
-		return fmt.Errorf("run: --duration %s is negative", *duration)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *duration < 0 || (set["duration"] && *duration == 0) {
+		return fmt.Errorf("run: --duration %s: want a positive duration (leave it out for the scenario's)", *duration)
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("run: --repeat %d: want at least 1", *repeat)
 	}
 	cfg.Overrides.Duration = *duration
 
