@@ -103,6 +103,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	if err := checkPhaseRefs(sc, spec); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
+	if err := checkPlan(sc, spec, machineMemory()); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
 	p.scenario, p.source = sc, src
 
 	p.engines = cfg.Engines
