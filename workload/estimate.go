@@ -2,7 +2,10 @@ package workload
 
 import (
 	"fmt"
+	"math"
 	"strings"
+
+	"github.com/idxbench/idxbench/workload/defn"
 )
 
 // Per-document memory costs, measured on the default spec (200,000
@@ -51,10 +54,27 @@ func (s Spec) bytesPerDoc() uint64 {
 	return uint64(min(per, 64*maxEstimateDocBytes))
 }
 
-// meanBytes is the mean of the size distribution.
+// meanBytes is the mean of the size distribution; for a normal one, of
+// the draw clamped below at Min (the upper clamp is left out: the estimate
+// errs large).
 func (d SizeDist) meanBytes() float64 {
-	if d.Dist == "uniform" {
+	switch d.Dist {
+	case "uniform":
 		return float64(d.Min+d.Max) / 2
+	case "normal":
+		if d.Stddev > 0 {
+			// E[max(X, m)] for X ~ N(mu, sigma): m + sigma·(z·Φ(z) + φ(z))
+			// with z = (mu-m)/sigma.
+			mu, sigma, m := float64(d.Mean), float64(d.Stddev), float64(max(d.Min, 0))
+			z := (mu - m) / sigma
+			phi := math.Exp(-z*z/2) / math.Sqrt(2*math.Pi)
+			cdf := 0.5 * (1 + math.Erf(z/math.Sqrt2))
+			v := m + sigma*(z*cdf+phi)
+			if d.Max > 0 {
+				v = min(v, float64(d.Max))
+			}
+			return v
+		}
 	}
 	return float64(d.Mean)
 }
@@ -125,4 +145,37 @@ func fmtBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp-1])
+}
+
+// builtinKeyBytes are the encoded sizes of the built-in fields' values,
+// roughly.
+var builtinKeyBytes = map[string]float64{
+	"name": 16, "age": 9, "city": 12, "active": 1, "address": 40, "address.city": 12, "address.zip": 9,
+	"tags": 30, "score": 9,
+}
+
+// EntryBytes is about how many bytes an entry of index d takes in a
+// slice, before the engine's own overhead: the main entry (encoded key and
+// document id) and, for a secondary index, the back-index entry (document
+// id and key again).
+func (s Spec) EntryBytes(d defn.IndexDefn) float64 {
+	const docid = 16
+	if d.IsPrimary {
+		return docid + 4
+	}
+	key := 0.0
+	for _, e := range d.SecExprs {
+		k, ok := builtinKeyBytes[e]
+		for i := range s.Fields.Extra {
+			f := &s.Fields.Extra[i]
+			if f.Path == e || strings.HasPrefix(f.Path, e+".") {
+				k, ok = k+f.expectedBytes(), true
+			}
+		}
+		if !ok {
+			k = 16
+		}
+		key += k
+	}
+	return 2 * (key + docid + 4)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS] [--no-space-check]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
@@ -34,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower, a `percent` like 10%, to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
 		etcdList    = fs.String("etcd", "", "procs topology: comma-separated `endpoints` of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
+		noSpace     = fs.Bool("no-space-check", false, "run even when a data dir's free space is below the scenario's estimated footprint (a rough estimate)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
 	pos, err := parseFlags(fs, runSynopsis, args, stdout)
@@ -46,6 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := harness.RunConfig{
 		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
 		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
+		NoSpaceCheck: *noSpace,
 	}
 	cfg.Engines = splitList(*engineList)
 	cfg.Etcd = splitList(*etcdList)
