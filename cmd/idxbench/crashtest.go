@@ -14,7 +14,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s] [--topology inproc|procs]"
+const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s] [--topology inproc|procs] [--damage truncate]"
 
 // cmdCrashtest runs the kill -9 / restart / verify loop. The children it
 // starts are this same executable with harness.CrashChildEnv set; such a
@@ -36,6 +36,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		rollbacks = fs.Bool("rollbacks", true, "children inject KV rollbacks (failovers, unknown vbuuids) while they ingest")
 		minRun    = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
 		maxRun    = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
+		damage    = fs.String("damage", "", "truncate: after each kill, cut the largest file of one store (chosen from the seed) to half its size before the restart, which must rebuild that slice or restore past it, and verify")
 		topology  = fs.String("topology", "inproc", "inproc: each child is the whole pipeline; procs: a KV node process runs throughout and each child, the index node alone, reconnects to it")
 	)
 	pos, err := parseFlags(fs, crashtestSynopsis, args, stdout)
@@ -83,7 +84,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfg := harness.CrashConfig{
 		Engine: *engine, Cycles: *cycles, Seed: s, Dir: *dir, Docs: *docs, Vbuckets: *vbuckets,
 		Rate: *rate, NoRollbacks: !*rollbacks, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
-		Topology: *topology,
+		Topology: *topology, Damage: *damage,
 	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -113,6 +114,9 @@ func rerunArgs(cfg harness.CrashConfig, dir string) string {
 	}
 	if cfg.NoRollbacks {
 		a = append(a, "--rollbacks=false")
+	}
+	if cfg.Damage != "" {
+		a = append(a, "--damage", cfg.Damage)
 	}
 	if dir != "" {
 		a = append(a, "--dir", dir)
