@@ -374,6 +374,9 @@ func FuzzDocuments(f *testing.F) {
 		`{"a":1e-400,"b":-0,"mixed":[[[[[]]]]]}`,
 		`not json`,
 		`{"a":"\/\b\f\n\r\t\"\\","b":{}}`,
+		"{\"a\":\"\xff\xfe\xc0\x80\",\"b\":1}", // invalid UTF-8
+		`{"a":1e400,"b":1}`,                    // overflows float64: not a JSON number Go accepts
+		`{"a":"\ud800\udc00\ud800x","b":1,"a":{"b":-0}}`,
 	} {
 		f.Add(uint64(i), []byte(doc))
 	}
