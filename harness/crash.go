@@ -114,6 +114,12 @@ type CrashConfig struct {
 	// (pinned apart from it), and a kill takes down the index node only,
 	// which restarts and reconnects its streams to the running KV node.
 	Topology string
+	// Damage, when DamageTruncate, cuts the largest file of one store
+	// (chosen from the seed) to half its size after each kill, before the
+	// next child restarts: the restart must rebuild that slice from zero
+	// (reported as slices rebuilt) or restore past the damage, and verify
+	// like any other. Default "": no damage.
+	Damage string
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns c.
@@ -165,6 +171,8 @@ func (c *CrashConfig) Validate() error {
 		return fmt.Errorf("max run %v is below min run %v", c.MaxRun, c.MinRun)
 	case c.CycleTimeout <= 0:
 		return fmt.Errorf("cycle timeout %v must be positive", c.CycleTimeout)
+	case c.Damage != "" && c.Damage != DamageTruncate:
+		return fmt.Errorf("damage %q: want %s or none", c.Damage, DamageTruncate)
 	}
 	return nil
 }
@@ -200,6 +208,9 @@ type CrashRecovery struct {
 	Replayed    uint64 // mutations between the recovered vector and the bucket
 	// Rollbacks is how many times resuming was answered with Rollback.
 	Rollbacks int
+	// Rebuilt is how many slices the recovery found damaged and rebuilt
+	// from zero.
+	Rebuilt int64
 	// Killed is how long after the verification the kill came, and Kind
 	// what the child was doing then (empty for the final recovery).
 	Killed time.Duration
@@ -351,11 +362,21 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 		fmt.Fprintf(out, "crashtest: KV node pid %d on CPUs %v at %s; index node children on CPUs %v\n",
 			kvp.pid, kvp.cpus, job.KV, childCPUs)
 	}
+	// The damage has a stream of its own too.
+	drng := rand.New(rand.NewPCG(cfg.Seed, 0x64616d67)) // "damg"
 	for cycle := 1; cycle <= cfg.Cycles+1; cycle++ {
 		job.Cycle, job.Final = cycle, cycle > cfg.Cycles
 		delay := cfg.MinRun + time.Duration(rng.Int64N(int64(cfg.MaxRun-cfg.MinRun)+1))
 		if job.Final {
 			delay = 0
+		}
+		if cycle > 1 && cfg.Damage == DamageTruncate {
+			what, err := truncateStoreFile(dir, drng)
+			if err != nil {
+				fmt.Fprintf(out, "cycle %d: FAILED: %v\n", cycle, err)
+				return sum, fmt.Errorf("%w: %v", ErrCrashTest, err)
+			}
+			fmt.Fprintf(out, "cycle %d: before the restart, %s\n", cycle, what)
 		}
 		rec, err := runCrashCycle(ctx, cfg, job, delay, childCPUs)
 		if err != nil {
@@ -375,15 +396,23 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 		}
 		sum.Recoveries = append(sum.Recoveries, rec)
 		if job.Final {
-			fmt.Fprintf(out, "final: verified %d entries after recovery (open %s, catch-up %s, %d replayed, %d ops); clean exit\n",
-				rec.Entries, round(rec.Open), round(rec.CatchUp), rec.Replayed, rec.Ops)
+			rebuilt := ""
+			if rec.Rebuilt > 0 {
+				rebuilt = fmt.Sprintf(", %d damaged slices rebuilt", rec.Rebuilt)
+			}
+			fmt.Fprintf(out, "final: verified %d entries after recovery (open %s, catch-up %s, %d replayed, %d ops%s); clean exit\n",
+				rec.Entries, round(rec.Open), round(rec.CatchUp), rec.Replayed, rec.Ops, rebuilt)
 			break
 		}
 		sum.Cycles++
 		sum.Kills[rec.Kind]++
-		fmt.Fprintf(out, "cycle %d/%d: verified %d entries (open %s, catch-up %s, %d replayed, %d resume rollbacks, %d ops, regen %s, persist wait %s); killed %s later during %s\n",
+		rebuilt := ""
+		if rec.Rebuilt > 0 {
+			rebuilt = fmt.Sprintf(", %d damaged slices rebuilt", rec.Rebuilt)
+		}
+		fmt.Fprintf(out, "cycle %d/%d: verified %d entries (open %s, catch-up %s, %d replayed, %d resume rollbacks, %d ops, regen %s, persist wait %s%s); killed %s later during %s\n",
 			cycle, cfg.Cycles, rec.Entries, round(rec.Open), round(rec.CatchUp), rec.Replayed, rec.Rollbacks, rec.Ops,
-			round(rec.Regen), round(rec.PersistWait), round(rec.Killed), rec.Kind)
+			round(rec.Regen), round(rec.PersistWait), rebuilt, round(rec.Killed), rec.Kind)
 	}
 	sum.Total = time.Since(start)
 	sum.Print(out)
@@ -591,6 +620,8 @@ func parseVerified(line string, rec *CrashRecovery) error {
 			rec.Replayed, err = strconv.ParseUint(v, 10, 64)
 		case "rollbacks":
 			rec.Rollbacks, err = strconv.Atoi(v)
+		case "rebuilt":
+			rec.Rebuilt, err = strconv.ParseInt(v, 10, 64)
 		case "open", "catchup", "regen", "persist_wait":
 			var d time.Duration
 			d, err = time.ParseDuration(v)

@@ -195,9 +195,10 @@ func (c *crashChild) run(ctx context.Context) error {
 	}
 	c.status.set(KillIngest)
 	verified := time.Now()
+	st, _ := c.p.ix.Stats()
 	report := func() {
-		fmt.Fprintf(c.out, "verified cycle=%d entries=%d open=%s catchup=%s regen=%s ops=%d replayed=%d rollbacks=%d persist_wait=%s\n",
-			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, time.Since(verified))
+		fmt.Fprintf(c.out, "verified cycle=%d entries=%d open=%s catchup=%s regen=%s ops=%d replayed=%d rollbacks=%d rebuilt=%d persist_wait=%s\n",
+			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, st.SlicesRebuilt, time.Since(verified))
 	}
 	if c.job.Final {
 		report()

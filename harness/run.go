@@ -51,6 +51,10 @@ type RunConfig struct {
 	// Topology lays a cell's nodes out: TopologyInproc (default) or
 	// TopologyProcs.
 	Topology string
+	// NoSpaceCheck skips the free-space check of the data directories
+	// against the scenario's estimated footprint (a rough estimate, which
+	// can err large).
+	NoSpaceCheck bool
 	// Etcd lists an existing etcd cluster's endpoints for the procs
 	// topology's metadata and node registry; empty starts an embedded
 	// member per cell in a process of its own.
@@ -101,6 +105,9 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		return nil, err
 	}
 	if err := checkPhaseRefs(sc, spec, cfg.Topology); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	if err := checkPlan(sc, spec, machineMemory()); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	p.scenario, p.source = sc, src
@@ -185,6 +192,17 @@ func Prepare(cfg RunConfig) (*plan, error) {
 		}
 		if ents, err := os.ReadDir(d); err == nil && len(ents) > 0 && !isOwned(d) {
 			return nil, fmt.Errorf("data dir %s is not empty and was not created by idxbench; give an empty or new directory", d)
+		}
+	}
+	if !cfg.NoSpaceCheck {
+		dirs := p.dirs
+		if len(dirs) == 0 {
+			dirs = []string{os.TempDir()}
+		}
+		for _, d := range dirs {
+			if err := checkSpace(d, p.engines, sc, spec); err != nil {
+				return nil, err
+			}
 		}
 	}
 	p.out = cfg.Out

@@ -203,6 +203,9 @@ func ParseScenario(data []byte) (*Scenario, error) {
 	if err := decodeScenario(data, &s); err != nil {
 		return nil, err
 	}
+	if err := explicitZeros(data, &s); err != nil {
+		return nil, err
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

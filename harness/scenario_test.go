@@ -7,7 +7,7 @@ import (
 
 func TestBuiltinScenariosAreValid(t *testing.T) {
 	names := BuiltinScenarios()
-	for _, want := range []string{"default", "ingest", "scan", "rollback", "restart", "initial-build", "raw-ingest", "soak"} {
+	for _, want := range []string{"default", "ingest", "scan", "rollback", "restart", "initial-build", "raw-ingest", "soak", "hard-docs"} {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
 			t.Errorf("no built-in scenario %q (have %v)", want, names)
 		}

@@ -475,8 +475,16 @@ func (ix *Indexer) failWaiters() {
 	ix.snapCh = make(chan struct{})
 }
 
+// closeViewWait bounds how long Close waits for scans still reading a
+// slice to release their views.
+const closeViewWait = time.Minute
+
 // Close releases the latest snapshot and closes every slice's store. Call
-// it after Run returned and scans finished.
+// it after Run returned. A scan still reading when Close is called holds a
+// view its store cannot close under, so Close first waits, up to
+// closeViewWait, for each slice's views to be released (scans waiting for
+// a snapshot are woken and fail); a store that fails to close is reported,
+// the failures on one line.
 func (ix *Indexer) Close() error {
 	if ix.running.Load() {
 		return errors.New("indexer: Close while Run is running")
@@ -495,13 +503,25 @@ func (ix *Indexer) Close() error {
 	close(ix.persistCh)
 	ix.persistCh = make(chan struct{})
 	ix.mu.Unlock()
-	errs := []error{snap.release()}
+	first := snap.release()
+	var errs []error
+	var names []string
+	deadline := time.Now().Add(closeViewWait)
 	for _, inst := range ix.insts {
 		for _, s := range inst.slices {
+			if wait := time.Until(deadline); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-s.noViews():
+				case <-t.C:
+				}
+				t.Stop()
+			}
 			if err := s.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close slice %q: %w", s.name, err))
+				names = append(names, s.name)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(first, engines.JoinStoreErrors(errs, names, "slices"))
 }

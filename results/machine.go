@@ -22,7 +22,7 @@ func CollectMachine(dirs []string) Machine {
 	m := Machine{
 		CPUModel:    cpuModel(),
 		Cores:       runtime.NumCPU(),
-		MemoryBytes: memTotal(),
+		MemoryBytes: MemTotal(),
 		Kernel:      kernel(),
 		GoVersion:   runtime.Version(),
 		GitRevision: gitRevision(),
@@ -57,7 +57,9 @@ func cpuModel() string {
 	return runtime.GOARCH
 }
 
-func memTotal() uint64 {
+// MemTotal is the machine's memory in bytes (MemTotal of /proc/meminfo),
+// 0 where that cannot be read.
+func MemTotal() uint64 {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0

@@ -89,11 +89,16 @@ type Generator struct {
 	// rather than copy the operation (Bucket.write).
 	slab  []byte
 	slabs chunkSizes
+	// extra is the tree of the spec's extra fields, nil without any.
+	extra *extraNode
 }
 
 // NewGenerator returns a generator for spec (defaults applied); it fails if
 // the spec is invalid.
 func NewGenerator(spec Spec) (*Generator, error) {
+	// The extra fields are the generator's own: EnsureDefaults fills them
+	// in place.
+	spec.Fields.Extra = slices.Clone(spec.Fields.Extra)
 	spec.EnsureDefaults()
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -107,6 +112,9 @@ func NewGenerator(spec Spec) (*Generator, error) {
 	}
 	o := spec.Ops
 	g.cum = [3]float64{o.Insert, o.Insert + o.Update, o.Insert + o.Update + o.Delete}
+	if len(g.spec.Fields.Extra) > 0 {
+		g.extra = newExtraTree(g.spec.Fields.Extra)
+	}
 	g.cityNames = make([]string, spec.Fields.Cities)
 	for i := range g.cityNames {
 		g.cityNames[i] = cityName(i)
@@ -469,6 +477,9 @@ func (g *Generator) body(buf []byte, target int) []byte {
 			buf = strconv.AppendInt(buf, int64(s/10), 10)
 			buf = append(buf, '.', byte('0'+s%10))
 		}
+	}
+	if g.extra != nil {
+		buf, _ = appendExtra(buf, r, g.extra, len(buf) == 1)
 	}
 	const padField = `"padding":""}`
 	pad := target - len(buf) - len(padField)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode"
@@ -122,6 +123,16 @@ type FieldSpec struct {
 	// ScoreNull is the probability that a present score is null, in [0,1].
 	// Default 0.1.
 	ScoreNull float64 `yaml:"score_null"`
+	// Extra are further fields, each with its content shaped in detail
+	// (FieldGen), written after score and before padding. Default none.
+	Extra []FieldGen `yaml:"extra,omitempty"`
+}
+
+// builtinZero reports whether every built-in setting of f (all but Extra)
+// is zero.
+func (f FieldSpec) builtinZero() bool {
+	f.Extra = nil
+	return reflect.DeepEqual(f, FieldSpec{})
 }
 
 // Key distributions.
@@ -193,8 +204,16 @@ func (s *Spec) EnsureDefaults() {
 	if s.SnapshotItems == 0 {
 		s.SnapshotItems = d.SnapshotItems
 	}
-	if s.Fields == (FieldSpec{}) {
+	if s.Fields.builtinZero() {
+		extra := s.Fields.Extra
 		s.Fields = d.Fields
+		s.Fields.Extra = extra
+	}
+	if len(s.Fields.Extra) == 0 {
+		s.Fields.Extra = nil // "extra: []" and no extra fields are the same
+	}
+	for i := range s.Fields.Extra {
+		s.Fields.Extra[i].ensureDefaults()
 	}
 	if s.Fields.Cities == 0 {
 		s.Fields.Cities = d.Fields.Cities
@@ -283,6 +302,9 @@ func (s *Spec) Validate() error {
 	}
 	if f.TagsMax < 0 || f.TagsMax > 64 {
 		return bad("fields.tags_max", "must be in 0..64, got %d", f.TagsMax)
+	}
+	if err := validateExtra(f.Extra); err != nil {
+		return err
 	}
 	names := map[string]int{}
 	for i, d := range s.Indexes {
@@ -408,11 +430,16 @@ func explicitZeros(s Spec) error {
 		{"vbuckets", s.Vbuckets == 0, fmt.Sprintf("in 1..%d", MaxVbuckets)},
 		{"zipf_theta", s.ZipfTheta == 0, "> 0"},
 		{"snapshot_items", s.SnapshotItems == 0, "≥ 1"},
-		{"fields.cities", s.Fields.Cities == 0 && s.Fields != (FieldSpec{}), "≥ 1"},
-		{"fields.city_theta", s.Fields.CityTheta == 0 && s.Fields != (FieldSpec{}), "> 0"},
+		{"fields.cities", s.Fields.Cities == 0 && !s.Fields.builtinZero(), "≥ 1"},
+		{"fields.city_theta", s.Fields.CityTheta == 0 && !s.Fields.builtinZero(), "> 0"},
 	} {
 		if f.zero {
 			return fmt.Errorf("workload.%s: must be %s, got 0 (leave it out for the default)", f.name, f.want)
+		}
+	}
+	for i := range s.Fields.Extra {
+		if field, want := s.Fields.Extra[i].explicitZero(); field != "" {
+			return fmt.Errorf("workload.fields.extra[%d].%s: must be %s, got none (leave it out for the default)", i, field, want)
 		}
 	}
 	return nil

@@ -183,6 +183,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte("value_size: {dist: normal, mean: 300, stddev: 50, min: 10, max: 400}\n"))
 	f.Add([]byte("fields: {missing: 0.5, cities: 3}\nrate: 100.5\n"))
 	f.Add([]byte("seed: &a 3\ndocs: *a\n"))
+	f.Add([]byte("fields:\n  extra:\n    - {path: a.b, types: {null: 1, array: 2}, depth: 5, string: {alphabet: hostile}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSpec(data)
 		if err != nil {

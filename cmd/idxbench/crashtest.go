@@ -3,16 +3,18 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/idxbench/idxbench/harness"
 )
 
-const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s] [--topology inproc|procs]"
+const crashtestSynopsis = "--engine E --cycles N [--seed S] [--dir D] [--docs N] [--vbuckets N] [--rate 5000] [--rollbacks=false] [--min-run 100ms] [--max-run 2s] [--topology inproc|procs] [--damage truncate]"
 
 // cmdCrashtest runs the kill -9 / restart / verify loop. The children it
 // starts are this same executable with harness.CrashChildEnv set; such a
@@ -34,6 +36,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		rollbacks = fs.Bool("rollbacks", true, "children inject KV rollbacks (failovers, unknown vbuuids) while they ingest")
 		minRun    = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
 		maxRun    = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
+		damage    = fs.String("damage", "", "truncate: after each kill, cut the largest file of one store (chosen from the seed) to half its size before the restart, which must rebuild that slice or restore past it, and verify")
 		topology  = fs.String("topology", "inproc", "inproc: each child is the whole pipeline; procs: a KV node process runs throughout and each child, the index node alone, reconnects to it")
 	)
 	pos, err := parseFlags(fs, crashtestSynopsis, args, stdout)
@@ -53,8 +56,16 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("crashtest: --seed: %q is not a non-negative integer", *seed)
 	}
-	if *minRun < 0 || *maxRun < 0 {
-		return errors.New("crashtest: --min-run and --max-run must not be negative")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"min-run", *minRun}, {"max-run", *maxRun}} {
+		// 0 is the flag's "default" and would be replaced in silence.
+		if d.v < 0 || (set[d.name] && d.v == 0) {
+			return fmt.Errorf("crashtest: --%s %s: want a positive duration (leave it out for the default)", d.name, d.v)
+		}
 	}
 	// Zero would silently mean the harness default; the flags already
 	// show theirs.
@@ -73,7 +84,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfg := harness.CrashConfig{
 		Engine: *engine, Cycles: *cycles, Seed: s, Dir: *dir, Docs: *docs, Vbuckets: *vbuckets,
 		Rate: *rate, NoRollbacks: !*rollbacks, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
-		Topology: *topology,
+		Topology: *topology, Damage: *damage,
 	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -103,6 +114,9 @@ func rerunArgs(cfg harness.CrashConfig, dir string) string {
 	}
 	if cfg.NoRollbacks {
 		a = append(a, "--rollbacks=false")
+	}
+	if cfg.Damage != "" {
+		a = append(a, "--damage", cfg.Damage)
 	}
 	if dir != "" {
 		a = append(a, "--dir", dir)

@@ -37,7 +37,11 @@ func TestCrashtestBadInput(t *testing.T) {
 		{[]string{"--engine", "pebble", "--cycles", "1", "--vbuckets", "0"}, "vbuckets"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--min-run", "2s", "--max-run", "1s"}, "below min run"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--rate", "-1"}, "--rate"},
+		// An explicit 0 was the default in silence.
+		{[]string{"--engine", "pebble", "--cycles", "1", "--min-run", "0s"}, "--min-run 0s: want a positive duration"},
+		{[]string{"--engine", "pebble", "--cycles", "1", "--max-run", "0"}, "--max-run 0s: want a positive duration"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "extra"}, "unexpected argument"},
+		{[]string{"--engine", "pebble", "--cycles", "1", "--damage", "flip"}, `damage "flip": want truncate or none`},
 		{[]string{"--nosuchflag"}, "flag provided but not defined"},
 	} {
 		var stdout, stderr bytes.Buffer

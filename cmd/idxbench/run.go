@@ -12,7 +12,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS] [--no-space-check]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runScenario(ctx, newFlagSet("run"), runSynopsis, "default", nil, args, stdout, stderr)
@@ -42,6 +42,7 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower, a `percent` like 10%, to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
 		etcdList    = fs.String("etcd", "", "procs topology: comma-separated `endpoints` of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
+		noSpace     = fs.Bool("no-space-check", false, "run even when a data dir's free space is below the scenario's estimated footprint (a rough estimate)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
 	pos, err := parseFlags(fs, synopsis, args, stdout)
@@ -54,6 +55,7 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 	cfg := harness.RunConfig{
 		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
 		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
+		NoSpaceCheck: *noSpace,
 	}
 	cfg.Engines = splitList(*engineList)
 	cfg.Etcd = splitList(*etcdList)
@@ -68,8 +70,13 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if *duration < 0 {
-		return fmt.Errorf("%s: --duration %s is negative", name, *duration)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *duration < 0 || (set["duration"] && *duration == 0) {
+		return fmt.Errorf("%s: --duration %s: want a positive duration (leave it out for the scenario's)", name, *duration)
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("%s: --repeat %d: want at least 1", name, *repeat)
 	}
 	cfg.Overrides.Duration = *duration
 

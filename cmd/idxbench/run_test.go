@@ -126,6 +126,12 @@ func TestRunBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--seed", "-1"}, "--seed"},
 		{[]string{"run", "--duration", "soon"}, "duration"},
 		{[]string{"run", "--inject-slowdown", "10"}, "inject-slowdown"},
+		// Explicit zeros that were the default in silence.
+		{[]string{"run", "--repeat", "0"}, "--repeat 0: want at least 1"},
+		{[]string{"run", "--duration", "0s"}, "--duration 0s: want a positive duration"},
+		// Settings that validate but cannot run here, refused before work.
+		{[]string{"run", "--engine", "memory", "--docs", "100000000000"}, "workload.docs: 100000000000 documents need about"},
+		{[]string{"run", "--engine", "memory", "--scenario", "rollback", "--vbuckets", "8"}, "vbuckets: fails over 256 vbuckets, the workload has 8"},
 		{[]string{"run", "--nosuchflag"}, "nosuchflag"},
 		{[]string{"run", "extra"}, "unexpected argument"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/idxbench/idxbench/results"
 	"github.com/idxbench/idxbench/workload"
 	"github.com/idxbench/idxbench/workload/upr"
 )
@@ -62,11 +63,20 @@ func cmdWorkload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		spec.Docs = *docs
 	}
 	if set["vbuckets"] {
+		// The generator reads 0 as the default: an explicit 0 is refused
+		// here rather than replaced in silence.
+		if *vbuckets == 0 {
+			return fmt.Errorf("workload: --vbuckets 0 out of range 1..%d", workload.MaxVbuckets)
+		}
 		spec.Vbuckets = *vbuckets
 	}
 	g, err := workload.NewGenerator(spec) // validates; errors name the field
 	if err != nil {
 		return err
+	}
+	// The dump loads every document first.
+	if err := g.Spec().CheckMemory(results.MemTotal()); err != nil {
+		return fmt.Errorf("workload: %w", err)
 	}
 	w := bufio.NewWriter(stdout)
 	if err := dumpStream(ctx, g, *dump, w); err != nil {

@@ -88,6 +88,8 @@ func TestWorkloadErrors(t *testing.T) {
 		{[]string{"--dump", "1", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--dump", "1", "--vbuckets", "5000"}, "workload.vbuckets: must be in 1..1024, got 5000"},
 		{[]string{"--dump", "1", "--docs", "-2"}, "workload.docs: must be ≥ 0"},
+		{[]string{"--dump", "1", "--vbuckets", "0"}, "--vbuckets 0 out of range 1..1024"}, // was the default in silence
+		{[]string{"--dump", "1", "--docs", "100000000000"}, "100000000000 documents need about"},
 		{[]string{"--dump", "1", "--spec", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{[]string{"--dump", "1", "--spec", bad}, `workload.ops.updat: unknown field "updat" (line 2)`},
 	} {
