@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 )
@@ -37,6 +38,8 @@ var phaseZeroInvalid = map[string]string{
 	"entries":     "≥ 1",
 	"point":       "recent, boundary or unknown-vbuuid",
 	"indexes":     "a list of index names",
+	"fault":       "one of " + strings.Join(faultNames, ", "),
+	"down":        "a positive duration",
 	// A rollback or restart with mutations 0 would apply the default
 	// count; an ingest's 0 means "run for the duration".
 	PhaseRollback + ".mutations": "≥ 1",
@@ -104,7 +107,7 @@ func acceptsSetting(k *phaseKind, key string) bool {
 }
 
 // durationSettings are the settings whose values are durations.
-var durationSettings = map[string]bool{"duration": true, "snapshot_interval": true, "persist_interval": true}
+var durationSettings = map[string]bool{"duration": true, "down": true, "snapshot_interval": true, "persist_interval": true}
 
 // isZero reports whether a generically decoded YAML value of setting key
 // is null, a zero number, an empty string, a zero duration or an empty
