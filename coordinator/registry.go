@@ -25,6 +25,8 @@ type NodeInfo struct {
 	Name  string            `json:"name"`
 	Pid   int               `json:"pid"`
 	Addrs map[string]string `json:"addrs"`
+	// Engine is an index node's storage engine.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Registration is a node's entry in the registry, alive while its lease

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -123,7 +124,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 		pcfg.procs = &procsConfig{exe: exe, engine: job.Engine, indexCPUs: job.IndexCPUs, kvCPUs: job.KVCPUs,
 			scenario: job.Scenario, overrides: job.Overrides, slowdown: job.Slowdown, stderr: stderr,
-			record: c.rawPhases > 0, etcd: job.Etcd}
+			record: c.rawPhases > 0, etcd: job.Etcd, attach: job.Attach}
 		if len(pcfg.procs.indexCPUs) == 0 {
 			if pcfg.procs.indexCPUs, pcfg.procs.kvCPUs, err = NodeCPUs(cell.Cores); err != nil {
 				return cell, err
@@ -147,6 +148,10 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	if pcfg.procs != nil {
 		cell.Topology = TopologyProcs
 		if c.rawPhases > 0 {
+			if c.p.ctl == nil {
+				c.p.close()
+				return cell, errors.New("raw_ratio replays the index node's store calls in its process; an attached cluster's nodes do not record them")
+			}
 			c.raw = remoteReplayer{c.p.ctl}
 		}
 	}
@@ -228,7 +233,9 @@ func (c *cellRun) pullNodeTimings(ctx context.Context) {
 		}
 	})
 	for _, ctl := range ctls {
-		c.pullTimingsOf(ctx, ctl)
+		if ctl != nil { // an attached cluster's node serves no harness services
+			c.pullTimingsOf(ctx, ctl)
+		}
 	}
 }
 

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/idxbench/idxbench/coordinator/etcdserver"
 
 	"github.com/idxbench/idxbench/results"
 )
@@ -169,4 +172,82 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// attachScenario is what the nodes started by hand and the attaching cell
+// both run.
+const attachScenario = `
+name: attach
+workload:
+  docs: 2000
+  vbuckets: 16
+  seed: 13
+  indexes:
+    - {name: by_city, keys: [city], replicas: 1}
+    - {name: by_zip, keys: [address.zip]}
+indexer: {snapshot_interval: 20ms, persist_interval: 200ms}
+phases:
+  - type: load
+  - {type: ingest, mutations: 3000}
+  - {type: scan, name: request-plus, kind: range, consistency: request_plus, under_ingest: true, rate: 2000, duration: 400ms}
+  - {type: drop-index, index: by_zip, rate: 2000}
+`
+
+// TestAttachToAClusterStartedByHand starts etcd, a KV node and two index
+// nodes as a user would on several hosts (idxbench node, registered under
+// a prefix), then runs a cell attached to them: it verifies every replica
+// and leaves the nodes running. A second cell on the same, now loaded,
+// cluster is refused.
+func TestAttachToAClusterStartedByHand(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := etcdserver.Start(etcdserver.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	ctx := context.Background()
+	const prefix = "/idxbench/by-hand"
+	var stderr syncBuffer
+	base := NodeJob{Scenario: []byte(attachScenario), Etcd: []string{member.ClientURL}, EtcdPrefix: prefix}
+	cpus := availableCPUs()
+	kvJob := base
+	kvJob.Role = RoleKV
+	kv, err := startNode(ctx, exe, kvJob, cpus, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.stop(time.Minute)
+	var index []*nodeProc
+	for _, name := range []string{"index-a", "index-b"} {
+		j := base
+		j.Role, j.Name, j.KV, j.Engine, j.Dir = RoleIndex, name, kv.addrs["admin"], "memory", t.TempDir()
+		np, err := startNode(ctx, exe, j, cpus, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer np.stop(time.Minute)
+		index = append(index, np)
+	}
+	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(attachScenario),
+		Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe, Etcd: []string{member.ClientURL}, Attach: prefix}
+	cell, err := RunCell(ctx, job, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	checkVerified(t, cell, "load", "ingest", "drop-index")
+	if got := cell.Phase("load").VerifyDetail; !strings.HasPrefix(got, "ok: 3 indexes") {
+		t.Errorf("load verified %q, want by_city's two replicas and by_zip", got)
+	}
+	for _, np := range append([]*nodeProc{kv}, index...) {
+		if err := np.died(); err != nil {
+			t.Errorf("the attached cell stopped a node it did not start: %v", err)
+		}
+	}
+	job.DataDir = t.TempDir()
+	if _, err := RunCell(ctx, job, &stderr); err == nil || !strings.Contains(err.Error(), "holds mutations already") {
+		t.Errorf("a second cell on the loaded cluster: %v, want it refused", err)
+	}
 }

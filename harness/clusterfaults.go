@@ -98,7 +98,7 @@ func faultRefs(p *Phase, at string, st *indexRefs) error {
 // waits for the fault to heal before it ends.
 func (c *cellRun) fault(ctx context.Context, ph Phase, out *results.Phase) error {
 	if len(c.p.processes()) == 0 {
-		return fmt.Errorf("fault %s acts on node processes; run it with --topology procs", ph.Fault)
+		return fmt.Errorf("fault %s acts on the cell's own node processes; run it with --topology procs (not on an attached cluster)", ph.Fault)
 	}
 	scan := ph
 	scan.UnderIngest = true

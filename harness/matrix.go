@@ -58,6 +58,9 @@ type CellJob struct {
 	// Etcd lists an external etcd cluster for a procs topology (default:
 	// an embedded member in a process of its own).
 	Etcd []string `json:"etcd,omitempty"`
+	// Attach is the etcd prefix of a cluster of nodes started by hand
+	// that the cell drives instead of starting its own (procs, with Etcd).
+	Attach string `json:"attach,omitempty"`
 }
 
 // Overrides are command-line values that replace the scenario's.

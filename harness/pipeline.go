@@ -470,7 +470,15 @@ func (p *pipeline) nodeCosts(before, after map[int]measure.ProcCounters) map[str
 func (p *pipeline) close() error {
 	var errs []error
 	if p.ix != nil {
-		errs = append(errs, p.nodeError(p.ix.Close()))
+		if p.cfg.procs != nil && p.cfg.procs.attach != "" {
+			// An attached cluster's nodes are not the cell's: they
+			// keep running, with what the cell left in them.
+			for _, m := range p.members {
+				errs = append(errs, m.api.CloseConn())
+			}
+		} else {
+			errs = append(errs, p.nodeError(p.ix.Close()))
+		}
 	}
 	if p.remote != nil {
 		errs = append(errs, p.remote.Close())
@@ -481,8 +489,10 @@ func (p *pipeline) close() error {
 		}
 	}
 	if p.etcd != nil {
-		if len(p.cfg.procs.etcd) > 0 {
-			// An external cluster keeps nothing of this cell.
+		if len(p.cfg.procs.etcd) > 0 && p.cfg.procs.attach == "" {
+			// An external cluster keeps nothing of this cell. (An
+			// attached cluster's prefix holds its nodes' registrations:
+			// not the cell's to delete.)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err := p.etcd.Delete(ctx, p.etcdPrefix+"/", clientv3.WithPrefix())
 			cancel()

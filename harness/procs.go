@@ -387,7 +387,7 @@ func register(ctx context.Context, job NodeJob, addrs map[string]string) (func()
 		return nil, fmt.Errorf("%s node: etcd %v: %w", job.Role, job.Etcd, err)
 	}
 	reg, err := coordinator.Register(ctx, cli, job.EtcdPrefix, coordinator.NodeInfo{
-		Role: job.Role, Name: job.Name, Pid: os.Getpid(), Addrs: addrs,
+		Role: job.Role, Name: job.Name, Pid: os.Getpid(), Addrs: addrs, Engine: job.Engine,
 	}, 2)
 	if err != nil {
 		cli.Close()
@@ -595,6 +595,9 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	if p.etcd, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", endpoints, err)
 	}
+	if t.attach != "" {
+		return p, p.attach(ctx, t.attach)
+	}
 	// Each cell keeps its metadata and registry under a prefix of its own.
 	p.etcdPrefix = "/idxbench/" + filepath.Base(filepath.Dir(cfg.dir))
 	p.coord = coordinator.NewEtcd(p.etcd, p.etcdPrefix, 0)
@@ -658,6 +661,81 @@ func openProcs(ctx context.Context, cfg pipelineConfig) (_ *pipeline, err error)
 	return p, nil
 }
 
+// attach connects to a cluster started by hand (idxbench node on each
+// host, registered under prefix in the cluster p.etcd talks to) instead of
+// starting one: its KV node, which must generate the scenario's workload
+// and hold nothing yet, and its index nodes, which must run the cell's
+// engine. The nodes are not the cell's: it neither stops nor restarts
+// them.
+func (p *pipeline) attach(ctx context.Context, prefix string) error {
+	p.etcdPrefix = prefix
+	reg, err := coordinator.Nodes(ctx, p.etcd, prefix)
+	if err != nil {
+		return err
+	}
+	var kvAddr string
+	var index []coordinator.NodeInfo
+	for _, n := range reg {
+		switch n.Role {
+		case RoleKV:
+			if kvAddr != "" {
+				return fmt.Errorf("cluster %s: more than one KV node registered", prefix)
+			}
+			kvAddr = n.Addrs["admin"]
+		case RoleIndex:
+			if n.Engine != p.cfg.procs.engine {
+				return fmt.Errorf("cluster %s: index node %s runs engine %q, the cell %q", prefix, n.Name, n.Engine, p.cfg.procs.engine)
+			}
+			index = append(index, n)
+		}
+	}
+	if kvAddr == "" || len(index) == 0 {
+		return fmt.Errorf("cluster %s: %d KV and %d index nodes registered; want one KV node and at least one index node", prefix, min(len(kvAddr), 1), len(index))
+	}
+	if p.remote, err = kvnode.Dial(ctx, kvAddr, kvnode.ClientOptions{NoDataport: true}); err != nil {
+		return err
+	}
+	spec, err := p.remote.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	want, _ := json.Marshal(p.spec)
+	got, _ := json.Marshal(spec)
+	if string(want) != string(got) {
+		return fmt.Errorf("cluster %s: the KV node at %s generates another workload than the scenario's (start it with the same --scenario, --seed, --docs and --vbuckets)", prefix, kvAddr)
+	}
+	if ts, err := p.remote.Seqnos(ctx); err != nil || ts.Sum() > 0 {
+		return fmt.Errorf("cluster %s: the KV node at %s holds mutations already (%v); attach to a freshly started cluster", prefix, kvAddr, err)
+	}
+	if _, err := p.remote.Fence(ctx); err != nil {
+		return err
+	}
+	if p.cfg.indexNodes != max(len(index), 1) && p.cfg.indexNodes > 1 {
+		return fmt.Errorf("cluster %s: the scenario wants %d index nodes, %d are registered", prefix, p.cfg.indexNodes, len(index))
+	}
+	var names []string
+	var apis []node.API
+	for _, n := range index {
+		c, err := node.DialClient(ctx, n.Addrs["control"], n.Addrs["query"])
+		if err != nil {
+			return fmt.Errorf("index node %s: %w", n.Name, err)
+		}
+		names = append(names, n.Name)
+		apis = append(apis, c)
+		p.members = append(p.members, &indexMember{name: n.Name, api: c})
+	}
+	p.ix = apis[0]
+	if len(apis) > 1 {
+		p.cluster = node.NewCluster(names, apis)
+		p.ix = p.cluster
+	}
+	p.coord = coordinator.NewEtcd(p.etcd, prefix, 0)
+	if _, err := coordinator.Master(ctx, p.etcd, prefix); err == nil {
+		p.coord = coordinator.NewViaMaster(p.etcd, prefix, 0)
+	}
+	return nil
+}
+
 // indexMember is an index node process of a procs topology, with what
 // started it, so that a fault can kill it and start it again as the same
 // node over the same directory.
@@ -705,6 +783,9 @@ type procsConfig struct {
 	// etcd lists an external etcd cluster's endpoints; empty starts an
 	// embedded member in a process of its own.
 	etcd []string
+	// attach, when set, is the prefix of a cluster started by hand, under
+	// etcd, that the cell drives instead of starting nodes (see attach).
+	attach string
 }
 
 // indexerConfig is an index node's indexer configuration from the

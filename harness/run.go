@@ -59,6 +59,10 @@ type RunConfig struct {
 	// topology's metadata and node registry; empty starts an embedded
 	// member per cell in a process of its own.
 	Etcd []string
+	// Attach drives a cluster started by hand (idxbench node on each
+	// host, registered in Etcd under this prefix) instead of starting
+	// nodes: one cell, on the engine its index nodes run.
+	Attach string
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -169,6 +173,15 @@ func Prepare(cfg RunConfig) (*plan, error) {
 	case TopologyProcs:
 	default:
 		return nil, fmt.Errorf("--topology %q: want inproc or procs", cfg.Topology)
+	}
+	if cfg.Attach != "" {
+		// An attached cluster serves one cell: its bucket is loaded by it.
+		switch {
+		case len(cfg.Etcd) == 0:
+			return nil, errors.New("--attach needs --etcd, the etcd cluster the nodes registered with")
+		case len(p.engines) != 1 || len(p.cores) != 1 || len(cfg.Dirs) > 1 || p.cfg.Repeat != 1:
+			return nil, errors.New("--attach drives one cell: give one --engine (the index nodes'), and no more than one core count, dir or repeat")
+		}
 	}
 	if len(cfg.Etcd) > 0 {
 		if p.cfg.Topology != TopologyProcs {
@@ -335,6 +348,7 @@ cells:
 						ProfileDir:  profileDir,
 						Topology:    p.cfg.Topology,
 						Etcd:        p.cfg.Etcd,
+						Attach:      p.cfg.Attach,
 						Executable:  exe,
 					}
 					if job.Topology == TopologyProcs {

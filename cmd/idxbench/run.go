@@ -12,7 +12,7 @@ import (
 	"github.com/idxbench/idxbench/harness"
 )
 
-const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS] [--no-space-check]"
+const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--cores 1,2] [--repeat N] [--seed N] [--docs N] [--vbuckets N] [--duration T] [--out DIR] [--metrics-addr ADDR] [--verify] [--print-spec] [--inject-slowdown P%] [--cpuprofile] [--topology inproc|procs] [--etcd ENDPOINTS] [--attach PREFIX] [--no-space-check]"
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runScenario(ctx, newFlagSet("run"), runSynopsis, "default", nil, args, stdout, stderr)
@@ -42,6 +42,7 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower, a `percent` like 10%, to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
 		etcdList    = fs.String("etcd", "", "procs topology: comma-separated `endpoints` of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
+		attach      = fs.String("attach", "", "procs topology with --etcd: drive the cluster of nodes started by hand (idxbench node on each host) registered under this etcd `prefix`, instead of starting nodes")
 		noSpace     = fs.Bool("no-space-check", false, "run even when a data dir's free space is below the scenario's estimated footprint (a rough estimate)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
@@ -59,6 +60,7 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 	}
 	cfg.Engines = splitList(*engineList)
 	cfg.Etcd = splitList(*etcdList)
+	cfg.Attach = *attach
 	cfg.Dirs = splitList(*dirList)
 	for _, c := range splitList(*coreList) {
 		n, err := strconv.Atoi(c)

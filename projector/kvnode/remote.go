@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/idxbench/idxbench/projector"
 	"github.com/idxbench/idxbench/projector/dataport"
+	"github.com/idxbench/idxbench/workload"
 	"github.com/idxbench/idxbench/workload/upr"
 )
 
@@ -265,6 +267,14 @@ func (s *service) CurrentSeqnos(_ *Empty, reply *upr.TsVbuuid) error {
 	return nil
 }
 
+// Spec answers with the KV node's workload spec, as JSON (the spec holds
+// values gob cannot carry).
+func (s *service) Spec(_ *Empty, reply *[]byte) error {
+	b, err := json.Marshal(s.n.Spec())
+	*reply = b
+	return err
+}
+
 // ControlArgs carry a driver's epoch (from Fence) with its control.
 type ControlArgs struct {
 	Epoch    uint64
@@ -475,6 +485,21 @@ func (c *Client) CurrentSeqnos() *upr.TsVbuuid {
 		return nil
 	}
 	return ts
+}
+
+// Spec returns the workload spec the KV node generates its operations
+// from: a driver that replays them (a replica of the bucket) checks it is
+// its own.
+func (c *Client) Spec(ctx context.Context) (workload.Spec, error) {
+	var b []byte
+	var spec workload.Spec
+	if err := c.call(ctx, "Spec", &Empty{}, &b); err != nil {
+		return spec, err
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("KV node at %s: its workload spec: %w", c.addr, err)
+	}
+	return spec, nil
 }
 
 // Seqnos is CurrentSeqnos with its error.
