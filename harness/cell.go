@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,9 +75,10 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	var opts engines.Options
 	opts.EnsureDefaults()
-	cell.EngineOptions = eng.Describe(opts)
+	cell.EngineDescription = eng.Describe(opts)
+	cell.EngineOptions = results.ParseSettings(cell.EngineDescription)
 	if job.Slowdown > 0 {
-		cell.EngineOptions += fmt.Sprintf(" injected_slowdown=%g", job.Slowdown)
+		cell.EngineOptions["injected_slowdown"] = strconv.FormatFloat(job.Slowdown, 'g', -1, 64)
 	}
 	cell.Durability = sc.Indexer.Durability
 	if cell.Durability == "" {
@@ -162,8 +164,11 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 	}
 	if !job.Quiet {
-		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s\n",
-			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, c.p.ix.Config())
+		// The indexer's line ends with the generic engine options; the
+		// engine's own description says which of them apply to it.
+		ixLine, _, _ := strings.Cut(c.p.ix.Config().String(), " engine_options=")
+		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s; engine %s\n",
+			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, ixLine, cell.EngineDescription)
 	}
 	for _, ph := range applyDuration(sc.Phases, job.Overrides) {
 		if ctx.Err() != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -282,11 +283,15 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 	}
 
 	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	config, err := p.EffectiveConfig()
+	if err != nil {
+		return nil, err
+	}
 	run := &results.Run{
 		Schema:   results.SchemaVersion,
 		Seed:     wl.Seed,
 		Scenario: p.scenario.Name,
-		Config:   p.effectiveConfig(),
+		Config:   config,
 		Machine:  results.CollectMachine(dirs),
 		Started:  time.Now().UTC(),
 		Partial:  true,
@@ -375,22 +380,96 @@ func cellProblem(c results.Cell) string {
 	return ""
 }
 
-func (p *plan) effectiveConfig() map[string]any {
-	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
-	return map[string]any{
+// EffectiveConfig is the run's configuration as results.json records it
+// (see results/schema/results.schema.json): snake_case keys, durations as
+// strings, the workload spec and phases after flag overrides, and the
+// indexer's settings after its defaults — what the cells ran, not what the
+// scenario happened to spell out.
+func (p *plan) EffectiveConfig() (map[string]any, error) {
+	wl, err := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	wlMap, err := yamlToJSONValue(wl)
+	if err != nil {
+		return nil, fmt.Errorf("workload spec: %w", err)
+	}
+	phases, err := yamlToJSONValue(p.effectivePhases())
+	if err != nil {
+		return nil, fmt.Errorf("scenario phases: %w", err)
+	}
+	overrides := map[string]any{}
+	if o := p.cfg.Overrides; o.Seed != nil {
+		overrides["seed"] = *o.Seed
+	}
+	if o := p.cfg.Overrides; o.Docs != nil {
+		overrides["docs"] = *o.Docs
+	}
+	if o := p.cfg.Overrides; o.Vbuckets != nil {
+		overrides["vbuckets"] = *o.Vbuckets
+	}
+	if o := p.cfg.Overrides; o.Duration != 0 {
+		overrides["duration"] = o.Duration.String()
+	}
+	cfg := map[string]any{
 		"scenario":      p.scenario.Name,
 		"scenario_yaml": string(p.source),
-		"workload":      wl,
-		"indexer":       p.scenario.Indexer,
-		"phases":        p.scenario.Phases,
+		"workload":      wlMap,
+		"indexer":       effectiveIndexer(p.scenario.Indexer, wl.Vbuckets),
+		"phases":        phases,
 		"engines":       p.engines,
-		"dirs":          p.dirs,
+		"dirs":          append([]string{}, p.dirs...),
 		"cores":         p.cores,
 		"repeat":        p.cfg.Repeat,
 		"verify":        p.cfg.Verify,
-		"overrides":     p.cfg.Overrides,
+		"overrides":     overrides,
 		"slowdown":      p.cfg.Slowdown,
+		"topology":      p.cfg.Topology,
+		"cpu_profile":   p.cfg.CPUProfile,
 	}
+	if len(p.cfg.Etcd) > 0 {
+		cfg["etcd"] = p.cfg.Etcd
+	}
+	if p.cfg.MetricsAddr != "" {
+		cfg["metrics_addr"] = p.cfg.MetricsAddr
+	}
+	return cfg, nil
+}
+
+// effectiveIndexer is the indexer configuration every cell's index node
+// gets from the scenario's settings (indexerConfig, as the pipeline builds
+// it), after the indexer's own defaults.
+func effectiveIndexer(s IndexerSettings, vbuckets int) map[string]any {
+	c := indexerConfig(s, engines.Engine{}, engines.Options{}, "", vbuckets)
+	c.EnsureDefaults()
+	return map[string]any{
+		"num_vbuckets":           c.NumVbuckets,
+		"snapshot_interval":      c.SnapshotInterval.String(),
+		"persist_interval":       c.PersistInterval.String(),
+		"max_rollbacks":          c.MaxRollbacks,
+		"st_mode":                c.STMode,
+		"durability":             c.Durability.String(),
+		"queue_size":             c.QueueSize,
+		"flush_batch_size":       c.FlushBatchSize,
+		"back_index_cache_bytes": c.BackIndexCacheBytes,
+		"lag_sample_every":       c.LagSampleEvery,
+		"scan_timeout":           c.ScanTimeout.String(),
+	}
+}
+
+// yamlToJSONValue re-reads v's YAML form as plain maps and slices, so its
+// JSON uses the same snake_case names and duration strings ("200ms") as the
+// scenario files people write.
+func yamlToJSONValue(v any) (any, error) {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	if err := yaml.Unmarshal(data, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // probeEtcd checks that an etcd cluster answers at endpoints, so a wrong

@@ -64,6 +64,16 @@ func TestMatrixRunsEveryCellInAChildProcess(t *testing.T) {
 	if err != nil || back.Partial || len(back.Cells) != 4 {
 		t.Fatalf("results.json: %v partial=%v", err, back != nil && back.Partial)
 	}
+	if data, err := os.ReadFile(filepath.Join(out, results.ResultsFile)); err != nil {
+		t.Error(err)
+	} else if err := results.Validate(data); err != nil {
+		t.Error(err)
+	}
+	for _, c := range back.Cells {
+		if len(c.CPUs) != c.Cores {
+			t.Errorf("cell %s pinned to CPUs %v", c.Key(), c.CPUs)
+		}
+	}
 	if !strings.Contains(stdout.String(), "phase ingest") {
 		t.Errorf("no summary table:\n%s", stdout.String())
 	}
