@@ -297,6 +297,11 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 			m["cpu_us_per_mutation_"+role+"_node"] = float64(d.Microseconds()) / float64(n)
 		}
 		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
+		// The same cost as a rate: on a shared machine it moves less than
+		// mutations_per_sec, which counts the time other processes took.
+		if total > 0 {
+			m["mutations_per_cpu_sec"] = float64(n) / total.Seconds()
+		}
 		selfIO, _ := measure.ReadProc(os.Getpid())
 		written := float64(selfIO.BytesWritten) - float64(selfIO0.BytesWritten)
 		for i, nc := range c.p.nodeCounters(false) {
@@ -320,6 +325,9 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		m["ingest_cpu_seconds"] = cpu.Seconds()
 		m["raw_replay_cpu_seconds"] = r.CPU.Seconds()
 		m["pipeline_to_raw_cpu_ratio"] = r.CPU.Seconds() / cpu.Seconds()
+		if r.CPU > 0 {
+			m["raw_mutations_per_cpu_sec"] = float64(n) / r.CPU.Seconds()
+		}
 		m["raw_replay_seconds"] = r.Wall.Seconds()
 		m["raw_replay_ops"] = float64(r.Ops)
 		m["raw_mutations_per_sec"] = float64(n) / r.Wall.Seconds()
