@@ -416,7 +416,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 			ingestErr = d.run(pctx, 0)
 		}()
 	}
-	var stale, scans atomic.Int64
+	var stale, scans, warmup atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	// Open loop, each client's scans are due every period, the clients
@@ -426,6 +426,14 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		period = time.Duration(float64(clients) / ph.ScanRate * float64(time.Second))
 	}
 	begin := time.Now()
+	// The measured window: at once without ingest; under ingest, from the
+	// background ingest's first mutation, so the scans before it (request_plus
+	// ones answer at once with nothing to wait for) do not dilute the
+	// figures. Scans outside it still run and are still checked.
+	var measureFrom atomic.Int64
+	if d == nil {
+		measureFrom.Store(begin.UnixNano())
+	}
 	for i := 0; i < clients; i++ {
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		rec := c.reg.Recorder(workerScan0 + i)
@@ -465,6 +473,11 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					req.TS = kv
 				}
 				t := time.Now()
+				if measureFrom.Load() == 0 && d.applied.Load() > 0 {
+					measureFrom.CompareAndSwap(0, t.UnixNano())
+				}
+				from := measureFrom.Load()
+				measured := from != 0 && t.UnixNano() >= from
 				if period > 0 {
 					// Latency counts from when the scan was due, so a
 					// system that falls behind shows it (no coordinated
@@ -476,12 +489,18 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					if pctx.Err() != nil {
 						return
 					}
-					rec.RecordError(op)
+					if measured {
+						rec.RecordError(op)
+					}
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
-				rec.Record(op, time.Since(t))
-				scans.Add(1)
+				if measured {
+					rec.Record(op, time.Since(t))
+					scans.Add(1)
+				} else {
+					warmup.Add(1)
+				}
 				if cons != indexer.AnyConsistency && !kv.SeqnosLE(res.TS) {
 					stale.Add(1)
 				}
@@ -492,11 +511,18 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		}()
 	}
 	wg.Wait()
+	end := time.Now()
 	if chk != nil {
 		chk.finish()
 	}
 	if ingestErr != nil {
 		return ingestErr
+	}
+	window := ph.Duration.D()
+	if from := measureFrom.Load(); from != 0 && d != nil {
+		window = end.Sub(time.Unix(0, from))
+		m["scan_warmup_ms"] = ms(time.Unix(0, from).Sub(begin))
+		m["scans_before_ingest"] = float64(warmup.Load())
 	}
 	if err := c.p.failure(); err != nil {
 		return err
@@ -507,7 +533,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		switch s.Op {
 		case op:
 			m["scans"] = float64(s.CumCount)
-			m["scans_per_sec"] = float64(s.CumCount) / ph.Duration.D().Seconds()
+			m["scans_per_sec"] = float64(s.CumCount) / window.Seconds()
 			m["scan_p50_ms"] = ms(s.CumP50)
 			m["scan_p95_ms"] = ms(s.CumP95)
 			m["scan_p99_ms"] = ms(s.CumP99)
@@ -524,7 +550,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	if firstErr != nil {
 		return fmt.Errorf("scan %s: %w", inst.Defn.Name, firstErr)
 	}
-	v := scanVerdict{Consistency: cons, Scans: scans.Load(), Stale: stale.Load()}
+	v := scanVerdict{Consistency: cons, Scans: scans.Load() + warmup.Load(), Stale: stale.Load()}
 	m["scans_checked"] = 0
 	if chk != nil {
 		if chk.err != nil {

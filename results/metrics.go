@@ -32,6 +32,9 @@ var betterByName = map[string]int{
 	"verify_failures":   LowerIsBetter,
 	"cache_hit_ratio":   HigherIsBetter,
 	"rollbacks_to_zero": LowerIsBetter,
+	// How long a scan phase under ingest waited for the ingest's first
+	// mutation before measuring: a property of the start, not a cost.
+	"scan_warmup_ms": Neutral,
 	// Ratios of the pipeline to the raw engine: how much of the engine's
 	// speed the pipeline keeps.
 	"pipeline_to_raw_ratio":     HigherIsBetter,
