@@ -1,10 +1,12 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,6 +58,22 @@ type RunConfig struct {
 	// topology's metadata and node registry; empty starts an embedded
 	// member per cell in a process of its own.
 	Etcd []string
+	// Sides, when set, makes an interleaved A/B run: every cell runs once
+	// per side, the sides alternating (ABAB…) so that whatever else the
+	// machine does hits both alike, each side's cells run by its own
+	// executable and written to the results directory Out/<label>.
+	Sides []Side
+}
+
+// Side is one side of an interleaved A/B run.
+type Side struct {
+	// Label names the side and its results directory ("old", "new").
+	Label string
+	// Executable runs the side's cells (an idxbench binary).
+	Executable string
+	// Slowdown, when positive, replaces RunConfig.Slowdown for this side's
+	// cells: how a planted regression on one side is measured.
+	Slowdown float64
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -188,6 +206,26 @@ func Prepare(cfg RunConfig) (*plan, error) {
 			return nil, fmt.Errorf("data dir %s is not empty and was not created by idxbench; give an empty or new directory", d)
 		}
 	}
+	seenSide := map[string]bool{}
+	for _, sd := range cfg.Sides {
+		if sd.Label == "" || sd.Label == "." || sd.Label == ".." || strings.ContainsAny(sd.Label, `/\`) || seenSide[sd.Label] {
+			return nil, fmt.Errorf("side label %q: want a distinct, non-empty name usable as a directory", sd.Label)
+		}
+		seenSide[sd.Label] = true
+		fi, err := os.Stat(sd.Executable)
+		if err != nil {
+			return nil, fmt.Errorf("side %s: binary %s: %w", sd.Label, sd.Executable, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("side %s: %s is not an executable file", sd.Label, sd.Executable)
+		}
+		if sd.Slowdown < 0 || sd.Slowdown > 10 {
+			return nil, fmt.Errorf("side %s: slowdown %g%% out of range [0%%,1000%%]", sd.Label, sd.Slowdown*100)
+		}
+	}
+	if len(cfg.Sides) == 1 {
+		return nil, errors.New("an A/B run needs two sides or more")
+	}
 	p.out = cfg.Out
 	if p.out == "" {
 		p.out = "results-" + time.Now().Format("20060102-150405")
@@ -214,6 +252,24 @@ func Prepare(cfg RunConfig) (*plan, error) {
 // valid (partial) one. It returns the run and, if any cell failed or did not
 // verify, an error wrapping ErrVerification.
 func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run, error) {
+	runs, err := p.run(ctx, stdout, stderr)
+	if len(runs) == 0 {
+		return nil, err
+	}
+	return runs[0], err
+}
+
+// RunAB is Run for an interleaved A/B plan (RunConfig.Sides): it returns
+// each side's run, in the order of Sides.
+func (p *plan) RunAB(ctx context.Context, stdout, stderr io.Writer) ([]*results.Run, error) {
+	if len(p.cfg.Sides) < 2 {
+		return nil, errors.New("not an A/B plan: give two sides")
+	}
+	return p.run(ctx, stdout, stderr)
+}
+
+// run claims and locks the directories, then runs every side's cells.
+func (p *plan) run(ctx context.Context, stdout, stderr io.Writer) ([]*results.Run, error) {
 	exe := p.cfg.Executable
 	if exe == "" {
 		var err error
@@ -282,88 +338,164 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 		}
 	}
 
+	sides := p.cfg.Sides
+	if len(sides) == 0 {
+		sides = []Side{{Executable: exe}}
+	}
+	return p.runSides(ctx, sides, dirs, labels, profileDir, stdout, stderr)
+}
+
+// sideRun is one side's run in progress: where it writes and what it has.
+type sideRun struct {
+	Side
+	out   string // results directory
+	ticks string
+	run   *results.Run
+}
+
+// runSides runs the matrix once per side, interleaved cell by cell, and
+// writes each side's results directory after every cell.
+func (p *plan) runSides(ctx context.Context, sides []Side, dirs, labels []string, profileDir string, stdout, stderr io.Writer) ([]*results.Run, error) {
 	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
 	config, err := p.EffectiveConfig()
 	if err != nil {
 		return nil, err
 	}
-	run := &results.Run{
-		Schema:   results.SchemaVersion,
-		Seed:     wl.Seed,
-		Scenario: p.scenario.Name,
-		Config:   config,
-		Machine:  results.CollectMachine(dirs),
-		Started:  time.Now().UTC(),
-		Partial:  true,
+	machine := results.CollectMachine(dirs)
+	machine.LabelDirs(labels)
+	started := time.Now().UTC()
+	var srs []*sideRun
+	for _, sd := range sides {
+		sr := &sideRun{Side: sd, out: p.out}
+		cfg := config
+		if sd.Label != "" {
+			sr.out = filepath.Join(p.out, sd.Label)
+			if err := os.MkdirAll(sr.out, 0o755); err != nil {
+				return nil, fmt.Errorf("results dir of side %s: %w", sd.Label, err)
+			}
+			cfg = maps.Clone(config)
+			binaries := map[string]any{}
+			for _, o := range sides {
+				binaries[o.Label] = o.Executable
+			}
+			cfg["ab"] = map[string]any{"side": sd.Label, "binaries": binaries}
+			if sd.Slowdown > 0 {
+				cfg["slowdown"] = sd.Slowdown
+			}
+		}
+		sr.ticks = filepath.Join(sr.out, results.TicksFile)
+		sr.run = &results.Run{
+			Schema: results.SchemaVersion, Seed: wl.Seed, Scenario: p.scenario.Name,
+			Config: cfg, Machine: machine, Started: started, Partial: true,
+		}
+		srs = append(srs, sr)
 	}
-	run.Machine.LabelDirs(labels)
+	all := func() []*results.Run {
+		var out []*results.Run
+		for _, sr := range srs {
+			out = append(out, sr.run)
+		}
+		return out
+	}
 	fmt.Fprintf(stderr, "idxbench: scenario %s, seed %d, engines %s, cores %v, %d dir(s), results in %s\n",
 		p.scenario.Name, wl.Seed, strings.Join(p.engines, ","), p.cores, len(dirs), p.out)
-	ticksPath := filepath.Join(p.out, "ticks.jsonl")
+	if len(srs) > 1 {
+		var names []string
+		for _, sr := range srs {
+			names = append(names, sr.Label+"="+sr.Executable)
+		}
+		fmt.Fprintf(stderr, "idxbench: A/B run, sides %s alternating cell by cell\n", strings.Join(names, ", "))
+	}
 
 	var failed []string
 	faulted := false // a cell failed with an error, not only a verification
+	total := len(dirs) * len(p.cores) * len(p.engines) * p.cfg.Repeat * len(srs)
+	done := 0
+	runStart := time.Now()
 cells:
 	for di, dir := range dirs {
 		for _, cores := range p.cores {
 			for _, eng := range p.engines {
 				for r := 0; r < p.cfg.Repeat; r++ {
-					if ctx.Err() != nil {
-						break cells
-					}
-					job := CellJob{
-						Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
-						Scenario: p.source, Overrides: p.cfg.Overrides, Verify: p.cfg.Verify,
-						ResultPath:  filepath.Join(p.out, fmt.Sprintf(".cell-%s-%s-c%d-r%d.json", eng, labels[di], cores, r)),
-						TicksPath:   ticksPath,
-						MetricsAddr: p.cfg.MetricsAddr,
-						Quiet:       p.cfg.Quiet,
-						Slowdown:    p.cfg.Slowdown,
-						ProfileDir:  profileDir,
-						Topology:    p.cfg.Topology,
-						Etcd:        p.cfg.Etcd,
-						Executable:  exe,
-					}
-					if job.Topology == TopologyProcs {
-						var err error
-						if job.IndexCPUs, job.KVCPUs, err = NodeCPUs(cores); err != nil {
-							return run, err
+					for _, sr := range srs {
+						if ctx.Err() != nil {
+							break cells
 						}
-					}
-					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
-					cell := runChildProcess(ctx, exe, job, stderr)
-					os.Remove(job.ResultPath)
-					if msg := cellProblem(cell); msg != "" {
-						faulted = faulted || cell.Error != ""
-						failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d: %s", eng, labels[di], cores, r, msg))
-						fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
-					}
-					run.Cells = append(run.Cells, cell)
-					if err := results.WriteDir(p.out, run); err != nil {
-						return run, fmt.Errorf("write results: %w", err)
+						job := CellJob{
+							Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
+							Scenario: p.source, Overrides: p.cfg.Overrides, Verify: p.cfg.Verify,
+							ResultPath:  filepath.Join(sr.out, fmt.Sprintf(".cell-%s-%s-c%d-r%d.json", eng, labels[di], cores, r)),
+							TicksPath:   sr.ticks,
+							MetricsAddr: p.cfg.MetricsAddr,
+							Quiet:       p.cfg.Quiet,
+							Slowdown:    cmp.Or(sr.Slowdown, p.cfg.Slowdown),
+							ProfileDir:  profileDir,
+							Topology:    p.cfg.Topology,
+							Etcd:        p.cfg.Etcd,
+							Executable:  sr.Executable,
+						}
+						if job.Topology == TopologyProcs {
+							var err error
+							if job.IndexCPUs, job.KVCPUs, err = NodeCPUs(cores); err != nil {
+								return all(), err
+							}
+						}
+						side := ""
+						if sr.Label != "" {
+							side = " side=" + sr.Label
+						}
+						fmt.Fprintf(stderr, "--- cell %d/%d engine=%s dir=%s cores=%d repeat=%d%s%s\n",
+							done+1, total, eng, labels[di], cores, r, side, remaining(time.Since(runStart), done, total))
+						cell := runChildProcess(ctx, sr.Executable, job, stderr)
+						os.Remove(job.ResultPath)
+						done++
+						if msg := cellProblem(cell); msg != "" {
+							faulted = faulted || cell.Error != ""
+							failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d%s: %s", eng, labels[di], cores, r, side, msg))
+							fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
+						}
+						sr.run.Cells = append(sr.run.Cells, cell)
+						if err := results.WriteDir(sr.out, sr.run); err != nil {
+							return all(), fmt.Errorf("write results: %w", err)
+						}
 					}
 				}
 			}
 		}
 	}
-	run.Finished = time.Now().UTC()
-	run.Partial = ctx.Err() != nil
-	if err := results.WriteDir(p.out, run); err != nil {
-		return run, fmt.Errorf("write results: %w", err)
+	for _, sr := range srs {
+		sr.run.Finished = time.Now().UTC()
+		sr.run.Partial = ctx.Err() != nil
+		if err := results.WriteDir(sr.out, sr.run); err != nil {
+			return all(), fmt.Errorf("write results: %w", err)
+		}
+		if sr.Label != "" {
+			fmt.Fprintf(stdout, "\n=== side %s (%s)\n", sr.Label, sr.Executable)
+		}
+		PrintSummary(stdout, sr.run)
+		fmt.Fprintf(stdout, "\nresults: %s\n", sr.out)
 	}
-	PrintSummary(stdout, run)
-	fmt.Fprintf(stdout, "\nresults: %s\n", p.out)
 	if ctx.Err() != nil {
-		return run, fmt.Errorf("interrupted; partial results in %s", p.out)
+		return all(), fmt.Errorf("interrupted; partial results in %s", p.out)
 	}
 	if len(failed) > 0 {
 		kind := ErrVerification
 		if faulted {
 			kind = ErrCellFailed
 		}
-		return run, fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
+		return all(), fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
 	}
-	return run, nil
+	return all(), nil
+}
+
+// remaining estimates the time left from the cells done so far, as
+// " (about 3m10s left)", or "" before the first cell ends.
+func remaining(elapsed time.Duration, done, total int) string {
+	if done == 0 || done >= total {
+		return ""
+	}
+	left := elapsed / time.Duration(done) * time.Duration(total-done)
+	return fmt.Sprintf(" (about %s left)", left.Round(time.Second))
 }
 
 // cellProblem says what went wrong in a cell, or "" when it ran and every

@@ -57,6 +57,7 @@ var betterBySuffix = []struct {
 	{"_per_key", LowerIsBetter},
 	{"_per_scan", LowerIsBetter},
 	{"_per_sec", HigherIsBetter},
+	{"_per_cpu_sec", HigherIsBetter}, // work per CPU-second: mutations_per_cpu_sec
 	{"_per_second", HigherIsBetter},
 	{"_speedup", HigherIsBetter},
 	{"_hit_ratio", HigherIsBetter},

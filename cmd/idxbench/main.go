@@ -28,6 +28,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"run":       {"run a scenario on engines × dirs × cores and write a results directory", cmdRun},
 		"compare":   {"compare two runs (or histories); exit 1 on a significant regression", cmdCompare},
+		"ab":        {"run old and new binaries' cells interleaved (ABAB…) in one matrix, then compare them", cmdAB},
 		"report":    {"(re)build report.html of a results directory", cmdReport},
 		"engines":   {"list registered engines and their settings", cmdEngines},
 		"scenarios": {"list built-in scenarios", cmdScenarios},

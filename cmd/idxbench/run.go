@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,6 +16,37 @@ const runSynopsis = "[--engine a,b] [--scenario NAME|FILE] [--dir D1,D2] [--core
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run")
+	config := runFlags(fs)
+	printSpec := fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
+	pos, err := parseFlags(fs, runSynopsis, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("run: unexpected argument %q", pos[0])
+	}
+	cfg, err := config()
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	p, err := harness.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	if *printSpec {
+		return p.PrintSpec(stdout)
+	}
+	_, err = p.Run(ctx, stdout, stderr)
+	if errors.Is(err, harness.ErrVerification) || ctx.Err() != nil {
+		return failure(err)
+	}
+	return err
+}
+
+// runFlags defines on fs the flags that shape a run (run and ab share
+// them) and returns the function that reads them into a RunConfig after
+// parsing.
+func runFlags(fs *flag.FlagSet) func() (harness.RunConfig, error) {
 	var (
 		engineList  = fs.String("engine", "", "comma-separated `engines` (default: every real engine)")
 		scenario    = fs.String("scenario", "default", "built-in scenario `name` or a scenario YAML file")
@@ -28,62 +60,44 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		out         = fs.String("out", "", "results `dir` (default: results-<timestamp>)")
 		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics at this `addr` (loopback unless a host is named)")
 		verify      = fs.Bool("verify", true, "verify every index against the oracle; exit 1 if any differs")
-		printSpec   = fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower, a `percent` like 10%, to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
 		etcdList    = fs.String("etcd", "", "procs topology: comma-separated `endpoints` of an existing etcd cluster for the metadata and node registry (default: an embedded etcd member per cell, in a process of its own)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
-	pos, err := parseFlags(fs, runSynopsis, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("run: unexpected argument %q", pos[0])
-	}
-	cfg := harness.RunConfig{
-		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
-		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
-	}
-	cfg.Engines = splitList(*engineList)
-	cfg.Etcd = splitList(*etcdList)
-	cfg.Dirs = splitList(*dirList)
-	for _, c := range splitList(*coreList) {
-		n, err := strconv.Atoi(c)
-		if err != nil {
-			return fmt.Errorf("run: --cores: %q is not a number", c)
+	return func() (harness.RunConfig, error) {
+		cfg := harness.RunConfig{
+			Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
+			MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
 		}
-		cfg.Cores = append(cfg.Cores, n)
-	}
-	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	if *duration < 0 {
-		return fmt.Errorf("run: --duration %s is negative", *duration)
-	}
-	cfg.Overrides.Duration = *duration
-
-	if *slowdown != "" {
-		v, err := parseFraction("inject-slowdown", *slowdown)
-		if err != nil {
-			return fmt.Errorf("run: %w", err)
+		cfg.Engines = splitList(*engineList)
+		cfg.Etcd = splitList(*etcdList)
+		cfg.Dirs = splitList(*dirList)
+		for _, c := range splitList(*coreList) {
+			n, err := strconv.Atoi(c)
+			if err != nil {
+				return cfg, fmt.Errorf("--cores: %q is not a number", c)
+			}
+			cfg.Cores = append(cfg.Cores, n)
 		}
-		cfg.Slowdown = v
+		var err error
+		if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
+			return cfg, err
+		}
+		if *duration < 0 {
+			return cfg, fmt.Errorf("--duration %s is negative", *duration)
+		}
+		cfg.Overrides.Duration = *duration
+		if *slowdown != "" {
+			v, err := parseFraction("inject-slowdown", *slowdown)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Slowdown = v
+		}
+		return cfg, nil
 	}
-
-	p, err := harness.Prepare(cfg)
-	if err != nil {
-		return err
-	}
-	if *printSpec {
-		return p.PrintSpec(stdout)
-	}
-	_, err = p.Run(ctx, stdout, stderr)
-	if errors.Is(err, harness.ErrVerification) || ctx.Err() != nil {
-		return failure(err)
-	}
-	return err
 }
 
 func splitList(s string) []string {
@@ -103,7 +117,7 @@ func optionalInt(name, s string) (*int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return nil, fmt.Errorf("run: --%s: %q is not an integer", name, s)
+		return nil, fmt.Errorf("--%s: %q is not an integer", name, s)
 	}
 	return &n, nil
 }
