@@ -47,6 +47,11 @@ type cellRun struct {
 	// compactor compacts the bucket's history as the run goes.
 	compactor *compactor
 
+	// period names what the current phase is doing when it is not its
+	// main work ("catch-up", "raw replay"), for the tick lines; "" for the
+	// main work.
+	period atomic.Pointer[string]
+
 	// The current phase's measurement.
 	mu    sync.Mutex
 	reg   *measure.Registry
@@ -282,7 +287,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	if ph.Drift {
 		drift = &driftSampler{}
 	}
-	stopTicks := c.startTicker(ph.Label(), reg, &out, drift)
+	c.setPeriod("")
+	printer := measure.NewTickPrinter(c.stderr, tickGauges...)
+	stopTicks := c.startTicker(ph.Label(), reg, printer, &out, drift)
 	span := measure.Begin()
 	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
@@ -301,6 +308,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	stopTicks()
 	c.pullNodeTimings(ctx)
 	final := reg.Tick(time.Now())
+	if !c.job.Quiet {
+		printer.Total(ph.Label(), final)
+	}
 	c.addResourceMetrics(out.Metrics, res, before)
 	c.compactor.report(out.Metrics)
 	addNodeMetrics(out.Metrics, c.p.procs, nodesBefore, nodesAfter)
@@ -341,12 +351,25 @@ func addVerdict(out *results.Phase, judged, ok bool, detail string) {
 	}
 }
 
+// tickGauges are the tick lines' gauge columns.
+var tickGauges = []string{"queue", "pending", "st_age_ms"}
+
+// setPeriod names what the phase does from now on, for the tick lines
+// ("catch-up": the source stopped and the indexer drains; "raw replay");
+// "" is the phase's main work.
+func (c *cellRun) setPeriod(name string) { c.period.Store(&name) }
+
+func (c *cellRun) currentPeriod() string {
+	if p := c.period.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // startTicker prints and records a tick every second until the returned
 // function is called; with drift set, it also samples the processes for
 // the phase's drift verdict.
-func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase, drift *driftSampler) (stop func()) {
-	gauges := []string{"queue", "pending", "st_age_ms"}
-	printer := measure.NewTickPrinter(c.stderr, gauges...)
+func (c *cellRun) startTicker(phase string, reg *measure.Registry, printer *measure.TickPrinter, out *results.Phase, drift *driftSampler) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -375,7 +398,7 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 				}
 				res := c.processGauges()
 				if !c.job.Quiet {
-					printer.Print(tick, gv)
+					printer.PrintPhase(phase, c.currentPeriod(), tick, gv)
 				}
 				for _, name := range slices.Sorted(maps.Keys(res)) {
 					v := res[name]

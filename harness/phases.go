@@ -278,6 +278,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		return err
 	}
 	m["source_seconds"] = time.Since(start).Seconds()
+	c.setPeriod("catch-up")
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
@@ -316,6 +317,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 				return err
 			}
 		}
+		c.setPeriod("raw replay")
 		r, err := c.raw.replay(ctx, c.rawPhases == 0)
 		if err != nil {
 			return err
