@@ -52,8 +52,13 @@ type cellRun struct {
 	// main work.
 	period atomic.Pointer[string]
 
+	// sourceMutations counts the mutations drivers applied to the bucket,
+	// for the Prometheus export.
+	sourceMutations atomic.Int64
+
 	// The current phase's measurement.
 	mu    sync.Mutex
+	phase string // its name, for the Prometheus export's labels
 	reg   *measure.Registry
 	ixRec *measure.Recorder
 }
@@ -272,7 +277,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	start := time.Now()
 	reg := measure.NewRegistry(start, measure.Options{})
 	c.mu.Lock()
-	c.reg, c.ixRec = reg, reg.Recorder(workerIndexer)
+	c.reg, c.ixRec, c.phase = reg, reg.Recorder(workerIndexer), ph.Label()
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()

@@ -220,6 +220,7 @@ func (d *driver) run(ctx context.Context, n int) error {
 		}
 		i += k
 		d.applied.Add(int64(k))
+		d.c.sourceMutations.Add(int64(k))
 		if d.compact {
 			d.c.compactor.tick(end)
 		}
