@@ -258,6 +258,10 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		rate = c.p.spec.Rate
 	}
 	d := &driver{c: c, rate: rate, compact: true}
+	// 0 says the driver ran closed loop: its index lag is then mostly
+	// queueing behind the driver's cap of outstanding mutations, which the
+	// end-of-run table's legend says.
+	m["driver_target_mutations_per_sec"] = rate
 	raw := ph.RawRatio && c.raw != nil
 	if raw {
 		if err := c.raw.mark(ctx); err != nil {

@@ -16,7 +16,7 @@ func TestPrintSummaryMedianRangeAndOrder(t *testing.T) {
 	for _, e := range []string{"pebble", "bbolt"} {
 		for r, v := range []float64{100, 300, 200} {
 			run.Cells = append(run.Cells, results.Cell{Engine: e, Dir: "d0", Cores: 2, Repeat: r, Phases: []results.Phase{
-				{Name: "ingest", Verify: results.VerifyPass, Metrics: map[string]float64{"mutations_per_sec": v, "pipeline_to_raw_ratio": 0.5}},
+				{Name: "ingest", Verify: results.VerifyPass, Metrics: map[string]float64{"mutations_per_sec": v, "pipeline_to_raw_ratio": 0.5, "index_lag_p50_ms": 9, "driver_target_mutations_per_sec": 0}},
 			}})
 		}
 	}
@@ -33,6 +33,7 @@ func TestPrintSummaryMedianRangeAndOrder(t *testing.T) {
 		"0.5\n",                      // equal values shown once
 		"fail 1/3",
 		"pipe/raw = ",
+		"driver ran closed loop (at most 100k mutations outstanding)",
 		"median (min–max, cv = standard deviation ÷ mean) over the repeats",
 	} {
 		if !strings.Contains(got, want) {

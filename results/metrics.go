@@ -35,6 +35,8 @@ var betterByName = map[string]int{
 	// How long a scan phase under ingest waited for the ingest's first
 	// mutation before measuring: a property of the start, not a cost.
 	"scan_warmup_ms": Neutral,
+	// The rate an ingest's driver aimed at (0: closed loop): a setting.
+	"driver_target_mutations_per_sec": Neutral,
 	// Ratios of the pipeline to the raw engine: how much of the engine's
 	// speed the pipeline keeps.
 	"pipeline_to_raw_ratio":     HigherIsBetter,

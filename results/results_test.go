@@ -22,6 +22,7 @@ func TestBetter(t *testing.T) {
 		{"mutations_per_cpu_sec", HigherIsBetter},
 		{"raw_mutations_per_cpu_sec", HigherIsBetter},
 		{"scan_warmup_ms", Neutral},
+		{"driver_target_mutations_per_sec", Neutral},
 		{"scans_per_sec", HigherIsBetter},
 		{"scan_mismatches", LowerIsBetter},
 		{"pipeline_to_raw_ratio", HigherIsBetter},
