@@ -30,7 +30,7 @@ func TestPrintSummaryMedianRangeAndOrder(t *testing.T) {
 	}
 	for _, want := range []string{
 		"200.0 (100.0–300.0, 50.0%)", // median, range, cv = 100/200
-		"0.5\n",                      // equal values shown once
+		"  0.5  ",                    // equal values shown once
 		"fail 1/3",
 		"pipe/raw = ",
 		"driver ran closed loop (at most 100k mutations outstanding)",
