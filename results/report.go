@@ -15,9 +15,11 @@ import (
 // fetched, so the file reads the same from a mail attachment as from a web
 // server. history (which may include run) adds a trend over runs; nil or a
 // single run leaves that section out. The report shows, in order: the
-// verification status, the machine facts, a summary table per phase,
-// throughput and latency over time per engine, engines side by side per
-// metric, scaling over cores, and the trend.
+// verification status; per phase its headline metrics per engine — the
+// median over repeats, its range, how far from the best, as bars with
+// min–max error bars — throughput and latency over time per engine, engines
+// side by side per metric, scaling over cores, the trend, then every
+// metric's table per phase and the machine facts.
 func WriteReport(path string, run *Run, history []*Run) error {
 	var buf bytes.Buffer
 	if err := renderReport(&buf, run, history); err != nil {
@@ -34,6 +36,7 @@ type reportPage struct {
 	Facts     [][2]string
 	Dirs      []DirInfo
 	Summaries []phaseSummary
+	Answers   []answerRow
 	Failures  []string
 	Sections  []chartSection
 }
@@ -81,6 +84,7 @@ func renderReport(buf *bytes.Buffer, run *Run, history []*Run) error {
 		}
 	}
 	colors := engineColors(run, history)
+	p.Answers = answers(run, colors)
 	p.Sections = append(p.Sections,
 		overTime(run, colors),
 		sideBySide(run, colors),
@@ -386,6 +390,11 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 	}
 	for _, phase := range phaseOrder(run) {
 		for _, m := range phaseMetrics(run, phase) {
+			// Counters and settings (mutations, entries, driver rates) are
+			// not figures to rank engines by; the summary tables hold them.
+			if Better(m) == Neutral {
+				continue
+			}
 			med, order := medianBy(run, phase, m)
 			var items []barItem
 			for _, k := range order {
