@@ -36,6 +36,7 @@ type answerCell struct {
 // bar spanning min–max.
 func answers(run *Run, colors map[string]string) []answerRow {
 	v := variants(run)
+	color := configColors(run, colors)
 	var rows []answerRow
 	for _, phase := range phaseOrder(run) {
 		have := map[string]bool{}
@@ -60,7 +61,7 @@ func answers(run *Run, colors map[string]string) []answerRow {
 			}
 			for _, k := range order {
 				s := spreads[k]
-				c := answerCell{Label: v.label(k.engine, k.cores, k.dir), Color: colors[k.engine], Median: FormatMetric(m, s.Median)}
+				c := answerCell{Label: v.label(k.engine, k.cores, k.dir), Color: color(k.engine, k.cores, k.dir), Median: FormatMetric(m, s.Median)}
 				c.Title = fmt.Sprintf("%s %s: median %g over %d repeat(s), min %g, max %g", c.Label, m, s.Median, s.N, s.Min, s.Max)
 				if s.N > 1 {
 					c.Range = FormatMetric(m, s.Min) + "–" + FormatMetric(m, s.Max)

@@ -52,6 +52,7 @@ type chartBar struct {
 	Color      string
 	Label      string
 	Value      string
+	Exact      string // the unrounded value, for the hover text
 	LabelX     float64
 	LabelY     float64
 }
@@ -169,7 +170,8 @@ func lineChartX(kind, title, xlabel, ylabel string, series []xySeries, xcat []st
 				if xcat != nil {
 					xl = xcat[int(s.X[i])]
 				}
-				l.Points = append(l.Points, chartPoint{X: px, Y: py, Title: fmt.Sprintf("%s: %s at %s", s.Label, FormatValue(s.Y[i]), xl)})
+				// The hover text carries the exact value; the axis rounds.
+				l.Points = append(l.Points, chartPoint{X: px, Y: py, Title: fmt.Sprintf("%s: %s (%g) at %s", s.Label, FormatValue(s.Y[i]), s.Y[i], xl)})
 			}
 		}
 		if len(idx) == 1 {
@@ -218,7 +220,7 @@ func barChart(kind, title, ylabel string, items []barItem) *chart {
 			h, y = 1, c.Y1-1
 		}
 		c.Bars = append(c.Bars, chartBar{X: x, Y: y, W: bw, H: h, Color: it.Color, Label: it.Label,
-			Value: it.Text, LabelX: x + bw/2, LabelY: c.Y1 + 14})
+			Value: it.Text, Exact: fmt.Sprintf("%g", it.Value), LabelX: x + bw/2, LabelY: c.Y1 + 14})
 	}
 	return c
 }

@@ -215,6 +215,41 @@ func engineColors(run *Run, history []*Run) map[string]string {
 	return m
 }
 
+// configColors gives every engine configuration (engine, cores, data
+// dir) its own colour when the run has several core counts or data dirs,
+// so "pebble c1" and "pebble c2" do not share one; otherwise each engine
+// keeps its colour from colors.
+func configColors(run *Run, colors map[string]string) func(engine string, cores int, dir string) string {
+	v := variants(run)
+	if !v.cores && !v.dirs {
+		return func(engine string, _ int, _ string) string { return colors[engine] }
+	}
+	var keys []coord
+	seen := map[coord]bool{}
+	for _, c := range run.Cells {
+		k := coord{c.Engine, c.Cores, c.Dir}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.engine != b.engine {
+			return a.engine < b.engine
+		}
+		if a.cores != b.cores {
+			return a.cores < b.cores
+		}
+		return a.dir < b.dir
+	})
+	m := map[coord]string{}
+	for i, k := range keys {
+		m[k] = palette[i%len(palette)]
+	}
+	return func(engine string, cores int, dir string) string { return m[coord{engine, cores, dir}] }
+}
+
 // variant says which of a cell's coordinates vary in the run, so labels
 // carry only those ("pebble", or "pebble c2 d1").
 type variant struct{ cores, dirs, repeats bool }
@@ -273,7 +308,7 @@ func overTime(run *Run, colors map[string]string) chartSection {
 				}
 			}
 			label := v.label(c.Engine, c.Cores, c.Dir)
-			color := colors[c.Engine]
+			color := configColors(run, colors)(c.Engine, c.Cores, c.Dir)
 			for _, op := range order {
 				if _, ok := thr[op]; !ok {
 					ops = append(ops, op)
@@ -380,6 +415,7 @@ func direction(metric string) string {
 func sideBySide(run *Run, colors map[string]string) chartSection {
 	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric."}
 	v := variants(run)
+	color := configColors(run, colors)
 	configs := map[coord]bool{}
 	for _, c := range run.Cells {
 		configs[coord{c.Engine, c.Cores, c.Dir}] = true
@@ -398,7 +434,7 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 			med, order := medianBy(run, phase, m)
 			var items []barItem
 			for _, k := range order {
-				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: colors[k.engine]})
+				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: color(k.engine, k.cores, k.dir)})
 			}
 			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), direction(m), items); c != nil {
 				sec.Charts = append(sec.Charts, c)

@@ -113,7 +113,7 @@ td.bars, th.bars { width: 320px; }
 <line class="axis" x1="{{f1 .X0}}" x2="{{f1 .X0}}" y1="{{f1 .Y0}}" y2="{{f1 .Y1}}"/>
 <text transform="translate(12 {{f1 .Y0}}) rotate(-90)" text-anchor="end">{{.YLabel}}</text>
 {{if .XLabel}}<text x="{{f1 .X1}}" y="{{.H}}" dy="-4" text-anchor="end">{{.XLabel}}</text>{{end}}
-{{range .Bars}}<rect class="bar" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" fill="{{.Color}}"><title>{{.Label}}: {{.Value}}</title></rect>
+{{range .Bars}}<rect class="bar" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" fill="{{.Color}}"><title>{{.Label}}: {{.Value}} ({{.Exact}})</title></rect>
 <text x="{{f1 .LabelX}}" y="{{f1 .Y}}" dy="-3" text-anchor="middle">{{.Value}}</text>
 <text x="{{f1 .LabelX}}" y="{{f1 .LabelY}}" text-anchor="middle">{{.Label}}</text>
 {{end}}{{range .Lines}}<path class="line{{if .Dashed}} dashed{{end}}" d="{{.D}}" stroke="{{.Color}}"><title>{{.Label}}</title></path>

@@ -105,3 +105,20 @@ func TestAnswers(t *testing.T) {
 		t.Errorf("bar: %+v", ing[0])
 	}
 }
+
+// TestConfigColorsDistinct: with several core counts, each engine
+// configuration gets a colour of its own; with one, each engine keeps its.
+func TestConfigColorsDistinct(t *testing.T) {
+	run := fixedRun("pebble", []float64{100}, []float64{4})
+	two := fixedRun("pebble", []float64{90}, []float64{5})
+	two.Cells[0].Cores = 1
+	run.Cells = append(run.Cells, two.Cells...)
+	colors := map[string]string{"pebble": "#111"}
+	c := configColors(run, colors)
+	if c("pebble", 1, "d0") == c("pebble", 2, "d0") || c("pebble", 1, "d0") == "" {
+		t.Errorf("pebble c1 %q and c2 %q", c("pebble", 1, "d0"), c("pebble", 2, "d0"))
+	}
+	if one := configColors(fixedRun("pebble", []float64{1}, []float64{1}), colors); one("pebble", 2, "d0") != "#111" {
+		t.Errorf("one configuration: %q, want the engine's colour", one("pebble", 2, "d0"))
+	}
+}
