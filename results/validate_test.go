@@ -152,6 +152,14 @@ func TestReadSchema1(t *testing.T) {
 	if run.Cells[0].Phases[0].Metrics["mutations_per_sec"] != 1000 {
 		t.Errorf("metrics = %v", run.Cells[0].Phases[0].Metrics)
 	}
+	// compare and report read it beside a version 2 run.
+	v2 := synthRun(testRandSeed(1), time.Now(), []string{"bbolt"}, 1, 0, 1)
+	if _, err := Compare([]*Run{run}, []*Run{v2}, CompareOptions{}); err != nil {
+		t.Errorf("compare v1 with v2: %v", err)
+	}
+	if err := WriteReport(filepath.Join(t.TempDir(), ReportFile), run, []*Run{run, v2}); err != nil {
+		t.Errorf("report of a v1 run: %v", err)
+	}
 }
 
 func TestParseSettings(t *testing.T) {
