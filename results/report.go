@@ -400,6 +400,59 @@ func median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// iecScale picks, for a metric in bytes whose largest value is max, the
+// binary unit its chart's axis counts in, so axes and values share one
+// unit system (IEC); other metrics get 1 and no unit.
+func iecScale(metric string, max float64) (float64, string) {
+	if !strings.HasSuffix(metric, "_bytes") {
+		return 1, ""
+	}
+	for _, u := range []struct {
+		scale float64
+		name  string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if max >= u.scale {
+			return u.scale, u.name
+		}
+	}
+	return 1, "B"
+}
+
+// axisLabel is the y-axis label of metric's chart counted in unit.
+func axisLabel(metric, unit string) string {
+	if unit == "" {
+		return direction(metric)
+	}
+	return unit + ", " + direction(metric)
+}
+
+// scaleSeries divides every y value of ss by div.
+func scaleSeries(ss []xySeries, div float64) []xySeries {
+	if div == 1 {
+		return ss
+	}
+	out := make([]xySeries, len(ss))
+	for i, s := range ss {
+		s.Y = append([]float64(nil), s.Y...)
+		for j := range s.Y {
+			s.Y[j] /= div
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// seriesMax is the largest y value of ss.
+func seriesMax(ss []xySeries) float64 {
+	m := 0.0
+	for _, s := range ss {
+		for _, y := range s.Y {
+			m = math.Max(m, y)
+		}
+	}
+	return m
+}
+
 // direction is the y-axis label: the chart's title names the metric, so
 // the axis says which way is good.
 func direction(metric string) string {
@@ -413,7 +466,7 @@ func direction(metric string) string {
 }
 
 func sideBySide(run *Run, colors map[string]string) chartSection {
-	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric."}
+	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric; the error bar spans min–max over the repeats."}
 	v := variants(run)
 	color := configColors(run, colors)
 	configs := map[coord]bool{}
@@ -431,12 +484,19 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 			if Better(m) == Neutral {
 				continue
 			}
-			med, order := medianBy(run, phase, m)
+			spreads, order := spreadsBy(run, phase, m)
+			top := 0.0
+			for _, k := range order {
+				top = math.Max(top, spreads[k].Max)
+			}
+			div, unit := iecScale(m, top)
 			var items []barItem
 			for _, k := range order {
-				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: color(k.engine, k.cores, k.dir)})
+				s := spreads[k]
+				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: s.Median / div, Text: FormatMetric(m, s.Median),
+					Color: color(k.engine, k.cores, k.dir), Lo: s.Min / div, Hi: s.Max / div})
 			}
-			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), direction(m), items); c != nil {
+			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), axisLabel(m, unit), items); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -479,7 +539,8 @@ func scaling(run *Run, colors map[string]string) chartSection {
 			for _, l := range lines {
 				ss = append(ss, *series[l])
 			}
-			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", direction(m), ss, nil); c != nil {
+			div, unit := iecScale(m, seriesMax(ss))
+			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", axisLabel(m, unit), scaleSeries(ss, div), nil); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -546,7 +607,8 @@ func trend(history []*Run, colors map[string]string) chartSection {
 		for _, c := range order {
 			ss = append(ss, *series[c])
 		}
-		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", direction(k.metric), ss, cats); c != nil {
+		div, unit := iecScale(k.metric, seriesMax(ss))
+		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", axisLabel(k.metric, unit), scaleSeries(ss, div), cats); c != nil {
 			sec.Charts = append(sec.Charts, c)
 		}
 	}

@@ -43,6 +43,7 @@ svg .grid { stroke: #ececec; }
 svg .axis { stroke: #999; }
 svg .line { fill: none; stroke-width: 2; }
 svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
+svg .err { stroke: #222; stroke-width: 1.5; fill: none; }
 .legend { font-size: 11.5px; margin: 0 4px 4px; }
 table.answer { font-size: 13.5px; }
 table.answer tr.first td { border-top: 2px solid #ccc; }
@@ -114,7 +115,8 @@ td.bars, th.bars { width: 320px; }
 <text transform="translate(12 {{f1 .Y0}}) rotate(-90)" text-anchor="end">{{.YLabel}}</text>
 {{if .XLabel}}<text x="{{f1 .X1}}" y="{{.H}}" dy="-4" text-anchor="end">{{.XLabel}}</text>{{end}}
 {{range .Bars}}<rect class="bar" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" fill="{{.Color}}"><title>{{.Label}}: {{.Value}} ({{.Exact}})</title></rect>
-<text x="{{f1 .LabelX}}" y="{{f1 .Y}}" dy="-3" text-anchor="middle">{{.Value}}</text>
+{{if .Err}}<path class="err" d="M{{f1 .CapX0}},{{f1 .ErrLo}} H{{f1 .CapX1}} M{{f1 .LabelX}},{{f1 .ErrLo}} V{{f1 .ErrHi}} M{{f1 .CapX0}},{{f1 .ErrHi}} H{{f1 .CapX1}}"><title>{{.Label}}: range {{.Exact}}</title></path>{{end}}
+<text x="{{f1 .LabelX}}" y="{{f1 .TextY}}" dy="-3" text-anchor="middle">{{.Value}}</text>
 <text x="{{f1 .LabelX}}" y="{{f1 .LabelY}}" text-anchor="middle">{{.Label}}</text>
 {{end}}{{range .Lines}}<path class="line{{if .Dashed}} dashed{{end}}" d="{{.D}}" stroke="{{.Color}}"><title>{{.Label}}</title></path>
 {{$c := .Color}}{{range .Points}}<circle cx="{{f1 .X}}" cy="{{f1 .Y}}" r="2.5" fill="{{$c}}"><title>{{.Title}}</title></circle>{{end}}

@@ -122,3 +122,21 @@ func TestConfigColorsDistinct(t *testing.T) {
 		t.Errorf("one configuration: %q, want the engine's colour", one("pebble", 2, "d0"))
 	}
 }
+
+func TestIECScale(t *testing.T) {
+	for _, tc := range []struct {
+		metric string
+		max    float64
+		div    float64
+		unit   string
+	}{
+		{"disk_bytes", 3 << 20, 1 << 20, "MiB"},
+		{"peak_rss_bytes", 2 << 30, 1 << 30, "GiB"},
+		{"disk_bytes", 500, 1, "B"},
+		{"mutations_per_sec", 3e6, 1, ""},
+	} {
+		if div, unit := iecScale(tc.metric, tc.max); div != tc.div || unit != tc.unit {
+			t.Errorf("iecScale(%s, %g) = %g %q, want %g %q", tc.metric, tc.max, div, unit, tc.div, tc.unit)
+		}
+	}
+}
