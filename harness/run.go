@@ -409,6 +409,7 @@ func (p *plan) runSides(ctx context.Context, sides []Side, dirs, labels []string
 
 	var failed []string
 	faulted := false // a cell failed with an error, not only a verification
+	var schemaErr error
 	total := len(dirs) * len(p.cores) * len(p.engines) * p.cfg.Repeat * len(srs)
 	done := 0
 	runStart := time.Now()
@@ -455,8 +456,8 @@ cells:
 							fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
 						}
 						sr.run.Cells = append(sr.run.Cells, cell)
-						if err := results.WriteDir(sr.out, sr.run); err != nil {
-							return all(), fmt.Errorf("write results: %w", err)
+						if err := writeResults(sr.out, sr.run, &schemaErr); err != nil {
+							return all(), err
 						}
 					}
 				}
@@ -466,8 +467,8 @@ cells:
 	for _, sr := range srs {
 		sr.run.Finished = time.Now().UTC()
 		sr.run.Partial = ctx.Err() != nil
-		if err := results.WriteDir(sr.out, sr.run); err != nil {
-			return all(), fmt.Errorf("write results: %w", err)
+		if err := writeResults(sr.out, sr.run, &schemaErr); err != nil {
+			return all(), err
 		}
 		if sr.Label != "" {
 			fmt.Fprintf(stdout, "\n=== side %s (%s)\n", sr.Label, sr.Executable)
@@ -485,8 +486,39 @@ cells:
 		}
 		return all(), fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
 	}
+	if schemaErr != nil {
+		return all(), schemaErr
+	}
 	return all(), nil
 }
+
+// writeResults writes a results directory. A file that does not match the
+// schema is still written and the run goes on — its measurements are worth
+// keeping — but the first such mismatch is kept in *schemaErr for the run
+// to end with (exit status 1), so tests and nightly jobs see it.
+func writeResults(dir string, run *results.Run, schemaErr *error) error {
+	err := results.WriteDir(dir, run)
+	if err != nil && errors.Is(err, results.ErrSchema) {
+		if *schemaErr == nil {
+			*schemaErr = fmt.Errorf("%w: %w", ErrResultsSchema, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// ErrResultsSchema is returned (wrapped) by a run whose results.json did
+// not match its schema (see results.Validate). It matches ErrVerification
+// (errors.Is), so the run exits with status 1, not as bad input.
+var ErrResultsSchema error = schemaMismatch{}
+
+type schemaMismatch struct{}
+
+func (schemaMismatch) Error() string        { return "results written, but" }
+func (schemaMismatch) Is(target error) bool { return target == ErrVerification }
 
 // remaining estimates the time left from the cells done so far, as
 // " (about 3m10s left)", or "" before the first cell ends.

@@ -212,3 +212,21 @@ func TestCellFailedIsAVerificationFailure(t *testing.T) {
 		t.Fatal("a verification failure reads as a cell failure")
 	}
 }
+
+// TestSchemaMismatchEndsTheRunButKeepsResults: a results file that does not
+// match the schema is still written, and the run ends with an error that
+// counts as a failure (exit 1), not bad input.
+func TestSchemaMismatchEndsTheRunButKeepsResults(t *testing.T) {
+	dir := t.TempDir()
+	run := &results.Run{Schema: results.SchemaVersion, Config: map[string]any{"Scenario": "x"}, Started: time.Now()}
+	var schemaErr error
+	if err := writeResults(dir, run, &schemaErr); err != nil {
+		t.Fatal(err)
+	}
+	if schemaErr == nil || !errors.Is(schemaErr, ErrVerification) || !errors.Is(schemaErr, results.ErrSchema) || !strings.Contains(schemaErr.Error(), "/config") {
+		t.Fatalf("schema error = %v", schemaErr)
+	}
+	if _, err := results.ReadRun(dir); err != nil {
+		t.Errorf("results not written: %v", err)
+	}
+}

@@ -33,7 +33,8 @@ const (
 // from what is written and noted in the file's warnings; run itself is not
 // modified. results.json is checked against JSONSchema: a file that does
 // not match is still written (the measurements are worth keeping), and the
-// mismatch — a bug of the writer or of the schema — is returned.
+// mismatch — a bug of the writer or of the schema — is returned, wrapping
+// ErrSchema.
 func WriteDir(dir string, run *Run) error {
 	if run == nil {
 		return errors.New("write results: nil run")

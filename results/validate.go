@@ -43,8 +43,12 @@ var compiledSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
 	return s, nil
 })
 
-// Validate checks results.json's bytes against JSONSchema. Its error lists
-// every violation with its JSON pointer, on one line.
+// ErrSchema is returned (wrapped) when results.json does not match
+// JSONSchema: a bug of its writer or of the schema, not of the run.
+var ErrSchema = errors.New("results.json does not match its schema")
+
+// Validate checks results.json's bytes against JSONSchema. Its error wraps
+// ErrSchema and lists every violation with its JSON pointer, on one line.
 func Validate(data []byte) error {
 	s, err := compiledSchema()
 	if err != nil {
@@ -57,9 +61,9 @@ func Validate(data []byte) error {
 	if err := s.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return fmt.Errorf("results.json does not match its schema: %s", violations(ve))
+			return fmt.Errorf("%w: %s", ErrSchema, violations(ve))
 		}
-		return fmt.Errorf("results.json does not match its schema: %w", err)
+		return fmt.Errorf("%w: %w", ErrSchema, err)
 	}
 	return nil
 }
