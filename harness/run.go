@@ -353,6 +353,20 @@ type sideRun struct {
 	run   *results.Run
 }
 
+// profiles is where the side's CPU profiles go: dir itself, or a
+// subdirectory per side of an A/B run, so the sides' profiles of one cell
+// do not overwrite each other.
+func (sr *sideRun) profiles(dir string) string {
+	if dir == "" || sr.Label == "" {
+		return dir
+	}
+	sub := filepath.Join(dir, sr.Label)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return dir
+	}
+	return sub
+}
+
 // runSides runs the matrix once per side, interleaved cell by cell, and
 // writes each side's results directory after every cell.
 func (p *plan) runSides(ctx context.Context, sides []Side, dirs, labels []string, profileDir string, stdout, stderr io.Writer) ([]*results.Run, error) {
@@ -430,7 +444,7 @@ cells:
 							MetricsAddr: p.cfg.MetricsAddr,
 							Quiet:       p.cfg.Quiet,
 							Slowdown:    cmp.Or(sr.Slowdown, p.cfg.Slowdown),
-							ProfileDir:  profileDir,
+							ProfileDir:  sr.profiles(profileDir),
 							Topology:    p.cfg.Topology,
 							Etcd:        p.cfg.Etcd,
 							Executable:  sr.Executable,
