@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,8 +52,18 @@ type cellRun struct {
 	// phase (nil when they live in an index node process).
 	tally *storeTally
 
+	// period names what the current phase is doing when it is not its
+	// main work ("catch-up", "raw replay"), for the tick lines; "" for the
+	// main work.
+	period atomic.Pointer[string]
+
+	// sourceMutations counts the mutations drivers applied to the bucket,
+	// for the Prometheus export.
+	sourceMutations atomic.Int64
+
 	// The current phase's measurement.
 	mu    sync.Mutex
+	phase string // its name, for the Prometheus export's labels
 	reg   *measure.Registry
 	ixRec *measure.Recorder
 }
@@ -79,9 +90,10 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	var opts engines.Options
 	opts.EnsureDefaults()
-	cell.EngineOptions = eng.Describe(opts)
+	cell.EngineDescription = eng.Describe(opts)
+	cell.EngineOptions = results.ParseSettings(cell.EngineDescription)
 	if job.Slowdown > 0 {
-		cell.EngineOptions += fmt.Sprintf(" injected_slowdown=%g", job.Slowdown)
+		cell.EngineOptions["injected_slowdown"] = strconv.FormatFloat(job.Slowdown, 'g', -1, 64)
 	}
 	cell.Durability = sc.Indexer.Durability
 	if cell.Durability == "" {
@@ -175,8 +187,11 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		}
 	}
 	if !job.Quiet {
-		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s\n",
-			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, c.p.ix.Config())
+		// The indexer's line ends with the generic engine options; the
+		// engine's own description says which of them apply to it.
+		ixLine, _, _ := strings.Cut(c.p.ix.Config().String(), " engine_options=")
+		fmt.Fprintf(stderr, "cell %s: seed %d, %d docs, %d vbuckets, indexer %s; engine %s\n",
+			job.Engine, spec.Seed, spec.Docs, spec.Vbuckets, ixLine, cell.EngineDescription)
 	}
 	for _, ph := range applyDuration(sc.Phases, job.Overrides) {
 		if ctx.Err() != nil {
@@ -286,7 +301,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	start := time.Now()
 	reg := measure.NewRegistry(start, measure.Options{})
 	c.mu.Lock()
-	c.reg, c.ixRec = reg, reg.Recorder(workerIndexer)
+	c.reg, c.ixRec, c.phase = reg, reg.Recorder(workerIndexer), ph.Label()
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -301,7 +316,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	if ph.Drift {
 		drift = &driftSampler{}
 	}
-	stopTicks := c.startTicker(ph.Label(), reg, &out, drift)
+	c.setPeriod("")
+	printer := measure.NewTickPrinter(c.stderr, tickGauges...)
+	stopTicks := c.startTicker(ph.Label(), reg, printer, &out, drift)
 	span := measure.Begin()
 	nodesBefore := c.p.nodeCounters(true)
 	before, _ := c.p.ix.Stats()
@@ -324,6 +341,9 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 	stopTicks()
 	c.pullNodeTimings(ctx)
 	final := reg.Tick(time.Now())
+	if !c.job.Quiet {
+		printer.Total(ph.Label(), final)
+	}
 	c.addResourceMetrics(out.Metrics, res, before)
 	c.compactor.report(out.Metrics)
 	addNodeMetrics(out.Metrics, c.p.nodeCosts(nodesBefore, nodesAfter))
@@ -367,12 +387,25 @@ func addVerdict(out *results.Phase, judged, ok bool, detail string) {
 	}
 }
 
+// tickGauges are the tick lines' gauge columns.
+var tickGauges = []string{"queue", "pending", "st_age_ms"}
+
+// setPeriod names what the phase does from now on, for the tick lines
+// ("catch-up": the source stopped and the indexer drains; "raw replay");
+// "" is the phase's main work.
+func (c *cellRun) setPeriod(name string) { c.period.Store(&name) }
+
+func (c *cellRun) currentPeriod() string {
+	if p := c.period.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // startTicker prints and records a tick every second until the returned
 // function is called; with drift set, it also samples the processes for
 // the phase's drift verdict.
-func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.Phase, drift *driftSampler) (stop func()) {
-	gauges := []string{"queue", "pending", "st_age_ms"}
-	printer := measure.NewTickPrinter(c.stderr, gauges...)
+func (c *cellRun) startTicker(phase string, reg *measure.Registry, printer *measure.TickPrinter, out *results.Phase, drift *driftSampler) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -401,7 +434,7 @@ func (c *cellRun) startTicker(phase string, reg *measure.Registry, out *results.
 				}
 				res := c.processGauges()
 				if !c.job.Quiet {
-					printer.Print(tick, gv)
+					printer.PrintPhase(phase, c.currentPeriod(), tick, gv)
 				}
 				for _, name := range slices.Sorted(maps.Keys(res)) {
 					v := res[name]

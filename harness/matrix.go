@@ -117,8 +117,15 @@ func runChildProcess(ctx context.Context, exe string, job CellJob, stderr io.Wri
 	// Interrupt rather than kill on cancel, so the child can close its stores.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
-	start := func() error { return startPinned(cmd, job.Cores) }
+	cpus, pinErr := firstCPUs(job.Cores)
+	start := func() error {
+		if pinErr != nil {
+			return pinErr
+		}
+		return startPinnedTo(cmd, cpus)
+	}
 	if job.Topology == TopologyProcs {
+		cpus = job.KVCPUs
 		// The cell's own process (driver, oracle) runs beside the KV node.
 		cmd.Env = append(os.Environ(), ChildEnv+"=1", "GOMAXPROCS="+strconv.Itoa(len(job.KVCPUs)))
 		start = func() error { return startPinnedTo(cmd, job.KVCPUs) }
@@ -139,17 +146,18 @@ func runChildProcess(ctx context.Context, exe string, job CellJob, stderr io.Wri
 	if err := json.Unmarshal(data, &cell); err != nil {
 		cell.Error = fmt.Sprintf("child result %s: %v", job.ResultPath, err)
 	}
+	cell.CPUs = cpus
 	return cell
 }
 
-// startPinned starts cmd with its CPU affinity limited to the first cores
-// CPUs this process may use.
-func startPinned(cmd *exec.Cmd, cores int) error {
+// firstCPUs is the first cores CPUs this process may use, the set a
+// cell's child process is pinned to.
+func firstCPUs(cores int) ([]int, error) {
 	avail := availableCPUs()
 	if cores > len(avail) {
-		return fmt.Errorf("%d cores asked for, %d available", cores, len(avail))
+		return nil, fmt.Errorf("%d cores asked for, %d available", cores, len(avail))
 	}
-	return startPinnedTo(cmd, avail[:cores])
+	return avail[:cores], nil
 }
 
 // startPinnedTo starts cmd with its CPU affinity limited to cpus. A forked

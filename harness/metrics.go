@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"runtime"
 	"strings"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -15,7 +16,14 @@ type cellSource struct{ c *cellRun }
 
 func (s cellSource) Collect() metricsexport.Snapshot {
 	c := s.c
-	l := metricsexport.Labels{Engine: c.job.Engine}
+	c.mu.Lock()
+	phase := c.phase
+	c.mu.Unlock()
+	cores := c.job.Cores
+	if cores == 0 {
+		cores = runtime.GOMAXPROCS(0)
+	}
+	l := metricsexport.Labels{Engine: c.job.Engine, Phase: phase, Cores: cores, Repeat: c.job.Repeat}
 	st, ok := c.p.ix.Stats()
 	if !ok {
 		return metricsexport.Snapshot{}
@@ -34,6 +42,7 @@ func (s cellSource) Collect() metricsexport.Snapshot {
 			{Name: metricsexport.PersistentSnapshotsTotal, Labels: l, Value: float64(st.NumPersisted)},
 			{Name: metricsexport.ScansTotal, Labels: l, Value: float64(st.Scans)},
 			{Name: metricsexport.ScanErrorsTotal, Labels: l, Value: float64(st.ScanErrors)},
+			{Name: metricsexport.SourceMutationsTotal, Labels: l, Value: float64(c.sourceMutations.Load())},
 		},
 	}
 	c.mu.Lock()

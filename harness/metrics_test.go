@@ -50,9 +50,17 @@ phases:
 		t.Fatal(err)
 	}
 	for _, name := range []string{metricsexport.DocsIndexedTotal, metricsexport.MutationQueueSize,
-		metricsexport.ScanLatencySeconds + "_bucket", metricsexport.IndexLagSeconds + "_count", `engine="memory"`} {
+		metricsexport.ScanLatencySeconds + "_bucket", metricsexport.IndexLagSeconds + "_count", `engine="memory"`,
+		`phase="scan"`, `repeat="0"`, `cores="`, metricsexport.SourceMutationsTotal, "go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("scrape lacks %s:\n%.2000s", name, body)
+		}
+	}
+	// The scan's background ingest had applied mutations by the time its
+	// scans were measured.
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, metricsexport.SourceMutationsTotal+"{") && strings.HasSuffix(line, " 0") {
+			t.Errorf("no source mutations counted: %s", line)
 		}
 	}
 }

@@ -232,6 +232,7 @@ func (d *driver) run(ctx context.Context, n int) error {
 		}
 		i += k
 		d.applied.Add(int64(k))
+		d.c.sourceMutations.Add(int64(k))
 		if d.compact {
 			d.c.compactor.tick(end)
 		}
@@ -269,6 +270,10 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		rate = c.p.spec.Rate
 	}
 	d := &driver{c: c, rate: rate, compact: true}
+	// 0 says the driver ran closed loop: its index lag is then mostly
+	// queueing behind the driver's cap of outstanding mutations, which the
+	// end-of-run table's legend says.
+	m["driver_target_mutations_per_sec"] = rate
 	raw := ph.RawRatio && c.raw != nil
 	if raw {
 		if err := c.raw.mark(ctx); err != nil {
@@ -290,6 +295,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		return err
 	}
 	m["source_seconds"] = time.Since(start).Seconds()
+	c.setPeriod("catch-up")
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
@@ -310,6 +316,11 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 			m["cpu_us_per_mutation_"+role+"_node"] = float64(rc.cpu.Microseconds()) / float64(n)
 		}
 		m["cpu_us_per_mutation"] = float64(total.Microseconds()) / float64(n)
+		// The same cost as a rate: on a shared machine it moves less than
+		// mutations_per_sec, which counts the time other processes took.
+		if total > 0 {
+			m["mutations_per_cpu_sec"] = float64(n) / total.Seconds()
+		}
 		m["bytes_written_per_mutation"] = max(written, 0) / float64(n)
 	}
 	if raw {
@@ -319,6 +330,7 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 				return err
 			}
 		}
+		c.setPeriod("raw replay")
 		r, err := c.raw.replay(ctx, c.rawPhases == 0)
 		if err != nil {
 			return err
@@ -328,6 +340,9 @@ func (c *cellRun) ingest(ctx context.Context, ph Phase, m map[string]float64) er
 		m["ingest_cpu_seconds"] = cpu.Seconds()
 		m["raw_replay_cpu_seconds"] = r.CPU.Seconds()
 		m["pipeline_to_raw_cpu_ratio"] = r.CPU.Seconds() / cpu.Seconds()
+		if r.CPU > 0 {
+			m["raw_mutations_per_cpu_sec"] = float64(n) / r.CPU.Seconds()
+		}
 		m["raw_replay_seconds"] = r.Wall.Seconds()
 		m["raw_replay_ops"] = float64(r.Ops)
 		m["raw_mutations_per_sec"] = float64(n) / r.Wall.Seconds()
@@ -416,7 +431,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 			ingestErr = d.run(pctx, 0)
 		}()
 	}
-	var stale, scans atomic.Int64
+	var stale, scans, warmup atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	// Open loop, each client's scans are due every period, the clients
@@ -426,6 +441,14 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		period = time.Duration(float64(clients) / ph.ScanRate * float64(time.Second))
 	}
 	begin := time.Now()
+	// The measured window: at once without ingest; under ingest, from the
+	// background ingest's first mutation, so the scans before it (request_plus
+	// ones answer at once with nothing to wait for) do not dilute the
+	// figures. Scans outside it still run and are still checked.
+	var measureFrom atomic.Int64
+	if d == nil {
+		measureFrom.Store(begin.UnixNano())
+	}
 	for i := 0; i < clients; i++ {
 		rng := rand.New(rand.NewPCG(c.rng.Uint64(), uint64(i)))
 		rec := c.reg.Recorder(workerScan0 + i)
@@ -465,6 +488,11 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					req.TS = kv
 				}
 				t := time.Now()
+				if measureFrom.Load() == 0 && d.applied.Load() > 0 {
+					measureFrom.CompareAndSwap(0, t.UnixNano())
+				}
+				from := measureFrom.Load()
+				measured := from != 0 && t.UnixNano() >= from
 				if period > 0 {
 					// Latency counts from when the scan was due, so a
 					// system that falls behind shows it (no coordinated
@@ -476,12 +504,18 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 					if pctx.Err() != nil {
 						return
 					}
-					rec.RecordError(op)
+					if measured {
+						rec.RecordError(op)
+					}
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
-				rec.Record(op, time.Since(t))
-				scans.Add(1)
+				if measured {
+					rec.Record(op, time.Since(t))
+					scans.Add(1)
+				} else {
+					warmup.Add(1)
+				}
 				if cons != indexer.AnyConsistency && !kv.SeqnosLE(res.TS) {
 					stale.Add(1)
 				}
@@ -492,11 +526,18 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		}()
 	}
 	wg.Wait()
+	end := time.Now()
 	if chk != nil {
 		chk.finish()
 	}
 	if ingestErr != nil {
 		return ingestErr
+	}
+	window := ph.Duration.D()
+	if from := measureFrom.Load(); from != 0 && d != nil {
+		window = end.Sub(time.Unix(0, from))
+		m["scan_warmup_ms"] = ms(time.Unix(0, from).Sub(begin))
+		m["scans_before_ingest"] = float64(warmup.Load())
 	}
 	if err := c.p.failure(); err != nil {
 		return err
@@ -507,7 +548,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 		switch s.Op {
 		case op:
 			m["scans"] = float64(s.CumCount)
-			m["scans_per_sec"] = float64(s.CumCount) / ph.Duration.D().Seconds()
+			m["scans_per_sec"] = float64(s.CumCount) / window.Seconds()
 			m["scan_p50_ms"] = ms(s.CumP50)
 			m["scan_p95_ms"] = ms(s.CumP95)
 			m["scan_p99_ms"] = ms(s.CumP99)
@@ -524,7 +565,7 @@ func (c *cellRun) scan(ctx context.Context, ph Phase, out *results.Phase) error 
 	if firstErr != nil {
 		return fmt.Errorf("scan %s: %w", inst.Defn.Name, firstErr)
 	}
-	v := scanVerdict{Consistency: cons, Scans: scans.Load(), Stale: stale.Load()}
+	v := scanVerdict{Consistency: cons, Scans: scans.Load() + warmup.Load(), Stale: stale.Load()}
 	m["scans_checked"] = 0
 	if chk != nil {
 		if chk.err != nil {

@@ -29,8 +29,11 @@ type rawReplayer interface {
 // endpoint).
 type RawReplay struct {
 	Wall time.Duration // the measured calls' wall time
-	CPU  time.Duration // the replaying process's CPU time, whole replay
-	Ops  int
+	// CPU is the replaying process's CPU time over the same measured calls
+	// (not the stores' opening, the untimed replay of the calls before the
+	// phase, or the stores' destruction).
+	CPU time.Duration
+	Ops int
 }
 
 // localReplayer replays in this process.
@@ -51,9 +54,7 @@ func (l *localReplayer) replay(_ context.Context, last bool) (RawReplay, error) 
 	if last {
 		l.rec.stop()
 	}
-	cpu0 := measure.ProcessCPU()
-	wall, ops, err := replayRaw(l.engine, l.opts, l.dir, streams)
-	return RawReplay{Wall: wall, CPU: measure.ProcessCPU() - cpu0, Ops: ops}, err
+	return replayRaw(l.engine, l.opts, l.dir, streams)
 }
 
 // rawService is the index node process's raw-replay endpoint, beside its

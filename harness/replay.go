@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/harness/measure"
 )
 
 // batchRecorder captures every call that changes a pipeline store — batches,
@@ -208,8 +209,9 @@ func (op *recordedOp) replay(s engines.Store) error {
 }
 
 // replayRaw replays each stream into a fresh store of engine e under dir,
-// removed afterwards (see replayStreams).
-func replayRaw(e engines.Engine, opts engines.Options, dir string, streams []replayStream) (time.Duration, int, error) {
+// removed afterwards (see replayStreams). Opening the stores, replaying
+// what came before the phase and destroying them are not measured.
+func replayRaw(e engines.Engine, opts engines.Options, dir string, streams []replayStream) (RawReplay, error) {
 	stores := make([]engines.Store, len(streams))
 	defer func() {
 		for _, s := range stores {
@@ -221,7 +223,7 @@ func replayRaw(e engines.Engine, opts engines.Options, dir string, streams []rep
 	for i := range streams {
 		s, err := e.Open(filepath.Join(dir, fmt.Sprintf("s%d", i)), opts)
 		if err != nil {
-			return 0, 0, fmt.Errorf("raw replay: %w", err)
+			return RawReplay{}, fmt.Errorf("raw replay: %w", err)
 		}
 		stores[i] = s
 	}
@@ -230,9 +232,11 @@ func replayRaw(e engines.Engine, opts engines.Options, dir string, streams []rep
 
 // replayStreams replays streams[i] into stores[i], stores in parallel over
 // GOMAXPROCS workers as the flusher applies slices: first every stream's
-// prefix, untimed, then the measured calls. It returns the wall time of the
-// measured part and the batch operations it wrote.
-func replayStreams(stores []engines.Store, streams []replayStream) (time.Duration, int, error) {
+// prefix, untimed, then the measured calls. It returns the wall time and
+// this process's CPU time over the measured part alone — the same window,
+// so the raw side's CPU figure times the work its wall figure does — and
+// the batch operations it wrote.
+func replayStreams(stores []engines.Store, streams []replayStream) (RawReplay, error) {
 	run := func(ops func(replayStream) []recordedOp) error {
 		work := make(chan int, len(streams))
 		for i := range streams {
@@ -261,7 +265,7 @@ func replayStreams(stores []engines.Store, streams []replayStream) (time.Duratio
 		return engines.JoinStoreErrors(errc, names, "replay stores")
 	}
 	if err := run(func(s replayStream) []recordedOp { return s.pre }); err != nil {
-		return 0, 0, err
+		return RawReplay{}, err
 	}
 	n := 0
 	for _, st := range streams {
@@ -271,7 +275,8 @@ func replayStreams(stores []engines.Store, streams []replayStream) (time.Duratio
 			}
 		}
 	}
+	cpu0 := measure.ProcessCPU()
 	start := time.Now()
 	err := run(func(s replayStream) []recordedOp { return s.timed })
-	return time.Since(start), n, err
+	return RawReplay{Wall: time.Since(start), CPU: measure.ProcessCPU() - cpu0, Ops: n}, err
 }

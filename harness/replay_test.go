@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/engines/enginetest"
+	"github.com/idxbench/idxbench/harness/measure"
 )
 
 // TestReplayReproducesTheStores records a store's calls before and after a
@@ -97,11 +99,11 @@ func TestReplayReproducesTheStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	_, n, err := replayStreams([]engines.Store{raw}, streams)
+	r, err := replayStreams([]engines.Store{raw}, streams)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 {
+	if n := r.Ops; n != 4 {
 		t.Errorf("replay counted %d batch operations after the mark, want 4", n)
 	}
 	if got, want := enginetest.Dump(t, raw), enginetest.Dump(t, s); got != want {
@@ -113,6 +115,66 @@ func TestReplayReproducesTheStores(t *testing.T) {
 	}
 	if len(rps) != 1 || rps[0].ID != 2 || string(rps[0].Meta) != "two" {
 		t.Errorf("replayed recovery points %+v, want only 2 (two)", rps)
+	}
+}
+
+// burnStore spends cpu of CPU time in each Apply until its first read.
+type burnStore struct {
+	engines.Store
+	burn *bool
+	cpu  time.Duration
+}
+
+func (s burnStore) Apply(b *engines.Batch, d engines.Durability) error {
+	if *s.burn {
+		for t0 := measure.ProcessCPU(); measure.ProcessCPU()-t0 < s.cpu; {
+		}
+	}
+	return s.Store.Apply(b, d)
+}
+
+func (s burnStore) Get(ks engines.Keyspace, key []byte) ([]byte, bool, error) {
+	*s.burn = false
+	return s.Store.Get(ks, key)
+}
+
+// TestReplayCPUTimesTheMeasuredCalls: the raw side's CPU time covers the
+// calls its wall time covers, not the untimed replay of the calls before
+// the phase (pipeline_to_raw_cpu_ratio compares like with like). The
+// prefix's batches burn 0.4 s of CPU; the measured ones none.
+func TestReplayCPUTimesTheMeasuredCalls(t *testing.T) {
+	eng, _ := engines.Lookup("memory")
+	var opts engines.Options
+	opts.EnsureDefaults()
+	inner, err := eng.Open(filepath.Join(t.TempDir(), "s"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	burn := true
+	store := burnStore{Store: inner, burn: &burn, cpu: 100 * time.Millisecond}
+	batch := func(k string) *engines.Batch {
+		var b engines.Batch
+		b.Set(engines.Main, []byte(k), nil)
+		return &b
+	}
+	var pre, timed []recordedOp
+	for i := range 4 {
+		pre = append(pre, recordedOp{kind: recApply, b: batch(fmt.Sprint("p", i))})
+		timed = append(timed, recordedOp{kind: recApply, b: batch(fmt.Sprint("t", i))})
+	}
+	// The burn stops when the measured calls start: their first call is a
+	// read, which switches it off.
+	timed = append([]recordedOp{{kind: recGet, id: uint64(engines.Main), meta: []byte("x")}}, timed...)
+	r, err := replayStreams([]engines.Store{store}, []replayStream{{pre: pre, timed: timed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ops != 4 {
+		t.Errorf("ops = %d, want 4", r.Ops)
+	}
+	if r.CPU >= 200*time.Millisecond {
+		t.Errorf("raw replay CPU = %v over calls that burn none: the untimed prefix (0.4 s of CPU) was counted", r.CPU)
 	}
 }
 

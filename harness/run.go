@@ -1,16 +1,19 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -63,6 +66,22 @@ type RunConfig struct {
 	// host, registered in Etcd under this prefix) instead of starting
 	// nodes: one cell, on the engine its index nodes run.
 	Attach string
+	// Sides, when set, makes an interleaved A/B run: every cell runs once
+	// per side, the sides alternating (ABAB…) so that whatever else the
+	// machine does hits both alike, each side's cells run by its own
+	// executable and written to the results directory Out/<label>.
+	Sides []Side
+}
+
+// Side is one side of an interleaved A/B run.
+type Side struct {
+	// Label names the side and its results directory ("old", "new").
+	Label string
+	// Executable runs the side's cells (an idxbench binary).
+	Executable string
+	// Slowdown, when positive, replaces RunConfig.Slowdown for this side's
+	// cells: how a planted regression on one side is measured.
+	Slowdown float64
 }
 
 // ErrVerification is returned (wrapped) when a cell's verification failed
@@ -218,6 +237,26 @@ func Prepare(cfg RunConfig) (*plan, error) {
 			}
 		}
 	}
+	seenSide := map[string]bool{}
+	for _, sd := range cfg.Sides {
+		if sd.Label == "" || sd.Label == "." || sd.Label == ".." || strings.ContainsAny(sd.Label, `/\`) || seenSide[sd.Label] {
+			return nil, fmt.Errorf("side label %q: want a distinct, non-empty name usable as a directory", sd.Label)
+		}
+		seenSide[sd.Label] = true
+		fi, err := os.Stat(sd.Executable)
+		if err != nil {
+			return nil, fmt.Errorf("side %s: binary %s: %w", sd.Label, sd.Executable, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("side %s: %s is not an executable file", sd.Label, sd.Executable)
+		}
+		if sd.Slowdown < 0 || sd.Slowdown > 10 {
+			return nil, fmt.Errorf("side %s: slowdown %g%% out of range [0%%,1000%%]", sd.Label, sd.Slowdown*100)
+		}
+	}
+	if len(cfg.Sides) == 1 {
+		return nil, errors.New("an A/B run needs two sides or more")
+	}
 	p.out = cfg.Out
 	if p.out == "" {
 		p.out = "results-" + time.Now().Format("20060102-150405")
@@ -244,6 +283,24 @@ func Prepare(cfg RunConfig) (*plan, error) {
 // valid (partial) one. It returns the run and, if any cell failed or did not
 // verify, an error wrapping ErrVerification.
 func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run, error) {
+	runs, err := p.run(ctx, stdout, stderr)
+	if len(runs) == 0 {
+		return nil, err
+	}
+	return runs[0], err
+}
+
+// RunAB is Run for an interleaved A/B plan (RunConfig.Sides): it returns
+// each side's run, in the order of Sides.
+func (p *plan) RunAB(ctx context.Context, stdout, stderr io.Writer) ([]*results.Run, error) {
+	if len(p.cfg.Sides) < 2 {
+		return nil, errors.New("not an A/B plan: give two sides")
+	}
+	return p.run(ctx, stdout, stderr)
+}
+
+// run claims and locks the directories, then runs every side's cells.
+func (p *plan) run(ctx context.Context, stdout, stderr io.Writer) ([]*results.Run, error) {
 	exe := p.cfg.Executable
 	if exe == "" {
 		var err error
@@ -312,85 +369,211 @@ func (p *plan) Run(ctx context.Context, stdout, stderr io.Writer) (*results.Run,
 		}
 	}
 
-	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
-	run := &results.Run{
-		Schema:   results.SchemaVersion,
-		Seed:     wl.Seed,
-		Scenario: p.scenario.Name,
-		Config:   p.effectiveConfig(),
-		Machine:  results.CollectMachine(dirs),
-		Started:  time.Now().UTC(),
-		Partial:  true,
+	sides := p.cfg.Sides
+	if len(sides) == 0 {
+		sides = []Side{{Executable: exe}}
 	}
-	run.Machine.LabelDirs(labels)
+	return p.runSides(ctx, sides, dirs, labels, profileDir, stdout, stderr)
+}
+
+// sideRun is one side's run in progress: where it writes and what it has.
+type sideRun struct {
+	Side
+	out   string // results directory
+	ticks string
+	run   *results.Run
+}
+
+// profiles is where the side's CPU profiles go: dir itself, or a
+// subdirectory per side of an A/B run, so the sides' profiles of one cell
+// do not overwrite each other.
+func (sr *sideRun) profiles(dir string) string {
+	if dir == "" || sr.Label == "" {
+		return dir
+	}
+	sub := filepath.Join(dir, sr.Label)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return dir
+	}
+	return sub
+}
+
+// runSides runs the matrix once per side, interleaved cell by cell, and
+// writes each side's results directory after every cell.
+func (p *plan) runSides(ctx context.Context, sides []Side, dirs, labels []string, profileDir string, stdout, stderr io.Writer) ([]*results.Run, error) {
+	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	config, err := p.EffectiveConfig()
+	if err != nil {
+		return nil, err
+	}
+	machine := results.CollectMachine(dirs)
+	machine.LabelDirs(labels)
+	started := time.Now().UTC()
+	var srs []*sideRun
+	for _, sd := range sides {
+		sr := &sideRun{Side: sd, out: p.out}
+		cfg := config
+		if sd.Label != "" {
+			sr.out = filepath.Join(p.out, sd.Label)
+			if err := os.MkdirAll(sr.out, 0o755); err != nil {
+				return nil, fmt.Errorf("results dir of side %s: %w", sd.Label, err)
+			}
+			cfg = maps.Clone(config)
+			binaries := map[string]any{}
+			for _, o := range sides {
+				binaries[o.Label] = o.Executable
+			}
+			cfg["ab"] = map[string]any{"side": sd.Label, "binaries": binaries}
+			if sd.Slowdown > 0 {
+				cfg["slowdown"] = sd.Slowdown
+			}
+		}
+		sr.ticks = filepath.Join(sr.out, results.TicksFile)
+		sr.run = &results.Run{
+			Schema: results.SchemaVersion, Seed: wl.Seed, Scenario: p.scenario.Name,
+			Config: cfg, Machine: machine, Started: started, Partial: true,
+		}
+		srs = append(srs, sr)
+	}
+	all := func() []*results.Run {
+		var out []*results.Run
+		for _, sr := range srs {
+			out = append(out, sr.run)
+		}
+		return out
+	}
 	fmt.Fprintf(stderr, "idxbench: scenario %s, seed %d, engines %s, cores %v, %d dir(s), results in %s\n",
 		p.scenario.Name, wl.Seed, strings.Join(p.engines, ","), p.cores, len(dirs), p.out)
-	ticksPath := filepath.Join(p.out, "ticks.jsonl")
+	if len(srs) > 1 {
+		var names []string
+		for _, sr := range srs {
+			names = append(names, sr.Label+"="+sr.Executable)
+		}
+		fmt.Fprintf(stderr, "idxbench: A/B run, sides %s alternating cell by cell\n", strings.Join(names, ", "))
+	}
 
 	var failed []string
 	faulted := false // a cell failed with an error, not only a verification
+	var schemaErr error
+	total := len(dirs) * len(p.cores) * len(p.engines) * p.cfg.Repeat * len(srs)
+	done := 0
+	runStart := time.Now()
 cells:
 	for di, dir := range dirs {
 		for _, cores := range p.cores {
 			for _, eng := range p.engines {
 				for r := 0; r < p.cfg.Repeat; r++ {
-					if ctx.Err() != nil {
-						break cells
-					}
-					job := CellJob{
-						Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
-						Scenario: p.source, Overrides: p.cfg.Overrides, Verify: p.cfg.Verify,
-						ResultPath:  filepath.Join(p.out, fmt.Sprintf(".cell-%s-%s-c%d-r%d.json", eng, labels[di], cores, r)),
-						TicksPath:   ticksPath,
-						MetricsAddr: p.cfg.MetricsAddr,
-						Quiet:       p.cfg.Quiet,
-						Slowdown:    p.cfg.Slowdown,
-						ProfileDir:  profileDir,
-						Topology:    p.cfg.Topology,
-						Etcd:        p.cfg.Etcd,
-						Attach:      p.cfg.Attach,
-						Executable:  exe,
-					}
-					if job.Topology == TopologyProcs {
-						var err error
-						if job.IndexCPUs, job.KVCPUs, err = NodeCPUs(cores); err != nil {
-							return run, err
+					for _, sr := range srs {
+						if ctx.Err() != nil {
+							break cells
 						}
-					}
-					fmt.Fprintf(stderr, "--- cell engine=%s dir=%s cores=%d repeat=%d\n", eng, labels[di], cores, r)
-					cell := runChildProcess(ctx, exe, job, stderr)
-					os.Remove(job.ResultPath)
-					if msg := cellProblem(cell); msg != "" {
-						faulted = faulted || cell.Error != ""
-						failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d: %s", eng, labels[di], cores, r, msg))
-						fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
-					}
-					run.Cells = append(run.Cells, cell)
-					if err := results.WriteDir(p.out, run); err != nil {
-						return run, fmt.Errorf("write results: %w", err)
+						job := CellJob{
+							Engine: eng, DataDir: dir, DirLabel: labels[di], Cores: cores, Repeat: r,
+							Scenario: p.source, Overrides: p.cfg.Overrides, Verify: p.cfg.Verify,
+							ResultPath:  filepath.Join(sr.out, fmt.Sprintf(".cell-%s-%s-c%d-r%d.json", eng, labels[di], cores, r)),
+							TicksPath:   sr.ticks,
+							MetricsAddr: p.cfg.MetricsAddr,
+							Quiet:       p.cfg.Quiet,
+							Slowdown:    cmp.Or(sr.Slowdown, p.cfg.Slowdown),
+							ProfileDir:  sr.profiles(profileDir),
+							Topology:    p.cfg.Topology,
+							Etcd:        p.cfg.Etcd,
+							Attach:      p.cfg.Attach,
+							Executable:  sr.Executable,
+						}
+						if job.Topology == TopologyProcs {
+							var err error
+							if job.IndexCPUs, job.KVCPUs, err = NodeCPUs(cores); err != nil {
+								return all(), err
+							}
+						}
+						side := ""
+						if sr.Label != "" {
+							side = " side=" + sr.Label
+						}
+						fmt.Fprintf(stderr, "--- cell %d/%d engine=%s dir=%s cores=%d repeat=%d%s%s\n",
+							done+1, total, eng, labels[di], cores, r, side, remaining(time.Since(runStart), done, total))
+						cell := runChildProcess(ctx, sr.Executable, job, stderr)
+						os.Remove(job.ResultPath)
+						done++
+						if msg := cellProblem(cell); msg != "" {
+							faulted = faulted || cell.Error != ""
+							failed = append(failed, fmt.Sprintf("%s/%s/c%d/r%d%s: %s", eng, labels[di], cores, r, side, msg))
+							fmt.Fprintf(stderr, "--- cell failed: %s\n", msg)
+						}
+						sr.run.Cells = append(sr.run.Cells, cell)
+						if err := writeResults(sr.out, sr.run, &schemaErr); err != nil {
+							return all(), err
+						}
 					}
 				}
 			}
 		}
 	}
-	run.Finished = time.Now().UTC()
-	run.Partial = ctx.Err() != nil
-	if err := results.WriteDir(p.out, run); err != nil {
-		return run, fmt.Errorf("write results: %w", err)
+	for _, sr := range srs {
+		sr.run.Finished = time.Now().UTC()
+		sr.run.Partial = ctx.Err() != nil
+		if err := writeResults(sr.out, sr.run, &schemaErr); err != nil {
+			return all(), err
+		}
+		if sr.Label != "" {
+			fmt.Fprintf(stdout, "\n=== side %s (%s)\n", sr.Label, sr.Executable)
+		}
+		PrintSummary(stdout, sr.run)
+		fmt.Fprintf(stdout, "\nresults: %s\n", sr.out)
 	}
-	PrintSummary(stdout, run)
-	fmt.Fprintf(stdout, "\nresults: %s\n", p.out)
 	if ctx.Err() != nil {
-		return run, fmt.Errorf("interrupted; partial results in %s", p.out)
+		return all(), fmt.Errorf("interrupted; partial results in %s", p.out)
 	}
 	if len(failed) > 0 {
 		kind := ErrVerification
 		if faulted {
 			kind = ErrCellFailed
 		}
-		return run, fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
+		return all(), fmt.Errorf("%w: %s", kind, strings.Join(failed, "; "))
 	}
-	return run, nil
+	if schemaErr != nil {
+		return all(), schemaErr
+	}
+	return all(), nil
+}
+
+// writeResults writes a results directory. A file that does not match the
+// schema is still written and the run goes on — its measurements are worth
+// keeping — but the first such mismatch is kept in *schemaErr for the run
+// to end with (exit status 1), so tests and nightly jobs see it.
+func writeResults(dir string, run *results.Run, schemaErr *error) error {
+	err := results.WriteDir(dir, run)
+	if err != nil && errors.Is(err, results.ErrSchema) {
+		if *schemaErr == nil {
+			*schemaErr = fmt.Errorf("%w: %w", ErrResultsSchema, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// ErrResultsSchema is returned (wrapped) by a run whose results.json did
+// not match its schema (see results.Validate). It matches ErrVerification
+// (errors.Is), so the run exits with status 1, not as bad input.
+var ErrResultsSchema error = schemaMismatch{}
+
+type schemaMismatch struct{}
+
+func (schemaMismatch) Error() string        { return "results written, but" }
+func (schemaMismatch) Is(target error) bool { return target == ErrVerification }
+
+// remaining estimates the time left from the cells done so far, as
+// " (about 3m10s left)", or "" before the first cell ends.
+func remaining(elapsed time.Duration, done, total int) string {
+	if done == 0 || done >= total {
+		return ""
+	}
+	left := elapsed / time.Duration(done) * time.Duration(total-done)
+	return fmt.Sprintf(" (about %s left)", left.Round(time.Second))
 }
 
 // cellProblem says what went wrong in a cell, or "" when it ran and every
@@ -407,22 +590,96 @@ func cellProblem(c results.Cell) string {
 	return ""
 }
 
-func (p *plan) effectiveConfig() map[string]any {
-	wl, _ := EffectiveWorkload(p.scenario, p.cfg.Overrides)
-	return map[string]any{
+// EffectiveConfig is the run's configuration as results.json records it
+// (see results/schema/results.schema.json): snake_case keys, durations as
+// strings, the workload spec and phases after flag overrides, and the
+// indexer's settings after its defaults — what the cells ran, not what the
+// scenario happened to spell out.
+func (p *plan) EffectiveConfig() (map[string]any, error) {
+	wl, err := EffectiveWorkload(p.scenario, p.cfg.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	wlMap, err := yamlToJSONValue(wl)
+	if err != nil {
+		return nil, fmt.Errorf("workload spec: %w", err)
+	}
+	phases, err := yamlToJSONValue(p.effectivePhases())
+	if err != nil {
+		return nil, fmt.Errorf("scenario phases: %w", err)
+	}
+	overrides := map[string]any{}
+	if o := p.cfg.Overrides; o.Seed != nil {
+		overrides["seed"] = *o.Seed
+	}
+	if o := p.cfg.Overrides; o.Docs != nil {
+		overrides["docs"] = *o.Docs
+	}
+	if o := p.cfg.Overrides; o.Vbuckets != nil {
+		overrides["vbuckets"] = *o.Vbuckets
+	}
+	if o := p.cfg.Overrides; o.Duration != 0 {
+		overrides["duration"] = o.Duration.String()
+	}
+	cfg := map[string]any{
 		"scenario":      p.scenario.Name,
 		"scenario_yaml": string(p.source),
-		"workload":      wl,
-		"indexer":       p.scenario.Indexer,
-		"phases":        p.scenario.Phases,
+		"workload":      wlMap,
+		"indexer":       effectiveIndexer(p.scenario.Indexer, wl.Vbuckets),
+		"phases":        phases,
 		"engines":       p.engines,
-		"dirs":          p.dirs,
+		"dirs":          append([]string{}, p.dirs...),
 		"cores":         p.cores,
 		"repeat":        p.cfg.Repeat,
 		"verify":        p.cfg.Verify,
-		"overrides":     p.cfg.Overrides,
+		"overrides":     overrides,
 		"slowdown":      p.cfg.Slowdown,
+		"topology":      p.cfg.Topology,
+		"cpu_profile":   p.cfg.CPUProfile,
 	}
+	if len(p.cfg.Etcd) > 0 {
+		cfg["etcd"] = p.cfg.Etcd
+	}
+	if p.cfg.MetricsAddr != "" {
+		cfg["metrics_addr"] = p.cfg.MetricsAddr
+	}
+	return cfg, nil
+}
+
+// effectiveIndexer is the indexer configuration every cell's index node
+// gets from the scenario's settings (indexerConfig, as the pipeline builds
+// it), after the indexer's own defaults.
+func effectiveIndexer(s IndexerSettings, vbuckets int) map[string]any {
+	c := indexerConfig(s, engines.Engine{}, engines.Options{}, "", vbuckets)
+	c.EnsureDefaults()
+	return map[string]any{
+		"num_vbuckets":           c.NumVbuckets,
+		"snapshot_interval":      c.SnapshotInterval.String(),
+		"persist_interval":       c.PersistInterval.String(),
+		"max_rollbacks":          c.MaxRollbacks,
+		"st_mode":                c.STMode,
+		"durability":             c.Durability.String(),
+		"queue_size":             c.QueueSize,
+		"flush_batch_size":       c.FlushBatchSize,
+		"back_index_cache_bytes": c.BackIndexCacheBytes,
+		"lag_sample_every":       c.LagSampleEvery,
+		"scan_timeout":           c.ScanTimeout.String(),
+	}
+}
+
+// yamlToJSONValue re-reads v's YAML form as plain maps and slices, so its
+// JSON uses the same snake_case names and duration strings ("200ms") as the
+// scenario files people write.
+func yamlToJSONValue(v any) (any, error) {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	if err := yaml.Unmarshal(data, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // probeEtcd checks that an etcd cluster answers at endpoints, so a wrong

@@ -64,6 +64,16 @@ func TestMatrixRunsEveryCellInAChildProcess(t *testing.T) {
 	if err != nil || back.Partial || len(back.Cells) != 4 {
 		t.Fatalf("results.json: %v partial=%v", err, back != nil && back.Partial)
 	}
+	if data, err := os.ReadFile(filepath.Join(out, results.ResultsFile)); err != nil {
+		t.Error(err)
+	} else if err := results.Validate(data); err != nil {
+		t.Error(err)
+	}
+	for _, c := range back.Cells {
+		if len(c.CPUs) != c.Cores {
+			t.Errorf("cell %s pinned to CPUs %v", c.Key(), c.CPUs)
+		}
+	}
 	if !strings.Contains(stdout.String(), "phase ingest") {
 		t.Errorf("no summary table:\n%s", stdout.String())
 	}
@@ -200,5 +210,23 @@ func TestCellFailedIsAVerificationFailure(t *testing.T) {
 	}
 	if errors.Is(fmt.Errorf("%w: x", ErrVerification), ErrCellFailed) {
 		t.Fatal("a verification failure reads as a cell failure")
+	}
+}
+
+// TestSchemaMismatchEndsTheRunButKeepsResults: a results file that does not
+// match the schema is still written, and the run ends with an error that
+// counts as a failure (exit 1), not bad input.
+func TestSchemaMismatchEndsTheRunButKeepsResults(t *testing.T) {
+	dir := t.TempDir()
+	run := &results.Run{Schema: results.SchemaVersion, Config: map[string]any{"Scenario": "x"}, Started: time.Now()}
+	var schemaErr error
+	if err := writeResults(dir, run, &schemaErr); err != nil {
+		t.Fatal(err)
+	}
+	if schemaErr == nil || !errors.Is(schemaErr, ErrVerification) || !errors.Is(schemaErr, results.ErrSchema) || !strings.Contains(schemaErr.Error(), "/config") {
+		t.Fatalf("schema error = %v", schemaErr)
+	}
+	if _, err := results.ReadRun(dir); err != nil {
+		t.Errorf("results not written: %v", err)
 	}
 }

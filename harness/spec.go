@@ -6,6 +6,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/idxbench/idxbench/engines"
 	"github.com/idxbench/idxbench/workload"
 )
 
@@ -42,6 +43,15 @@ func (p *plan) PrintSpec(w io.Writer) error {
 	}
 	sc := *p.scenario
 	sc.Phases = p.effectivePhases()
+	// The indexer section shows what the cells will run with, defaults
+	// filled in, as results.json records it.
+	ic := indexerConfig(sc.Indexer, engines.Engine{}, engines.Options{}, "", wl.Vbuckets)
+	ic.EnsureDefaults()
+	sc.Indexer = IndexerSettings{
+		SnapshotInterval: Duration(ic.SnapshotInterval), PersistInterval: Duration(ic.PersistInterval),
+		MaxRollbacks: ic.MaxRollbacks, STMode: ic.STMode, Durability: ic.Durability.String(),
+		QueueSize: ic.QueueSize, FlushBatchSize: ic.FlushBatchSize, BackIndexCacheBytes: ic.BackIndexCacheBytes,
+	}
 	wy, err := wl.YAML()
 	if err != nil {
 		return err

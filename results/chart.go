@@ -52,8 +52,14 @@ type chartBar struct {
 	Color      string
 	Label      string
 	Value      string
-	LabelX     float64
-	LabelY     float64
+	Exact      string  // the unrounded value, for the hover text
+	TextY      float64 // where the value's label sits
+	// Err draws an error bar from ErrLo to ErrHi (y coordinates).
+	Err          bool
+	ErrLo, ErrHi float64
+	CapX0, CapX1 float64 // the error bar's caps
+	LabelX       float64
+	LabelY       float64
 }
 
 type chartTick struct {
@@ -169,7 +175,8 @@ func lineChartX(kind, title, xlabel, ylabel string, series []xySeries, xcat []st
 				if xcat != nil {
 					xl = xcat[int(s.X[i])]
 				}
-				l.Points = append(l.Points, chartPoint{X: px, Y: py, Title: fmt.Sprintf("%s: %s at %s", s.Label, FormatValue(s.Y[i]), xl)})
+				// The hover text carries the exact value; the axis rounds.
+				l.Points = append(l.Points, chartPoint{X: px, Y: py, Title: fmt.Sprintf("%s: %s (%g) at %s", s.Label, FormatValue(s.Y[i]), s.Y[i], xl)})
 			}
 		}
 		if len(idx) == 1 {
@@ -188,6 +195,8 @@ type barItem struct {
 	Value float64
 	Text  string // the value as shown; FormatValue when empty
 	Color string
+	// Lo and Hi, when Hi > Lo, draw an error bar (the range over repeats).
+	Lo, Hi float64
 }
 
 // barChart lays out one bar per item, from zero.
@@ -198,7 +207,7 @@ func barChart(kind, title, ylabel string, items []barItem) *chart {
 	c := newChart(kind, title, "", ylabel)
 	ymax := 0.0
 	for _, it := range items {
-		ymax = math.Max(ymax, it.Value)
+		ymax = math.Max(ymax, math.Max(it.Value, it.Hi))
 	}
 	yticks, ytop := niceTicks(ymax)
 	sy := func(y float64) float64 { return c.Y1 - y/ytop*(c.Y1-c.Y0) }
@@ -217,8 +226,17 @@ func barChart(kind, title, ylabel string, items []barItem) *chart {
 		if h < 1 && it.Value > 0 {
 			h, y = 1, c.Y1-1
 		}
-		c.Bars = append(c.Bars, chartBar{X: x, Y: y, W: bw, H: h, Color: it.Color, Label: it.Label,
-			Value: it.Text, LabelX: x + bw/2, LabelY: c.Y1 + 14})
+		b := chartBar{X: x, Y: y, TextY: y, W: bw, H: h, Color: it.Color, Label: it.Label,
+			Value: it.Text, Exact: fmt.Sprintf("%g", it.Value), LabelX: x + bw/2, LabelY: c.Y1 + 14}
+		if it.Hi > it.Lo {
+			b.Err = true
+			b.ErrLo, b.ErrHi = sy(math.Max(it.Lo, 0)), sy(it.Hi)
+			b.CapX0, b.CapX1 = x+bw/2-4, x+bw/2+4
+			b.Exact += fmt.Sprintf(", range %g–%g", it.Lo, it.Hi)
+			// The value sits above the error bar, not on it.
+			b.TextY = math.Min(b.Y, b.ErrHi)
+		}
+		c.Bars = append(c.Bars, b)
 	}
 	return c
 }

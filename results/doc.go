@@ -9,8 +9,12 @@
 // while it runs) and calls WriteDir after every cell, so an interrupted run
 // still leaves a valid directory marked Partial. WriteDir writes
 // results.json, bench.txt and report.html, each atomically (temporary file,
-// fsync, rename), and can be called as often as needed. Tools later call
-// ReadRun or ReadHistory, then Compare or WriteReport. Size reads capacity
+// fsync, rename), and can be called as often as needed; it derives the
+// run's Summary (median, range and coefficient of variation of every metric
+// over the repeats) and checks results.json against the JSON Schema in
+// schema/results.schema.json (Validate), which describes SchemaVersion.
+// Tools later call ReadRun or ReadHistory — which read every schema
+// version so far — then Compare or WriteReport. Size reads capacity
 // searches back and answers a sizing question (sizing.go): cores from the
 // Universal Scalability Law fitted over the core counts measured, disk,
 // memory and write bandwidth from the measured costs.

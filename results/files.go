@@ -31,7 +31,10 @@ const (
 // harness calls it after every cell, with run.Partial set until the end).
 // Metrics that are not finite numbers (JSON cannot hold them) are dropped
 // from what is written and noted in the file's warnings; run itself is not
-// modified.
+// modified. results.json is checked against JSONSchema: a file that does
+// not match is still written (the measurements are worth keeping), and the
+// mismatch — a bug of the writer or of the schema — is returned, wrapping
+// ErrSchema.
 func WriteDir(dir string, run *Run) error {
 	if run == nil {
 		return errors.New("write results: nil run")
@@ -50,6 +53,9 @@ func WriteDir(dir string, run *Run) error {
 	}
 
 	var errs []error
+	if err := Validate(data); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(dir, ResultsFile), err))
+	}
 	var bench bytes.Buffer
 	if err := WriteBench(&bench, clean); err != nil {
 		errs = append(errs, fmt.Errorf("bench.txt: %w", err))
@@ -103,6 +109,7 @@ func sanitized(run *Run) *Run {
 	if out.Schema == 0 {
 		out.Schema = SchemaVersion
 	}
+	out.Summary = Summarize(&out)
 	return &out
 }
 

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"encoding/json"
 	"flag"
 	"math/rand/v2"
 	"testing"
@@ -33,7 +34,7 @@ func synthRun(rng *rand.Rand, started time.Time, engines []string, repeats int, 
 		Schema:   SchemaVersion,
 		Seed:     42,
 		Scenario: "synthetic",
-		Config:   map[string]any{"docs": 1000},
+		Config:   testConfig(),
 		Machine:  Machine{CPUModel: "Test CPU", Cores: 2, MemoryBytes: 8 << 30, Kernel: "Linux 6.1", GoVersion: "go1.26", GitRevision: "abc123"},
 		Started:  started,
 		Finished: started.Add(2 * time.Minute),
@@ -49,7 +50,7 @@ func synthRun(rng *rand.Rand, started time.Time, engines []string, repeats int, 
 				)
 			}
 			run.Cells = append(run.Cells, Cell{
-				Engine: e, Dir: "d0", Cores: 2, Repeat: r, EngineOptions: "opt=1", Durability: "sync",
+				Engine: e, Dir: "d0", Cores: 2, Repeat: r, EngineOptions: map[string]string{"opt": "1"}, Durability: "sync",
 				Phases: []Phase{
 					{Name: "ingest", Verify: VerifyPass, Metrics: map[string]float64{
 						"mutations_per_sec": jit(50000*base) / slow,
@@ -66,4 +67,27 @@ func synthRun(rng *rand.Rand, started time.Time, engines []string, repeats int, 
 		}
 	}
 	return run
+}
+
+// testConfigJSON is the config of a run as the harness writes it (schema
+// version 2): snake_case, durations as strings, the indexer's effective
+// settings.
+const testConfigJSON = `{
+  "scenario": "synthetic", "scenario_yaml": "name: synthetic\n",
+  "workload": {"seed": 42, "vbuckets": 8, "docs": 1000, "value_size": {"dist": "fixed", "mean": 256},
+    "indexes": [{"name": "by_city", "keys": ["city"]}]},
+  "indexer": {"num_vbuckets": 8, "snapshot_interval": "200ms", "persist_interval": "5s", "max_rollbacks": 5,
+    "st_mode": "local", "durability": "nosync", "queue_size": 262144, "flush_batch_size": 10000,
+    "back_index_cache_bytes": 0, "lag_sample_every": 16, "scan_timeout": "2m0s"},
+  "phases": [{"type": "load"}, {"type": "ingest", "duration": "10s"}],
+  "engines": ["pebble"], "dirs": [], "cores": [2], "repeat": 1, "verify": true,
+  "overrides": {"duration": "10s"}, "slowdown": 0, "topology": "inproc"
+}`
+
+func testConfig() map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(testConfigJSON), &m); err != nil {
+		panic(err)
+	}
+	return m
 }

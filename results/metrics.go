@@ -32,6 +32,11 @@ var betterByName = map[string]int{
 	"verify_failures":   LowerIsBetter,
 	"cache_hit_ratio":   HigherIsBetter,
 	"rollbacks_to_zero": LowerIsBetter,
+	// How long a scan phase under ingest waited for the ingest's first
+	// mutation before measuring: a property of the start, not a cost.
+	"scan_warmup_ms": Neutral,
+	// The rate an ingest's driver aimed at (0: closed loop): a setting.
+	"driver_target_mutations_per_sec": Neutral,
 	// Ratios of the pipeline to the raw engine: how much of the engine's
 	// speed the pipeline keeps.
 	"pipeline_to_raw_ratio":     HigherIsBetter,
@@ -54,6 +59,7 @@ var betterBySuffix = []struct {
 	{"_per_key", LowerIsBetter},
 	{"_per_scan", LowerIsBetter},
 	{"_per_sec", HigherIsBetter},
+	{"_per_cpu_sec", HigherIsBetter}, // work per CPU-second: mutations_per_cpu_sec
 	{"_per_second", HigherIsBetter},
 	{"_speedup", HigherIsBetter},
 	{"_hit_ratio", HigherIsBetter},

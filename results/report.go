@@ -15,9 +15,11 @@ import (
 // fetched, so the file reads the same from a mail attachment as from a web
 // server. history (which may include run) adds a trend over runs; nil or a
 // single run leaves that section out. The report shows, in order: the
-// verification status, the machine facts, a summary table per phase,
-// throughput and latency over time per engine, engines side by side per
-// metric, scaling over cores, and the trend.
+// verification status; per phase its headline metrics per engine — the
+// median over repeats, its range, how far from the best, as bars with
+// min–max error bars — throughput and latency over time per engine, engines
+// side by side per metric, scaling over cores, the trend, then every
+// metric's table per phase and the machine facts.
 func WriteReport(path string, run *Run, history []*Run) error {
 	var buf bytes.Buffer
 	if err := renderReport(&buf, run, history); err != nil {
@@ -34,6 +36,7 @@ type reportPage struct {
 	Facts     [][2]string
 	Dirs      []DirInfo
 	Summaries []phaseSummary
+	Answers   []answerRow
 	Failures  []string
 	Sections  []chartSection
 }
@@ -81,6 +84,7 @@ func renderReport(buf *bytes.Buffer, run *Run, history []*Run) error {
 		}
 	}
 	colors := engineColors(run, history)
+	p.Answers = answers(run, colors)
 	p.Sections = append(p.Sections,
 		overTime(run, colors),
 		sideBySide(run, colors),
@@ -212,6 +216,41 @@ func engineColors(run *Run, history []*Run) map[string]string {
 	return m
 }
 
+// configColors gives every engine configuration (engine, cores, data
+// dir) its own colour when the run has several core counts or data dirs,
+// so "pebble c1" and "pebble c2" do not share one; otherwise each engine
+// keeps its colour from colors.
+func configColors(run *Run, colors map[string]string) func(engine string, cores int, dir string) string {
+	v := variants(run)
+	if !v.cores && !v.dirs {
+		return func(engine string, _ int, _ string) string { return colors[engine] }
+	}
+	var keys []coord
+	seen := map[coord]bool{}
+	for _, c := range run.Cells {
+		k := coord{c.Engine, c.Cores, c.Dir}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.engine != b.engine {
+			return a.engine < b.engine
+		}
+		if a.cores != b.cores {
+			return a.cores < b.cores
+		}
+		return a.dir < b.dir
+	})
+	m := map[coord]string{}
+	for i, k := range keys {
+		m[k] = palette[i%len(palette)]
+	}
+	return func(engine string, cores int, dir string) string { return m[coord{engine, cores, dir}] }
+}
+
 // variant says which of a cell's coordinates vary in the run, so labels
 // carry only those ("pebble", or "pebble c2 d1").
 type variant struct{ cores, dirs, repeats bool }
@@ -270,7 +309,7 @@ func overTime(run *Run, colors map[string]string) chartSection {
 				}
 			}
 			label := v.label(c.Engine, c.Cores, c.Dir)
-			color := colors[c.Engine]
+			color := configColors(run, colors)(c.Engine, c.Cores, c.Dir)
 			for _, op := range order {
 				if _, ok := thr[op]; !ok {
 					ops = append(ops, op)
@@ -362,6 +401,59 @@ func median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// iecScale picks, for a metric in bytes whose largest value is max, the
+// binary unit its chart's axis counts in, so axes and values share one
+// unit system (IEC); other metrics get 1 and no unit.
+func iecScale(metric string, max float64) (float64, string) {
+	if !strings.HasSuffix(metric, "_bytes") {
+		return 1, ""
+	}
+	for _, u := range []struct {
+		scale float64
+		name  string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if max >= u.scale {
+			return u.scale, u.name
+		}
+	}
+	return 1, "B"
+}
+
+// axisLabel is the y-axis label of metric's chart counted in unit.
+func axisLabel(metric, unit string) string {
+	if unit == "" {
+		return direction(metric)
+	}
+	return unit + ", " + direction(metric)
+}
+
+// scaleSeries divides every y value of ss by div.
+func scaleSeries(ss []xySeries, div float64) []xySeries {
+	if div == 1 {
+		return ss
+	}
+	out := make([]xySeries, len(ss))
+	for i, s := range ss {
+		s.Y = append([]float64(nil), s.Y...)
+		for j := range s.Y {
+			s.Y[j] /= div
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// seriesMax is the largest y value of ss.
+func seriesMax(ss []xySeries) float64 {
+	m := 0.0
+	for _, s := range ss {
+		for _, y := range s.Y {
+			m = math.Max(m, y)
+		}
+	}
+	return m
+}
+
 // direction is the y-axis label: the chart's title names the metric, so
 // the axis says which way is good.
 func direction(metric string) string {
@@ -375,8 +467,9 @@ func direction(metric string) string {
 }
 
 func sideBySide(run *Run, colors map[string]string) chartSection {
-	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric."}
+	sec := chartSection{ID: "engines", Title: "Engines side by side", Note: "Median over repeats, per phase and metric; the error bar spans min–max over the repeats."}
 	v := variants(run)
+	color := configColors(run, colors)
 	configs := map[coord]bool{}
 	for _, c := range run.Cells {
 		configs[coord{c.Engine, c.Cores, c.Dir}] = true
@@ -387,12 +480,24 @@ func sideBySide(run *Run, colors map[string]string) chartSection {
 	}
 	for _, phase := range phaseOrder(run) {
 		for _, m := range phaseMetrics(run, phase) {
-			med, order := medianBy(run, phase, m)
+			// Counters and settings (mutations, entries, driver rates) are
+			// not figures to rank engines by; the summary tables hold them.
+			if Better(m) == Neutral {
+				continue
+			}
+			spreads, order := spreadsBy(run, phase, m)
+			top := 0.0
+			for _, k := range order {
+				top = math.Max(top, spreads[k].Max)
+			}
+			div, unit := iecScale(m, top)
 			var items []barItem
 			for _, k := range order {
-				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: med[k], Text: FormatMetric(m, med[k]), Color: colors[k.engine]})
+				s := spreads[k]
+				items = append(items, barItem{Label: v.label(k.engine, k.cores, k.dir), Value: s.Median / div, Text: FormatMetric(m, s.Median),
+					Color: color(k.engine, k.cores, k.dir), Lo: s.Min / div, Hi: s.Max / div})
 			}
-			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), direction(m), items); c != nil {
+			if c := barChart("bars", fmt.Sprintf("%s · %s", phase, m), axisLabel(m, unit), items); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -435,7 +540,8 @@ func scaling(run *Run, colors map[string]string) chartSection {
 			for _, l := range lines {
 				ss = append(ss, *series[l])
 			}
-			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", direction(m), ss, nil); c != nil {
+			div, unit := iecScale(m, seriesMax(ss))
+			if c := lineChart("scaling", fmt.Sprintf("%s · %s", phase, m), "cores", axisLabel(m, unit), scaleSeries(ss, div), nil); c != nil {
 				sec.Charts = append(sec.Charts, c)
 			}
 		}
@@ -502,7 +608,8 @@ func trend(history []*Run, colors map[string]string) chartSection {
 		for _, c := range order {
 			ss = append(ss, *series[c])
 		}
-		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", direction(k.metric), ss, cats); c != nil {
+		div, unit := iecScale(k.metric, seriesMax(ss))
+		if c := lineChart("trend", fmt.Sprintf("%s · %s", k.phase, k.metric), "run", axisLabel(k.metric, unit), scaleSeries(ss, div), cats); c != nil {
 			sec.Charts = append(sec.Charts, c)
 		}
 	}

@@ -138,6 +138,29 @@ func TestReportInBrowser(t *testing.T) {
 	}
 	t.Logf("%d charts rendered: %v", len(charts), kinds)
 
+	// The first screen answers "which engine, by how much": the headline
+	// table starts inside the 1000 px viewport, with a visible bar per row.
+	type answerBox struct {
+		Top   float64 `json:"top"`
+		Rows  int     `json:"rows"`
+		Bars  int     `json:"bars"`
+		Wide  int     `json:"wide"`
+		Bests int     `json:"bests"`
+	}
+	ans, err := chromedp.Run(runCtx, chromedp.Evaluate[answerBox](`(() => {
+  const t = document.querySelector('table.answer');
+  if (!t) return {top: 1e9, rows: 0, bars: 0, wide: 0, bests: 0};
+  const fills = Array.from(t.querySelectorAll('.fill'));
+  return {top: t.getBoundingClientRect().top, rows: t.querySelectorAll('tr').length - 1, bars: fills.length,
+          wide: fills.filter(f => f.getBoundingClientRect().width > 4).length, bests: t.querySelectorAll('td.best').length};
+})()`))
+	if err != nil {
+		t.Fatalf("inspect the answer table: %v", err)
+	}
+	if ans.Top > 1000-100 || ans.Rows < 4 || ans.Bars != ans.Rows || ans.Wide != ans.Rows || ans.Bests < 2 {
+		t.Errorf("first screen: answer table %+v, want it within the first screen with a visible bar per row and a best per metric", ans)
+	}
+
 	if shot := os.Getenv("IDXBENCH_SCREENSHOT"); shot != "" {
 		// The first screen as a person sees it, then the whole page.
 		if top, err := chromedp.Run(runCtx, chromedp.CaptureScreenshot()); err == nil {

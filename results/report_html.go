@@ -43,7 +43,17 @@ svg .grid { stroke: #ececec; }
 svg .axis { stroke: #999; }
 svg .line { fill: none; stroke-width: 2; }
 svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
+svg .err { stroke: #222; stroke-width: 1.5; fill: none; }
 .legend { font-size: 11.5px; margin: 0 4px 4px; }
+table.answer { font-size: 13.5px; }
+table.answer tr.first td { border-top: 2px solid #ccc; }
+table.answer td.best { font-weight: 700; }
+table.answer .dir { color: #888; font-size: 11.5px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+td.bars, th.bars { width: 320px; }
+.track { position: relative; height: 12px; background: #f2f2f2; border-radius: 2px; }
+.track .fill { position: absolute; left: 0; top: 2px; height: 8px; border-radius: 2px; opacity: 0.85; }
+.track .err { position: absolute; top: 5px; height: 2px; background: #222; }
 .legend span { margin-right: 12px; white-space: nowrap; }
 </style>
 </head>
@@ -56,7 +66,23 @@ svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
 <div class="banner {{.Status.Class}}" id="status">{{.Status.Text}}</div>
 {{if .Failures}}<ul class="failures">{{range .Failures}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Run.Warnings}}<ul class="note">{{range .Run.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<nav><a href="#machine">Machine</a><a href="#summary">Summary</a>{{range .Sections}}<a href="#{{.ID}}">{{.Title}}</a>{{end}}</nav>
+<nav><a href="#answer">Which engine, by how much</a>{{range .Sections}}<a href="#{{.ID}}">{{.Title}}</a>{{end}}<a href="#summary">All metrics</a><a href="#machine">Machine</a></nav>
+
+<h2 id="answer">Which engine, by how much</h2>
+<p class="note">Per phase, its headline figures per engine: the median over repeats, the range (min–max) as the error bar, and the difference from the best.{{with .Run.Machine.GitRevision}} Revision {{.}}.{{end}}</p>
+{{if .Answers}}<table class="answer">
+<tr><th class="l">phase</th><th class="l">metric</th><th class="l">engine</th><th>median</th><th>min–max</th><th>vs best</th><th class="l bars"></th></tr>
+{{range .Answers}}{{$row := .}}{{range $i, $c := .Cells}}<tr{{if eq $i 0}} class="first"{{end}}><td class="l">{{if eq $i 0}}{{$row.Phase}}{{end}}</td><td class="l">{{if eq $i 0}}{{$row.Metric}} <span class="dir">{{$row.Direction}}</span>{{end}}</td><td class="l"><span class="swatch" style="background: {{$c.Color}}"></span>{{$c.Label}}</td><td title="{{$c.Title}}"{{if $c.Best}} class="best"{{end}}>{{$c.Median}}</td><td>{{$c.Range}}</td><td>{{$c.Vs}}</td><td class="l bars" title="{{$c.Title}}"><div class="track"><div class="fill" style="width: {{$c.Bar}}; background: {{$c.Color}}"></div>{{if $c.Range}}<div class="err" style="left: {{$c.ErrLo}}; width: {{$c.ErrSpan}}"></div>{{end}}</div></td></tr>
+{{end}}{{end}}</table>
+{{else}}<p class="note">No phase finished.</p>{{end}}
+
+{{range .Sections}}
+<h2 id="{{.ID}}">{{.Title}}</h2>
+<p class="note">{{.Note}}</p>
+{{if .Charts}}<div class="charts">
+{{range .Charts}}{{template "chart" .}}{{end}}
+</div>{{end}}
+{{end}}
 
 <h2 id="machine">Machine</h2>
 <div class="facts">{{range .Facts}}<div><b>{{index . 0}}</b> {{index . 1}}</div>{{end}}</div>
@@ -67,7 +93,7 @@ svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
 {{end}}</table>
 {{end}}
 
-<h2 id="summary">Summary</h2>
+<h2 id="summary">All metrics</h2>
 {{range .Summaries}}
 <h3>phase {{.Name}}</h3>
 <div class="scroll"><table>
@@ -75,14 +101,6 @@ svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
 {{range .Rows}}<tr><td class="l">{{.Engine}}</td><td class="l">{{.Dir}}</td><td>{{.Cores}}</td><td>{{.Repeat}}</td><td class="l {{.Verify}}" title="{{.Detail}}">{{.Verify}}</td>{{range .Values}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table></div>
 {{else}}<p class="note">No phase finished.</p>
-{{end}}
-
-{{range .Sections}}
-<h2 id="{{.ID}}">{{.Title}}</h2>
-<p class="note">{{.Note}}</p>
-{{if .Charts}}<div class="charts">
-{{range .Charts}}{{template "chart" .}}{{end}}
-</div>{{end}}
 {{end}}
 </main>
 </body>
@@ -96,8 +114,9 @@ svg .dashed { stroke-dasharray: 5 3; stroke-width: 1.5; }
 <line class="axis" x1="{{f1 .X0}}" x2="{{f1 .X0}}" y1="{{f1 .Y0}}" y2="{{f1 .Y1}}"/>
 <text transform="translate(12 {{f1 .Y0}}) rotate(-90)" text-anchor="end">{{.YLabel}}</text>
 {{if .XLabel}}<text x="{{f1 .X1}}" y="{{.H}}" dy="-4" text-anchor="end">{{.XLabel}}</text>{{end}}
-{{range .Bars}}<rect class="bar" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" fill="{{.Color}}"><title>{{.Label}}: {{.Value}}</title></rect>
-<text x="{{f1 .LabelX}}" y="{{f1 .Y}}" dy="-3" text-anchor="middle">{{.Value}}</text>
+{{range .Bars}}<rect class="bar" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" fill="{{.Color}}"><title>{{.Label}}: {{.Value}} ({{.Exact}})</title></rect>
+{{if .Err}}<path class="err" d="M{{f1 .CapX0}},{{f1 .ErrLo}} H{{f1 .CapX1}} M{{f1 .LabelX}},{{f1 .ErrLo}} V{{f1 .ErrHi}} M{{f1 .CapX0}},{{f1 .ErrHi}} H{{f1 .CapX1}}"><title>{{.Label}}: range {{.Exact}}</title></path>{{end}}
+<text x="{{f1 .LabelX}}" y="{{f1 .TextY}}" dy="-3" text-anchor="middle">{{.Value}}</text>
 <text x="{{f1 .LabelX}}" y="{{f1 .LabelY}}" text-anchor="middle">{{.Label}}</text>
 {{end}}{{range .Lines}}<path class="line{{if .Dashed}} dashed{{end}}" d="{{.D}}" stroke="{{.Color}}"><title>{{.Label}}</title></path>
 {{$c := .Color}}{{range .Points}}<circle cx="{{f1 .X}}" cy="{{f1 .Y}}" r="2.5" fill="{{$c}}"><title>{{.Title}}</title></circle>{{end}}

@@ -19,6 +19,10 @@ func TestBetter(t *testing.T) {
 		want   int
 	}{
 		{"mutations_per_sec", HigherIsBetter},
+		{"mutations_per_cpu_sec", HigherIsBetter},
+		{"raw_mutations_per_cpu_sec", HigherIsBetter},
+		{"scan_warmup_ms", Neutral},
+		{"driver_target_mutations_per_sec", Neutral},
 		{"scans_per_sec", HigherIsBetter},
 		{"scan_mismatches", LowerIsBetter},
 		{"pipeline_to_raw_ratio", HigherIsBetter},

@@ -1,11 +1,23 @@
 package results
 
-import "time"
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
 
 // SchemaVersion is the version of results.json this package writes. Fields
 // may be added freely; renaming or removing one needs a bump, and ReadRun
-// refuses files of a version it does not know.
-const SchemaVersion = 1
+// refuses files of a version it does not know. The JSON Schema in
+// schema/results.schema.json describes it (see Validate).
+//
+// Version 2 made config snake_case with durations as strings and the
+// indexer's effective settings, and a cell's engine_options a map of the
+// settings that apply to its engine (version 1 had one line; ReadRun turns
+// it into the map with ParseSettings).
+const SchemaVersion = 2
 
 // Verification outcomes of a phase.
 const (
@@ -31,6 +43,10 @@ type Run struct {
 	// between cells); its cells are complete, but some may be missing.
 	Partial bool   `json:"partial"`
 	Cells   []Cell `json:"cells"`
+	// Summary is derived from Cells when the run is written: per phase of
+	// every engine, data dir and core count, each metric's median, range
+	// and (with enough repeats) coefficient of variation.
+	Summary []Group `json:"summary,omitempty"`
 	// Warnings are problems found while writing the run (for example a
 	// metric that was not a finite number and was dropped).
 	Warnings []string `json:"warnings,omitempty"`
@@ -64,11 +80,20 @@ type Cell struct {
 	Engine string `json:"engine"`
 	// Dir is the data directory's label (d0, d1, …; see Machine.DataDirs),
 	// not its path, so runs on different temporary paths still compare.
-	Dir           string `json:"dir"`
-	Cores         int    `json:"cores"`
-	Repeat        int    `json:"repeat"`
-	EngineOptions string `json:"engine_options"`
-	Durability    string `json:"durability"`
+	Dir    string `json:"dir"`
+	Cores  int    `json:"cores"`
+	Repeat int    `json:"repeat"`
+	// EngineOptions are the effective settings that apply to the cell's
+	// engine, defaults included ("cache": "8388608", "compression":
+	// "snappy"), and an injected slowdown when there was one.
+	EngineOptions map[string]string `json:"engine_options"`
+	// EngineDescription is the engine's own one-line account of those
+	// settings, with what does not apply to it ("not applicable: …").
+	EngineDescription string `json:"engine_description,omitempty"`
+	Durability        string `json:"durability"`
+	// CPUs are the CPUs the cell's own process was pinned to (in the procs
+	// topology its node processes' CPUs are in Nodes).
+	CPUs []int `json:"cpus,omitempty"`
 	// Error is why the cell could not finish; its phases are those that did.
 	Error  string  `json:"error,omitempty"`
 	Phases []Phase `json:"phases"`
@@ -223,4 +248,55 @@ func (r *Run) VerifyCounts() (pass, fail, skipped, cellErrors int) {
 		}
 	}
 	return
+}
+
+// ParseSettings turns an engine's one-line description of its settings
+// ("cache=8388608 memtable=4194304 compression=snappy", "bbolt v1.4.0:
+// page_size=4096 …; cache: not applicable") into a map of its key=value
+// words. Words without '=' are left out: they are prose for people, kept
+// whole in Cell.EngineDescription.
+func ParseSettings(desc string) map[string]string {
+	m := map[string]string{}
+	for _, w := range strings.Fields(desc) {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			continue
+		}
+		m[k] = strings.TrimRight(v, ",;")
+	}
+	return m
+}
+
+// UnmarshalJSON reads a cell of any schema version: version 1 wrote
+// engine_options as one line, which becomes the map (ParseSettings) and the
+// description.
+func (c *Cell) UnmarshalJSON(data []byte) error {
+	type plain Cell
+	aux := struct {
+		*plain
+		// Shadows plain's field, so either form reaches the check below.
+		EngineOptions json.RawMessage `json:"engine_options"`
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	c.EngineOptions = nil
+	raw := bytes.TrimSpace(aux.EngineOptions)
+	switch {
+	case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
+	case raw[0] == '"':
+		var line string
+		if err := json.Unmarshal(raw, &line); err != nil {
+			return fmt.Errorf("engine_options: %w", err)
+		}
+		c.EngineOptions = ParseSettings(line)
+		if c.EngineDescription == "" {
+			c.EngineDescription = line
+		}
+	default:
+		if err := json.Unmarshal(raw, &c.EngineOptions); err != nil {
+			return fmt.Errorf("engine_options: %w", err)
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idxbench/idxbench/harness"
 	"github.com/idxbench/idxbench/results"
 )
 
@@ -16,7 +17,7 @@ import (
 // whose ingest throughput is base×(1+small spread).
 func writeRun(t *testing.T, dir string, base float64, reps int) {
 	t.Helper()
-	run := &results.Run{Schema: results.SchemaVersion, Scenario: "test", Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	run := &results.Run{Schema: results.SchemaVersion, Scenario: "test", Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Config: testConfig(t)}
 	for r := 0; r < reps; r++ {
 		v := base * (1 + 0.01*float64(r%5-2))
 		run.Cells = append(run.Cells, results.Cell{Engine: "pebble", Dir: "d0", Cores: 2, Repeat: r, Phases: []results.Phase{
@@ -83,4 +84,19 @@ func TestReportCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"report", filepath.Join(tmp, "none")}, &out, &out); exitCode(err) != 2 {
 		t.Errorf("missing dir: %v", err)
 	}
+}
+
+// testConfig is the configuration `idxbench run` records for the tiny
+// scenario, so synthetic runs are valid results files.
+func testConfig(t *testing.T) map[string]any {
+	t.Helper()
+	p, err := harness.Prepare(harness.RunConfig{Scenario: "ingest", Engines: []string{"pebble"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := p.EffectiveConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

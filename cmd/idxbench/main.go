@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"run":       {"run a scenario on engines × dirs × cores and write a results directory", cmdRun},
 		"compare":   {"compare two runs (or histories); exit 1 on a significant regression", cmdCompare},
 		"capacity":  {"search each cell for the highest ingest rate that meets an SLO (index lag, scan p99)", cmdCapacity},
+		"ab":        {"run old and new binaries' cells interleaved (ABAB…) in one matrix, then compare them", cmdAB},
 		"report":    {"(re)build report.html of a results directory", cmdReport},
 		"engines":   {"list registered engines and their settings", cmdEngines},
 		"size":      {"size hardware for a target rate, data size and lag SLO from capacity results", cmdSize},

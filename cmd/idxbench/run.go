@@ -24,6 +24,42 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenario string, extra func(*harness.RunConfig) error,
 	args []string, stdout, stderr io.Writer) error {
 	name := fs.Name()
+	config := runFlags(fs, defaultScenario)
+	printSpec := fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
+	pos, err := parseFlags(fs, synopsis, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", name, pos[0])
+	}
+	cfg, err := config()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if extra != nil {
+		if err := extra(&cfg); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	p, err := harness.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	if *printSpec {
+		return p.PrintSpec(stdout)
+	}
+	_, err = p.Run(ctx, stdout, stderr)
+	if errors.Is(err, harness.ErrVerification) || ctx.Err() != nil {
+		return failure(err)
+	}
+	return err
+}
+
+// runFlags defines on fs the flags that shape a run (run, capacity and ab
+// share them) and returns the function that reads them into a RunConfig
+// after parsing.
+func runFlags(fs *flag.FlagSet, defaultScenario string) func() (harness.RunConfig, error) {
 	var (
 		engineList  = fs.String("engine", "", "comma-separated `engines` (default: every real engine)")
 		scenario    = fs.String("scenario", defaultScenario, "built-in scenario `name` or a scenario YAML file")
@@ -37,7 +73,6 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 		out         = fs.String("out", "", "results `dir` (default: results-<timestamp>)")
 		metricsAddr = fs.String("metrics-addr", "", "serve Prometheus metrics at this `addr` (loopback unless a host is named)")
 		verify      = fs.Bool("verify", true, "verify every index against the oracle; exit 1 if any differs")
-		printSpec   = fs.Bool("print-spec", false, "print the effective scenario and workload spec and exit")
 		quiet       = fs.Bool("quiet", false, "no per-second tick lines")
 		slowdown    = fs.String("inject-slowdown", "", "make every engine batch this much slower, a `percent` like 10%, to check that compare catches a regression")
 		cpuProfile  = fs.Bool("cpuprofile", false, "write a CPU profile of every phase of every cell to OUT/profiles (go tool pprof)")
@@ -46,67 +81,44 @@ func runScenario(ctx context.Context, fs *flag.FlagSet, synopsis, defaultScenari
 		noSpace     = fs.Bool("no-space-check", false, "run even when a data dir's free space is below the scenario's estimated footprint (a rough estimate)")
 		topology    = fs.String("topology", "inproc", "`inproc|procs`: inproc, a cell's nodes in one process; procs: a KV node and an index node process each, on loopback, pinned to their own CPUs")
 	)
-	pos, err := parseFlags(fs, synopsis, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", name, pos[0])
-	}
-	cfg := harness.RunConfig{
-		Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
-		MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
-		NoSpaceCheck: *noSpace,
-	}
-	cfg.Engines = splitList(*engineList)
-	cfg.Etcd = splitList(*etcdList)
-	cfg.Attach = *attach
-	cfg.Dirs = splitList(*dirList)
-	for _, c := range splitList(*coreList) {
-		n, err := strconv.Atoi(c)
-		if err != nil {
-			return fmt.Errorf("%s: --cores: %q is not a number", name, c)
+	return func() (harness.RunConfig, error) {
+		cfg := harness.RunConfig{
+			Scenario: *scenario, Repeat: *repeat, Out: *out, Verify: *verify,
+			MetricsAddr: *metricsAddr, Quiet: *quiet, CPUProfile: *cpuProfile, Topology: *topology,
+			NoSpaceCheck: *noSpace, Attach: *attach,
 		}
-		cfg.Cores = append(cfg.Cores, n)
-	}
-	if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *duration < 0 || (set["duration"] && *duration == 0) {
-		return fmt.Errorf("%s: --duration %s: want a positive duration (leave it out for the scenario's)", name, *duration)
-	}
-	if *repeat < 1 {
-		return fmt.Errorf("%s: --repeat %d: want at least 1", name, *repeat)
-	}
-	cfg.Overrides.Duration = *duration
-
-	if *slowdown != "" {
-		v, err := parseFraction("inject-slowdown", *slowdown)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		cfg.Engines = splitList(*engineList)
+		cfg.Etcd = splitList(*etcdList)
+		cfg.Dirs = splitList(*dirList)
+		for _, c := range splitList(*coreList) {
+			n, err := strconv.Atoi(c)
+			if err != nil {
+				return cfg, fmt.Errorf("--cores: %q is not a number", c)
+			}
+			cfg.Cores = append(cfg.Cores, n)
 		}
-		cfg.Slowdown = v
-	}
-	if extra != nil {
-		if err := extra(&cfg); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		var err error
+		if cfg.Overrides, err = parseOverrides(*seed, *docs, *vbuckets); err != nil {
+			return cfg, err
 		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if *duration < 0 || (set["duration"] && *duration == 0) {
+			return cfg, fmt.Errorf("--duration %s: want a positive duration (leave it out for the scenario's)", *duration)
+		}
+		if *repeat < 1 {
+			return cfg, fmt.Errorf("--repeat %d: want at least 1", *repeat)
+		}
+		cfg.Overrides.Duration = *duration
+		if *slowdown != "" {
+			v, err := parseFraction("inject-slowdown", *slowdown)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Slowdown = v
+		}
+		return cfg, nil
 	}
-
-	p, err := harness.Prepare(cfg)
-	if err != nil {
-		return err
-	}
-	if *printSpec {
-		return p.PrintSpec(stdout)
-	}
-	_, err = p.Run(ctx, stdout, stderr)
-	if errors.Is(err, harness.ErrVerification) || ctx.Err() != nil {
-		return failure(err)
-	}
-	return err
 }
 
 func splitList(s string) []string {
@@ -126,7 +138,7 @@ func optionalInt(name, s string) (*int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return nil, fmt.Errorf("run: --%s: %q is not an integer", name, s)
+		return nil, fmt.Errorf("--%s: %q is not an integer", name, s)
 	}
 	return &n, nil
 }

@@ -60,6 +60,23 @@ func TestRunWritesAVerifiedResultsDirectory(t *testing.T) {
 			t.Errorf("phase %s: %s %s", ph.Name, ph.Verify, ph.VerifyDetail)
 		}
 	}
+	// results.json describes itself: it matches the schema in the
+	// repository, and its config holds the settings the cell ran with
+	// (the indexer's defaults filled in, durations as strings).
+	data, err := os.ReadFile(filepath.Join(out, results.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Validate(data); err != nil {
+		t.Error(err)
+	}
+	ix, _ := r.Config["indexer"].(map[string]any)
+	if ix["snapshot_interval"] != "20ms" || ix["max_rollbacks"] != float64(5) || ix["st_mode"] != "local" || ix["queue_size"] != float64(262144) {
+		t.Errorf("config.indexer = %v", ix)
+	}
+	if c := r.Cells[0]; c.EngineOptions == nil || len(c.CPUs) == 0 || c.EngineDescription == "" {
+		t.Errorf("cell: engine options %v, description %q, cpus %v", c.EngineOptions, c.EngineDescription, c.CPUs)
+	}
 	for _, f := range []string{"results.json", "bench.txt", "report.html", "ticks.jsonl"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("results dir lacks %s", f)

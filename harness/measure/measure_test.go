@@ -262,3 +262,35 @@ func TestDrainAdd(t *testing.T) {
 		t.Errorf("drained %+v, direct %+v", b.Ops[0], a.Ops[0])
 	}
 }
+
+// TestTickPrinterPhaseAndPeriod: lines name their phase; in a period
+// (catch-up) idle operations give way to one line naming it; the total
+// lines carry the whole phase's count and percentiles.
+func TestTickPrinterPhaseAndPeriod(t *testing.T) {
+	var buf bytes.Buffer
+	p := NewTickPrinter(&buf, "queue")
+	reg := NewRegistry(start, Options{})
+	reg.Recorder(0).Record("kv_mutation", time.Millisecond)
+	reg.Recorder(0).Record("flush", 3*time.Millisecond)
+	p.PrintPhase("ingest", "", reg.Tick(start.Add(time.Second)), []Gauge{{"queue", 7}})
+	reg.Recorder(0).Record("flush", 5*time.Millisecond)
+	p.PrintPhase("ingest", "catch-up", reg.Tick(start.Add(2*time.Second)), nil)
+	p.PrintPhase("ingest", "catch-up", reg.Tick(start.Add(3*time.Second)), []Gauge{{"queue", 0}})
+	p.Total("ingest", reg.Tick(start.Add(3*time.Second)))
+	out := buf.String()
+	t.Logf("\n%s", out)
+	for _, want := range []string{
+		" 7 kv_mutation  [ingest]\n",
+		" flush  [ingest: catch-up]\n",
+		" 0 -  [ingest: catch-up]\n",
+		"  kv_mutation  [ingest total]\n",
+		"              2 ", // flush's total count
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "kv_mutation  [ingest: catch-up]") {
+		t.Error("an idle operation printed a row during the catch-up")
+	}
+}

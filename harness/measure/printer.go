@@ -52,11 +52,20 @@ func (p *TickPrinter) Header() string {
 	return b.String()
 }
 
-// Print writes one line per operation of t. Gauges are matched to the
-// printer's columns by name; a missing one prints as "-". A tick with no
-// operation yet prints one line with the gauges, so a phase that is only
-// waiting (loading, catching up) still shows its progress.
+// Print writes t's lines with no phase named (see PrintPhase).
 func (p *TickPrinter) Print(t Tick, gauges []Gauge) error {
+	return p.PrintPhase("", "", t, gauges)
+}
+
+// PrintPhase writes one line per operation of t, each ending with the
+// operation's name and the phase's ("kv_mutation  [ingest]"). Gauges are
+// matched to the printer's columns by name; a missing one prints as "-". A
+// tick with no operation yet prints one line with the gauges, so a phase
+// that is only waiting (loading) still shows its progress. During a
+// period of the phase (period non-empty: "catch-up", "raw replay"), the
+// operations idle in this tick are left out and, if all are, one line
+// names the period instead of rows of zeros.
+func (p *TickPrinter) PrintPhase(phase, period string, t Tick, gauges []Gauge) error {
 	gv := make([]string, len(p.gauges))
 	for i := range p.gauges {
 		gv[i] = "-"
@@ -66,28 +75,71 @@ func (p *TickPrinter) Print(t Tick, gauges []Gauge) error {
 			}
 		}
 	}
+	tag := ""
+	switch {
+	case phase != "" && period != "":
+		tag = "  [" + phase + ": " + period + "]"
+	case phase != "":
+		tag = "  [" + phase + "]"
+	case period != "":
+		tag = "  [" + period + "]"
+	}
 	var b strings.Builder
-	line := func(elapsed time.Duration, errs int64, inst, cum float64, p50, p95, p99, pmax time.Duration, op string) {
-		if p.lines%20 == 0 {
-			b.WriteString(p.Header())
-			b.WriteByte('\n')
-		}
-		p.lines++
-		fmt.Fprintf(&b, "%7.1fs %8d %14.1f %14.1f %8.2f %8.2f %8.2f %8.2f",
-			elapsed.Seconds(), errs, inst, cum, ms(p50), ms(p95), ms(p99), ms(pmax))
-		for i, v := range gv {
-			fmt.Fprintf(&b, " %*s", p.widths[i], v)
-		}
-		fmt.Fprintf(&b, " %s\n", op)
-	}
-	if len(t.Ops) == 0 {
-		line(t.Elapsed, 0, 0, 0, 0, 0, 0, 0, "-")
-	}
+	idle := func(o OpStat) bool { return period != "" && o.Count == 0 && o.Errors == 0 }
+	var active []OpStat
 	for _, o := range t.Ops {
-		line(t.Elapsed, o.CumErrs, o.OpsPerSecInst, o.OpsPerSecCum, o.P50, o.P95, o.P99, o.Max, o.Op)
+		if !idle(o) {
+			active = append(active, o)
+		}
+	}
+	if len(active) == 0 {
+		p.line(&b)
+		fmt.Fprintf(&b, "%7.1fs %8s %14s %14s %8s %8s %8s %8s", t.Elapsed.Seconds(), "-", "-", "-", "-", "-", "-", "-")
+		p.gaugesAndOp(&b, gv, "-"+tag)
+	}
+	for _, o := range active {
+		p.line(&b)
+		fmt.Fprintf(&b, "%7.1fs %8d %14.1f %14.1f %8.2f %8.2f %8.2f %8.2f",
+			t.Elapsed.Seconds(), o.CumErrs, o.OpsPerSecInst, o.OpsPerSecCum, ms(o.P50), ms(o.P95), ms(o.P99), ms(o.Max))
+		p.gaugesAndOp(&b, gv, o.Op+tag)
 	}
 	_, err := io.WriteString(p.w, b.String())
 	return err
+}
+
+// Total writes the phase's closing lines: per operation, the whole
+// phase's count rate and cumulative percentiles, marked "total".
+func (p *TickPrinter) Total(phase string, t Tick) error {
+	var b strings.Builder
+	b.WriteString(totalHeader)
+	b.WriteByte('\n')
+	for _, o := range t.Ops {
+		if o.CumCount == 0 && o.CumErrs == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%7.1fs %8d %14d %14.1f %8.2f %8.2f %8.2f %8.2f  %s  [%s total]\n",
+			t.Elapsed.Seconds(), o.CumErrs, o.CumCount, o.OpsPerSecCum, ms(o.CumP50), ms(o.CumP95), ms(o.CumP99), ms(o.CumMax), o.Op, phase)
+	}
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+const totalHeader = "_elapsed___errors_________ops(total)___ops/sec(cum)__p50(ms)__p95(ms)__p99(ms)_pMax(ms)"
+
+// line counts a line and writes the header before every 20th.
+func (p *TickPrinter) line(b *strings.Builder) {
+	if p.lines%20 == 0 {
+		b.WriteString(p.Header())
+		b.WriteByte('\n')
+	}
+	p.lines++
+}
+
+func (p *TickPrinter) gaugesAndOp(b *strings.Builder, gv []string, op string) {
+	for i, v := range gv {
+		fmt.Fprintf(b, " %*s", p.widths[i], v)
+	}
+	fmt.Fprintf(b, " %s\n", op)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

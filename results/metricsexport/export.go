@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -33,30 +35,49 @@ const (
 	DiskBytes                 = "idxbench_disk_bytes"
 )
 
-// help describes the stable names; others get a generic line.
+// SourceMutationsTotal counts the mutations the workload driver applied
+// to the KV bucket (the source of the index's stream).
+const SourceMutationsTotal = "idxbench_source_mutations_total"
+
+// help describes the stable names precisely: what is counted, in which
+// unit, from when. Others get a generic line.
 var help = map[string]string{
-	DocsIndexedTotal:          "Documents applied to the index (upserts and deletions).",
-	DocsPending:               "Mutations received by the indexer and not yet flushed.",
-	DocsQueued:                "Mutations waiting in the indexer's mutation queues.",
-	MutationQueueSize:         "Length of the indexer's mutation queues.",
-	SnapshotsTotal:            "In-memory snapshots taken.",
-	PersistentSnapshotsTotal:  "Persistent snapshots (recovery points) taken.",
-	RollbacksTotal:            "Rollbacks of the index to a snapshot.",
-	ScansTotal:                "Scans served.",
-	ScanErrorsTotal:           "Scans that failed (timeouts, rollbacks).",
-	ScanLatencySeconds:        "Scan latency from request to last row.",
-	FlushLatencySeconds:       "Time to apply one stability timestamp's batch.",
-	PersistLatencySeconds:     "Time to take one persistent snapshot.",
-	IndexLagSeconds:           "Time from a mutation's emission to its visibility in a snapshot.",
-	StabilityTimestampAgeSecs: "Age of the newest stability timestamp.",
-	DiskBytes:                 "Bytes the engine's files take on disk.",
+	DocsIndexedTotal:          "Key versions the indexer applied that changed an index (an upsert of an unchanged key or a deletion of an absent document is not counted), since the index node started.",
+	DocsPending:               "Bucket mutations that scans cannot see yet: the sum of the bucket's vbucket seqnos minus that of the latest in-memory snapshot.",
+	DocsQueued:                "Key versions in the indexer's mutation queues waiting for a stability timestamp.",
+	MutationQueueSize:         "Key versions in the indexer's mutation queues counted against its queue_size: those queued plus those a flush is applying.",
+	SnapshotsTotal:            "In-memory snapshots (stability timestamps) the indexer took, since the index node started.",
+	PersistentSnapshotsTotal:  "Rounds of persistent snapshots (recovery points) the indexer took, since the index node started.",
+	RollbacksTotal:            "Rollbacks of the index to a persistent snapshot.",
+	ScansTotal:                "Scans the indexer served, since the index node started.",
+	ScanErrorsTotal:           "Scans that failed (timeouts, rollbacks), since the index node started.",
+	ScanLatencySeconds:        "Scan latency in seconds as the scan clients see it, request to answer, in the current phase (open loop: from when the scan was due).",
+	FlushLatencySeconds:       "Seconds to apply one stability timestamp's key versions to every slice, in the current phase.",
+	PersistLatencySeconds:     "Seconds to take one round of persistent snapshots (recovery points) of the dirty slices, in the current phase.",
+	IndexLagSeconds:           "Seconds from a sampled mutation's emission by the source to its visibility in an in-memory snapshot, in the current phase.",
+	StabilityTimestampAgeSecs: "Seconds since the indexer's newest in-memory snapshot.",
+	DiskBytes:                 "Bytes the engine's files of every slice take on disk.",
+	SourceMutationsTotal:      "Mutations the workload driver applied to the KV bucket in the cell's phases after the load (ingest, scans under ingest, builds, rollbacks), since the cell started.",
 }
 
-// Labels say which index and engine a value belongs to; empty values are
-// allowed (a value for the whole process).
+// Labels say which index, engine, phase and cell a value belongs to;
+// empty values are allowed (a value for the whole process). Cores and
+// Repeat are the cell's; with Cores 0 both are left empty.
 type Labels struct {
 	Index  string
 	Engine string
+	Phase  string
+	Cores  int
+	Repeat int
+}
+
+// values are the label values in labelNames' order.
+func (l Labels) values() []string {
+	cores, repeat := "", ""
+	if l.Cores > 0 {
+		cores, repeat = strconv.Itoa(l.Cores), strconv.Itoa(l.Repeat)
+	}
+	return []string{l.Index, l.Engine, l.Phase, cores, repeat}
 }
 
 // Sample is one gauge or counter value.
@@ -102,7 +123,7 @@ type SourceFunc func() Snapshot
 // Collect calls f.
 func (f SourceFunc) Collect() Snapshot { return f() }
 
-var labelNames = []string{"index", "engine"}
+var labelNames = []string{"index", "engine", "phase", "cores", "repeat"}
 
 // collector is an unchecked prometheus.Collector: the metric names come
 // from the Source at scrape time, so it describes none up front.
@@ -126,7 +147,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	emit := func(samples []Sample, typ prometheus.ValueType) {
 		for _, s := range samples {
 			d := desc(s.Name)
-			m, err := prometheus.NewConstMetric(d, typ, s.Value, s.Labels.Index, s.Labels.Engine)
+			m, err := prometheus.NewConstMetric(d, typ, s.Value, s.Labels.values()...)
 			if err != nil {
 				m = prometheus.NewInvalidMetric(d, fmt.Errorf("metric %s: %w", s.Name, err))
 			}
@@ -141,7 +162,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, b := range h.Buckets {
 			buckets[b.UpperBound] = b.Count
 		}
-		m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets, h.Labels.Index, h.Labels.Engine)
+		m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets, h.Labels.values()...)
 		if err != nil {
 			m = prometheus.NewInvalidMetric(d, fmt.Errorf("histogram %s: %w", h.Name, err))
 		}
@@ -150,11 +171,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Handler serves src in the Prometheus exposition format from a registry
-// of its own. A bad metric (an invalid name, a duplicate) is left out and
-// the rest still served.
+// of its own, with the Go runtime's collector (go_*: goroutines, GC, heap)
+// and the process collector (process_*: CPU seconds, resident memory, open
+// files) of the serving process beside it. A bad metric (an invalid name,
+// a duplicate) is left out and the rest still served.
 func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(src))
+	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 

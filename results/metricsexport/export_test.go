@@ -22,7 +22,7 @@ type counting struct{ scrapes atomic.Int64 }
 
 func (c *counting) Collect() Snapshot {
 	n := float64(c.scrapes.Add(1))
-	l := Labels{Index: "by_city", Engine: "pebble"}
+	l := Labels{Index: "by_city", Engine: "pebble", Phase: "ingest", Cores: 2, Repeat: 3}
 	return Snapshot{
 		Gauges: []Sample{{MutationQueueSize, l, 12}, {DocsPending, l, 3}, {DocsQueued, Labels{}, 7}},
 		Counters: []Sample{
@@ -83,8 +83,27 @@ func TestHandlerScrape(t *testing.T) {
 	for _, l := range m.Label {
 		labels[l.GetName()] = l.GetValue()
 	}
-	if labels["index"] != "by_city" || labels["engine"] != "pebble" || m.Counter.GetValue() != 1000 {
+	if labels["index"] != "by_city" || labels["engine"] != "pebble" || labels["phase"] != "ingest" ||
+		labels["cores"] != "2" || labels["repeat"] != "3" || m.Counter.GetValue() != 1000 {
 		t.Errorf("docs indexed: labels %v value %v", labels, m.Counter.GetValue())
+	}
+	// A value for the whole process leaves the cell's labels empty.
+	for _, l := range fams[DocsQueued].Metric[0].Label {
+		if l.GetValue() != "" {
+			t.Errorf("docs queued without labels has %s=%q", l.GetName(), l.GetValue())
+		}
+	}
+	// The serving process's Go runtime and process figures come along.
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("%s missing from the scrape", name)
+		}
+	}
+	// Every stable name has its own help, not the generic line.
+	for _, name := range Names() {
+		if h := help[name]; strings.HasPrefix(h, "idxbench metric ") || len(h) < 30 {
+			t.Errorf("%s: help %q", name, h)
+		}
 	}
 	h := fams[ScanLatencySeconds].Metric[0].Histogram
 	if h.GetSampleCount() != 10 || h.GetSampleSum() != 0.05 || len(h.Bucket) != 4 || h.Bucket[1].GetCumulativeCount() != 8 {
