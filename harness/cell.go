@@ -309,10 +309,15 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		addVerdict(&out, !dv.TooShort, dv.OK(), dv.String())
 	}
 	if c.job.Verify && ph.Verifies() {
+		vstart := time.Now()
 		v, verr := c.verify(ctx)
 		if verr != nil {
 			return out, verr
 		}
+		// What the check costs (a full scan of every index and a walk of
+		// the bucket's history), and how far the indexes are off.
+		out.Metrics["verify_ms"] = ms(time.Since(vstart))
+		out.Metrics["verify_mismatches"] = float64(v.Differing)
 		addVerdict(&out, true, v.OK(), v.String())
 	}
 	if out.Verify == results.VerifyFail {
