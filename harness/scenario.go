@@ -61,6 +61,7 @@ const (
 	PhaseRestart   = "restart"     // clean indexer restart: reopen, recover, catch up
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
+	PhaseKVRestart = "kv-restart"  // KV (memcached) restarts: clean, or losing the unpersisted tail of some vbuckets
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -109,6 +110,10 @@ type Phase struct {
 	// their new branch starts (recent, boundary, unknown-vbuuid).
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
+	// Mode of a kv-restart phase: clean (default), lose-tail (the chosen
+	// vbuckets lose their unpersisted tail and keep their vbuuid) or
+	// lose-tail-failover (the same under a new failover-log entry).
+	Mode string `yaml:"mode,omitempty"`
 	// RawRatio makes an ingest phase replay every call the stores got
 	// (from the cell's start: the earlier calls untimed) straight into
 	// fresh stores afterwards, reporting the pipeline's rate as a fraction
