@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -610,7 +611,10 @@ func (b *Bucket) Restart(persisted map[upr.Vbno]upr.Seqno, newEntry bool) error 
 		}
 	}
 	lost := false
-	for vb, s := range persisted {
+	// In vbucket order: new vbuuids are drawn in turn, and a replica
+	// replaying the restart must draw the same ones for the same vbuckets.
+	for _, vb := range slices.Sorted(maps.Keys(persisted)) {
+		s := persisted[vb]
 		v := &b.vbs[vb]
 		lost = lost || s < v.high
 		b.truncateLocked(v, s)
