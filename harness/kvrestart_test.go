@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,40 @@ func TestKVRestartLoseTailIsCaught(t *testing.T) {
 			}
 			t.Logf("%s: %v mismatches: %.300s", engine, m["verify_mismatches"], ph.VerifyDetail)
 		})
+	}
+}
+
+// TestKVRestartProcs runs the three KV restarts with the KV node and the
+// index node in processes of their own: the restart is a control on the KV
+// node's admin endpoint, which the cell's replica of the bucket (the
+// oracle's) replays.
+func TestKVRestartProcs(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const scenario = `
+name: kv-restart-procs
+workload: {docs: 2000, vbuckets: 16, seed: 3}
+indexer: {snapshot_interval: 20ms, persist_interval: 200ms}
+phases:
+  - type: load
+  - {type: kv-restart, name: clean, mutations: 1000}
+  - {type: kv-restart, name: failover, mode: lose-tail-failover, vbuckets: 4, mutations: 1000}
+  - {type: kv-restart, name: lose-tail, mode: lose-tail, vbuckets: 4, mutations: 1000}
+`
+	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(scenario),
+		Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
+	var stderr strings.Builder
+	cell, err := RunCell(context.Background(), job, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	checkVerified(t, cell, "load", "clean", "failover")
+	if m := cell.Phase("failover").Metrics; m["vbuckets_lost_tail"] == 0 || m["vbuckets_answered_rollback"] != m["vbuckets_lost_tail"] {
+		t.Errorf("failover: %v", m)
+	}
+	if ph := cell.Phase("lose-tail"); ph.Verify != results.VerifyFail || ph.Metrics["verify_mismatches"] == 0 {
+		t.Errorf("lose-tail: verify %s (%s); the divergence passed silently", ph.Verify, ph.VerifyDetail)
 	}
 }
