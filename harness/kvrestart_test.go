@@ -14,7 +14,8 @@ import (
 
 // shrunkScenario loads a built-in scenario and shrinks it for a test: 3000
 // documents over 32 vbuckets, 2000 mutations a phase, 8 vbuckets where a
-// phase names more, short snapshot and persist intervals.
+// phase names more, short snapshot and persist intervals (equal if the
+// scenario's are).
 func shrunkScenario(t *testing.T, name string) []byte {
 	t.Helper()
 	sc, _, err := LoadScenario(name)
@@ -22,8 +23,12 @@ func shrunkScenario(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	sc.Workload = []byte("{docs: 3000, vbuckets: 32, seed: 7}")
+	persistEverySnapshot := sc.Indexer.PersistInterval != 0 && sc.Indexer.PersistInterval == sc.Indexer.SnapshotInterval
 	sc.Indexer.SnapshotInterval = Duration(20 * time.Millisecond)
 	sc.Indexer.PersistInterval = Duration(200 * time.Millisecond)
+	if persistEverySnapshot {
+		sc.Indexer.PersistInterval = sc.Indexer.SnapshotInterval
+	}
 	for i := range sc.Phases {
 		if sc.Phases[i].Mutations != 0 {
 			sc.Phases[i].Mutations = 2000

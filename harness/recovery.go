@@ -19,13 +19,16 @@ import (
 
 func init() {
 	registerPhase(PhaseRollback, phaseKind{
-		settings: []string{"mutations", "vbuckets", "point"},
+		settings: []string{"mutations", "vbuckets", "point", "under_ingest", "rate"},
 		verifies: true,
 		validate: func(p *Phase, at string) error {
 			switch p.Point {
-			case "", PointRecent, PointBoundary, PointUnknownVbuuid:
+			case "", PointRecent, PointBoundary, PointUnknownVbuuid, PointUnpersisted:
 			default:
-				return fmt.Errorf("%s.point: %q is not recent, boundary or unknown-vbuuid", at, p.Point)
+				return fmt.Errorf("%s.point: %q is not recent, boundary, unknown-vbuuid or unpersisted", at, p.Point)
+			}
+			if p.Rate != 0 && !p.UnderIngest {
+				return fmt.Errorf("%s.rate: a rollback phase ingests at a rate only under_ingest", at)
 			}
 			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
 				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
@@ -99,9 +102,18 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err != nil {
 		return err
 	}
-	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+	var stopIngest func() error
+	if ph.UnderIngest {
+		stopIngest = c.backgroundIngest(ctx, ph.Rate)
+		defer func() {
+			if stopIngest != nil {
+				stopIngest()
+			}
+		}()
+	} else if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
+	before, _ := c.p.ix.Stats()
 	vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
 	if err != nil {
 		return err
@@ -129,6 +141,16 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err := c.p.ix.Stop(); err != nil {
 		return err
 	}
+	if stopIngest != nil {
+		err := stopIngest()
+		stopIngest = nil
+		if err != nil {
+			return err
+		}
+	}
+	if st, ok := c.p.ix.Stats(); ok {
+		m["queued_key_versions_at_rollback"] = float64(st.DocsQueued)
+	}
 	// DDL waits for recovery: a drop now must be refused.
 	if err := c.p.coord.SetRecovery(true); err != nil {
 		return err
@@ -139,10 +161,18 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		switch point {
 		case PointUnknownVbuuid:
 			from.Vbuuids[vb] ^= 0x5bd1e995
-		case PointBoundary, PointRecent:
+		case PointBoundary, PointRecent, PointUnpersisted:
 			branch := persisted.Seqnos[vb]
-			if point == PointRecent {
-				branch += (c.p.kv.HighSeqno(vb) - branch) / 2
+			if point == PointUnpersisted {
+				if now := c.p.ix.PersistedTS(); now != nil {
+					branch = now.Seqnos[vb]
+				}
+			}
+			if point != PointBoundary {
+				// Halfway to what the index node received (the high
+				// seqno once caught up; under ingest it may lag), so
+				// that the node has something to roll back.
+				branch += (min(from.Seqnos[vb], c.p.kv.HighSeqno(vb)) - branch) / 2
 			}
 			if err := c.p.failover(vb, branch); err != nil {
 				return err
@@ -177,6 +207,9 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if kv.Sum() >= restored.Sum() {
 		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
 	}
+	if after, ok := c.p.ix.Stats(); ok {
+		m["rollback_kept_key_versions"] = float64(after.RollbackKeptKeyVersions - before.RollbackKeptKeyVersions)
+	}
 	if err := c.countEntries(ctx, m); err != nil {
 		return err
 	}
@@ -194,6 +227,19 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		out.Verify, out.VerifyDetail = results.VerifyFail, "a scan waiting across the rollback was never failed"
 	}
 	return nil
+}
+
+// backgroundIngest applies mutations at rate (0: closed loop) until the
+// returned function is called, which returns the driver's error.
+func (c *cellRun) backgroundIngest(ctx context.Context, rate float64) (stop func() error) {
+	d := &driver{c: c, rate: rate}
+	dctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.run(dctx, 0) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }
 
 // mutateAfterPersist starts the pipeline, waits for a round of persistent

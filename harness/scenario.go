@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/idxbench/idxbench/indexer"
 )
 
 // Scenario is a workload spec plus the indexer's settings and a list of
@@ -47,6 +49,9 @@ type IndexerSettings struct {
 	// BackIndexCacheBytes bounds a per-slice write-through cache of the
 	// back index, so upserts need not read the store; 0 (default) reads it.
 	BackIndexCacheBytes int64 `yaml:"back_index_cache_bytes,omitempty"`
+	// RollbackQueues is what a KV rollback does with the mutation queues:
+	// "discard" (default) or "keep" (indexer.Config.RollbackQueues).
+	RollbackQueues string `yaml:"rollback_queues,omitempty"`
 }
 
 // Phase types; each registers itself (registerPhase) beside its run
@@ -74,6 +79,11 @@ const (
 	// PointUnknownVbuuid loses no data but asks for the streams with a
 	// vbuuid the bucket does not know: the indexer rolls back to zero.
 	PointUnknownVbuuid = "unknown-vbuuid"
+	// PointUnpersisted branches halfway between the indexer's newest
+	// persistent snapshot at the time of the failover and the vbucket's
+	// high seqno: KV loses only what the indexer had not persisted, so
+	// the indexer rolls back to that newest snapshot.
+	PointUnpersisted = "unpersisted"
 )
 
 // Phase is one step of a scenario. Which fields apply depends on Type;
@@ -107,7 +117,11 @@ type Phase struct {
 	// Raw-ingest settings.
 	Entries int `yaml:"entries,omitempty"`
 	// Rollback settings: how many vbuckets fail over (0: all) and where
-	// their new branch starts (recent, boundary, unknown-vbuuid).
+	// their new branch starts (recent, boundary, unknown-vbuuid,
+	// unpersisted). A rollback phase with under_ingest fails over while
+	// mutations stream in (at rate; 0 closed loop), without waiting for
+	// the index to catch up, so the mutation queues hold what the flusher
+	// has not applied yet.
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
 	// Mode of a kv-restart phase: clean (default), lose-tail (the chosen
@@ -220,6 +234,11 @@ func (s *Scenario) Validate() error {
 	case "", "nosync", "sync":
 	default:
 		return fmt.Errorf("indexer.durability: %q is not nosync or sync", ix.Durability)
+	}
+	switch ix.RollbackQueues {
+	case "", indexer.RollbackQueuesDiscard, indexer.RollbackQueuesKeep:
+	default:
+		return fmt.Errorf("indexer.rollback_queues: %q is not %s or %s", ix.RollbackQueues, indexer.RollbackQueuesDiscard, indexer.RollbackQueuesKeep)
 	}
 	if ix.QueueSize < 0 {
 		return fmt.Errorf("indexer.queue_size: %d is negative", ix.QueueSize)
