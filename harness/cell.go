@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -45,6 +46,9 @@ type cellRun struct {
 	longestPersist atomic.Int64
 	// compactor compacts the bucket's history as the run goes.
 	compactor *compactor
+	// pending are the initial builds in progress: one a build-index phase
+	// with wait: false left catching up, completed by the next one.
+	pending []*buildRun
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -146,7 +150,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		cell.Nodes = append(cell.Nodes, results.Node{Role: np.role, Pid: np.pid, CPUs: np.cpus})
 	}
 	defer func() {
-		if cerr := c.p.close(); cerr != nil && err == nil {
+		if cerr := errors.Join(c.closePendingBuilds(), c.p.close()); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()

@@ -136,6 +136,14 @@ type Phase struct {
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).
 	Indexes []string `yaml:"indexes,omitempty"`
+	// Fault a build-index phase injects while its build is in CATCHUP:
+	// kv-rollback (vbuckets fail over; 0: all) or restart (the index
+	// node); the catch-up is discarded and the build starts again.
+	Fault string `yaml:"fault,omitempty"`
+	// Wait: false ends a build-index phase once its build is in CATCHUP,
+	// leaving it catching up for the next phase, a build-index phase, to
+	// complete (default true: the phase ends with its indexes ACTIVE).
+	Wait *bool `yaml:"wait,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`
@@ -264,7 +272,7 @@ func (s *Scenario) Validate() error {
 		}
 		seen[p.Label()] = true
 	}
-	return nil
+	return checkPendingBuilds(s.Phases)
 }
 
 func (p *Phase) validate(at string) error {
