@@ -49,6 +49,10 @@ type cellRun struct {
 	// pending are the initial builds in progress: one a build-index phase
 	// with wait: false left catching up, completed by the next one.
 	pending []*buildRun
+	// restores are the indexer's restores of its slices since a phase
+	// last took them, for a rollback's timeline.
+	restoreMu sync.Mutex
+	restores  []restoreSpan
 
 	// The current phase's measurement.
 	mu    sync.Mutex
@@ -188,6 +192,9 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 type indexerRecorder struct{ c *cellRun }
 
 func (r indexerRecorder) Record(op string, d time.Duration) {
+	if op == "rollback" || op == "recover" {
+		r.c.noteRestore(d)
+	}
 	if op == "persist" {
 		for old := r.c.longestPersist.Load(); int64(d) > old && !r.c.longestPersist.CompareAndSwap(old, int64(d)); {
 			old = r.c.longestPersist.Load()

@@ -141,6 +141,8 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err := c.p.ix.Stop(); err != nil {
 		return err
 	}
+	tl := timeline{zero: time.Now()}
+	c.takeRestores()
 	if stopIngest != nil {
 		err := stopIngest()
 		stopIngest = nil
@@ -180,6 +182,13 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		}
 	}
 	kv := c.p.kv.CurrentSeqnos()
+	tl.mark("failover", time.Now())
+	// KV's answer to the node's stream request, as the node will get it
+	// (the harness asks first, to see when it comes).
+	if _, err := c.p.kv.Probe(ctx, from); err != nil {
+		return fmt.Errorf("rollback: probe the streams' answers: %w", err)
+	}
+	tl.mark("rollback_reply", time.Now())
 	rollbacks, err := c.p.ix.Resume(ctx, from)
 	if rerr := c.p.coord.SetRecovery(false); err == nil {
 		err = rerr
@@ -188,6 +197,11 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	resumed := time.Now()
+	if rs := c.takeRestores(); len(rs) > 0 {
+		tl.mark("engine_rollback_start", rs[0].start)
+		tl.mark("engine_rollback_end", rs[len(rs)-1].end)
+	}
+	tl.mark("streams_restarted", resumed)
 	m["resume_ms"] = ms(resumed.Sub(start))
 	m["rollbacks"] = float64(rollbacks)
 	m["vbuckets_failed_over"] = float64(len(vbs))
@@ -196,10 +210,15 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	m["scans_resume_ms"] = ms(time.Since(start))
+	tl.mark("first_scan", time.Now())
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
 	m["recovery_ms"] = ms(time.Since(start))
+	tl.mark("caught_up", time.Now())
+	if line := tl.report(m); !c.job.Quiet {
+		fmt.Fprintf(c.stderr, "phase %s %s\n", ph.Label(), line)
+	}
 	m["catch_up_ms"] = ms(time.Since(resumed))
 	if isRebuild(ph, len(vbs), c.p.spec.Vbuckets) {
 		m[rebuildMetric] = m["recovery_ms"]
