@@ -22,6 +22,10 @@ const (
 	// BuildFaultRestart restarts the index node: the build in progress is
 	// lost with it and starts again once the node is back.
 	BuildFaultRestart = "restart"
+	// BuildFaultBackfillRollback is a KV rollback while INIT is still
+	// backfilling (INITIAL, right after its stream request), branching
+	// below the build timestamp: the backfill holds mutations KV lost.
+	BuildFaultBackfillRollback = "kv-rollback-backfill"
 )
 
 func init() {
@@ -30,12 +34,12 @@ func init() {
 		verifies: true,
 		validate: func(p *Phase, at string) error {
 			switch p.Fault {
-			case "", BuildFaultKVRollback, BuildFaultRestart:
+			case "", BuildFaultKVRollback, BuildFaultRestart, BuildFaultBackfillRollback:
 			default:
-				return fmt.Errorf("%s.fault: %q is not %s or %s", at, p.Fault, BuildFaultKVRollback, BuildFaultRestart)
+				return fmt.Errorf("%s.fault: %q is not %s, %s or %s", at, p.Fault, BuildFaultKVRollback, BuildFaultBackfillRollback, BuildFaultRestart)
 			}
-			if p.Vbuckets != 0 && p.Fault != BuildFaultKVRollback {
-				return fmt.Errorf("%s.vbuckets: only a build with fault %s fails vbuckets over", at, BuildFaultKVRollback)
+			if p.Vbuckets != 0 && p.Fault != BuildFaultKVRollback && p.Fault != BuildFaultBackfillRollback {
+				return fmt.Errorf("%s.vbuckets: only a build with fault %s or %s fails vbuckets over", at, BuildFaultKVRollback, BuildFaultBackfillRollback)
 			}
 			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
 				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
@@ -182,6 +186,9 @@ func (c *cellRun) merge(ctx context.Context, br *buildRun, out *results.Phase) e
 func (c *cellRun) discard(br *buildRun) error {
 	err := br.b.Close()
 	br.b = nil
+	if br.catchup.IsZero() {
+		return err // still INITIAL: a backfill discarded
+	}
 	for _, inst := range br.insts {
 		if serr := c.p.coord.SetState(inst.Defn.Name, coordinator.Initial); err == nil {
 			err = serr
@@ -291,11 +298,21 @@ func (c *cellRun) build(ctx context.Context, ph Phase, out *results.Phase) error
 		return fail(err)
 	}
 	c.pending = append(c.pending, br)
+	if ph.Fault == BuildFaultBackfillRollback {
+		// Whether INIT was still short of the build timestamp: a probe
+		// that gives it a millisecond.
+		if br.b.WaitFor(ctx, br.buildTS, time.Millisecond) != nil {
+			m["backfill_in_progress_at_fault"] = 1
+		}
+		if err := c.buildFault(ctx, ph, br, ingest, m); err != nil {
+			return fail(err)
+		}
+	}
 	if err := c.waitCatchup(ctx, br); err != nil {
 		return fail(err)
 	}
 	m["initial_build_ms"] = ms(br.catchup.Sub(br.start))
-	if ph.Fault != "" {
+	if ph.Fault == BuildFaultKVRollback || ph.Fault == BuildFaultRestart {
 		if err := c.buildFault(ctx, ph, br, ingest, m); err != nil {
 			return fail(err)
 		}
@@ -335,9 +352,9 @@ func (c *cellRun) build(ctx context.Context, ph Phase, out *results.Phase) error
 	return nil
 }
 
-// buildFault injects the phase's fault while br is in CATCHUP, discards
-// the catch-up, lets MAINT recover and starts br again; it returns with
-// br in CATCHUP once more. Metrics: catchup_discarded, discarded_build_ms
+// buildFault injects the phase's fault while br is in CATCHUP (during its
+// backfill for kv-rollback-backfill), discards the catch-up, lets MAINT
+// recover and starts br again; it returns with br in CATCHUP once more. Metrics: catchup_discarded, discarded_build_ms
 // (the lost attempt, from its start to the fault), rollbacks (a KV
 // rollback's), fault_recovery_ms (from the fault until MAINT runs again).
 func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest *ingestLoop, m map[string]float64) error {
@@ -351,7 +368,7 @@ func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest
 	}
 	m["catchup_discarded"]++
 	switch ph.Fault {
-	case BuildFaultKVRollback:
+	case BuildFaultKVRollback, BuildFaultBackfillRollback:
 		if err := c.p.ix.Stop(); err != nil {
 			return err
 		}
@@ -368,7 +385,24 @@ func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest
 			if persisted != nil {
 				branch = persisted.Seqnos[vb]
 			}
-			branch += (min(from.Seqnos[vb], c.p.kv.HighSeqno(vb)) - branch) / 2
+			top := min(from.Seqnos[vb], c.p.kv.HighSeqno(vb))
+			if ph.Fault == BuildFaultBackfillRollback {
+				// Below the end of INIT's backfill snapshot, so that the
+				// backfill holds mutations KV lost.
+				top = min(top, br.buildTS.Seqnos[vb])
+			}
+			branch = min(branch, top)
+			branch += (top - branch) / 2
+			if b := br.buildTS.Seqnos[vb]; ph.Fault == BuildFaultBackfillRollback && branch >= b && b > 0 {
+				// At least the backfill's last item (the latest
+				// version of its document, so surely sent) is lost.
+				branch = b - 1
+			}
+			if ph.Fault == BuildFaultBackfillRollback && branch < br.buildTS.Seqnos[vb] {
+				// The vbucket's backfill snapshot ends at the build
+				// timestamp: what it holds past the branch is lost.
+				m["backfill_vbuckets_past_branch"]++
+			}
 			if err := c.p.failover(vb, branch); err != nil {
 				return err
 			}

@@ -44,9 +44,23 @@ func init() {
 		run: (*cellRun).rollback,
 	})
 	registerPhase(PhaseRestart, phaseKind{
-		settings: []string{"mutations"},
+		settings: []string{"mutations", "point", "vbuckets"},
 		verifies: true,
-		run:      metricsOnly((*cellRun).restart),
+		validate: func(p *Phase, at string) error {
+			switch p.Point {
+			case "", PointBelowRestart:
+			default:
+				return fmt.Errorf("%s.point: %q is not %s (a restart has no other)", at, p.Point, PointBelowRestart)
+			}
+			if p.Vbuckets != 0 && p.Point == "" {
+				return fmt.Errorf("%s.vbuckets: only a restart with point %s fails vbuckets over", at, PointBelowRestart)
+			}
+			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
+				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
+			}
+			return nil
+		},
+		run: metricsOnly((*cellRun).restart),
 	})
 	registerPhase(PhaseDropIndex, phaseKind{
 		settings: []string{"rate", "index"},
@@ -283,16 +297,53 @@ func (c *cellRun) mutateAfterPersist(ctx context.Context, ph Phase) (*upr.TsVbuu
 
 // restart stops the indexer cleanly after some mutations, reopens it and
 // measures the reopen, the first consistent scan and the catch-up.
+//
+// With point below-restart, the chosen vbuckets fail over while the index
+// node is down, at half the seqno of its newest persistent snapshot: below
+// the vector it restarts from (the design's recovery step 7, a failover
+// timestamp lower than the UPR restart timestamp). The restarted node is
+// answered with Rollback and goes back to an older recovery point, or to
+// zero.
 func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) error {
 	if _, err := c.mutateAfterPersist(ctx, ph); err != nil {
 		return err
 	}
+	if ph.Point == PointBelowRestart {
+		if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+			return err
+		}
+		if err := c.p.ix.Stop(); err != nil {
+			return err
+		}
+		persisted := c.p.ix.PersistedTS()
+		vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
+		if err != nil {
+			return err
+		}
+		var below float64
+		for _, vb := range vbs {
+			var branch upr.Seqno
+			if persisted != nil {
+				branch = persisted.Seqnos[vb] / 2
+				if branch < persisted.Seqnos[vb] {
+					below++
+				}
+			}
+			if err := c.p.failover(vb, branch); err != nil {
+				return err
+			}
+		}
+		m["vbuckets_failed_over"] = float64(len(vbs))
+		m["vbuckets_failed_over_below_restart"] = below
+	}
 	kv := c.p.kv.CurrentSeqnos()
 	start := time.Now()
-	open, from, err := c.p.restart(ctx)
+	open, _, err := c.p.restart(ctx)
 	if err != nil {
 		return err
 	}
+	// The vector the streams restarted from, after any rollback.
+	from := c.p.ix.From()
 	resumed := time.Now()
 	m["open_ms"] = ms(open)
 	if err := c.waitScannable(ctx); err != nil {

@@ -84,6 +84,9 @@ const (
 	// high seqno: KV loses only what the indexer had not persisted, so
 	// the indexer rolls back to that newest snapshot.
 	PointUnpersisted = "unpersisted"
+	// PointBelowRestart (a restart phase's) fails vbuckets over while the
+	// index node is down, below the vector it restarts from.
+	PointBelowRestart = "below-restart"
 )
 
 // Phase is one step of a scenario. Which fields apply depends on Type;
