@@ -147,3 +147,23 @@ phases:
 		t.Errorf("lose-tail: verify %s (%s); the divergence passed silently", ph.Verify, ph.VerifyDetail)
 	}
 }
+
+// TestScenarioSettingsOfTheDesignQuestions refuses bad values of the
+// settings the design's questions added, naming the field.
+func TestScenarioSettingsOfTheDesignQuestions(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"phases: [{type: load}, {type: kv-restart, mode: reboot}]", "phases[1].mode"},
+		{"phases: [{type: load}, {type: kv-restart, vbuckets: 4}]", "a clean KV restart loses no vbucket's tail"},
+		{"phases: [{type: load}, {type: kv-restart, mode: lose-tail, vbuckets: 2000}]", "phases[1].vbuckets"},
+		{"phases: [{type: load}, {type: kv-restart, point: recent}]", "phases[1].point: not a setting of a kv-restart phase"},
+		{"phases: [{type: load}, {type: rollback, rate: 100}]", "phases[1].rate: a rollback phase ingests at a rate only under_ingest"},
+		{"phases: [{type: load}, {type: restart, point: recent}]", "phases[1].point"},
+		{"phases: [{type: load}, {type: restart, vbuckets: 3}]", "phases[1].vbuckets"},
+		{"indexer: {rollback_queues: hoard}\nphases: [{type: load}]", "indexer.rollback_queues"},
+	} {
+		_, err := ParseScenario([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
