@@ -358,6 +358,15 @@ func (c *cellRun) build(ctx context.Context, ph Phase, out *results.Phase) error
 // (the lost attempt, from its start to the fault), rollbacks (a KV
 // rollback's), fault_recovery_ms (from the fault until MAINT runs again).
 func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest *ingestLoop, m map[string]float64) error {
+	rollback := ph.Fault == BuildFaultKVRollback || ph.Fault == BuildFaultBackfillRollback
+	if rollback {
+		// The failover ends MAINT's streams while mutations still flow:
+		// stopped before the ingest, MAINT has not caught up with (and
+		// persisted) everything it received.
+		if err := c.p.ix.Stop(); err != nil {
+			return err
+		}
+	}
 	if err := ingest.halt(); err != nil {
 		return err
 	}
@@ -367,11 +376,8 @@ func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest
 		return err
 	}
 	m["catchup_discarded"]++
-	switch ph.Fault {
-	case BuildFaultKVRollback, BuildFaultBackfillRollback:
-		if err := c.p.ix.Stop(); err != nil {
-			return err
-		}
+	switch {
+	case rollback:
 		vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
 		if err != nil {
 			return err
@@ -393,6 +399,11 @@ func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest
 			}
 			branch = min(branch, top)
 			branch += (top - branch) / 2
+			if branch == top && top > 0 {
+				// MAINT had persisted all it received: it loses its last
+				// mutation at least, so that it has to roll back.
+				branch = top - 1
+			}
 			if b := br.buildTS.Seqnos[vb]; ph.Fault == BuildFaultBackfillRollback && branch >= b && b > 0 {
 				// At least the backfill's last item (the latest
 				// version of its document, so surely sent) is lost.
@@ -413,7 +424,7 @@ func (c *cellRun) buildFault(ctx context.Context, ph Phase, br *buildRun, ingest
 		}
 		m["rollbacks"] = float64(rollbacks)
 		m["vbuckets_failed_over"] = float64(len(vbs))
-	case BuildFaultRestart:
+	default: // BuildFaultRestart
 		if _, _, err := c.p.restart(ctx); err != nil {
 			return err
 		}
