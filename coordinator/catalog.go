@@ -57,7 +57,9 @@ func (c *catalog) create(d defn.IndexDefn, nodes []string) (Instance, error) {
 var validTransitions = map[State][]State{
 	Created: {Initial, Deleted},
 	Initial: {Catchup, Active, Deleted},
-	Catchup: {Active, Deleted},
+	// A catch-up is discarded on a KV rollback or a restart: the build
+	// starts again from its backfill.
+	Catchup: {Initial, Active, Deleted},
 	Active:  {Deleted},
 }
 

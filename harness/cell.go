@@ -61,6 +61,14 @@ type cellRun struct {
 	// for the Prometheus export.
 	sourceMutations atomic.Int64
 
+	// pendingBuilds are the initial builds in progress: one a build-index phase
+	// with wait: false left catching up, completed by the next one.
+	pendingBuilds []*buildRun
+	// restores are the indexer's restores of its slices since a phase
+	// last took them, for a rollback's timeline.
+	restoreMu sync.Mutex
+	restores  []restoreSpan
+
 	// The current phase's measurement.
 	mu    sync.Mutex
 	phase string // its name, for the Prometheus export's labels
@@ -171,7 +179,7 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 		cell.Nodes = append(cell.Nodes, results.Node{Role: np.role, Pid: np.pid, CPUs: np.cpus})
 	}
 	defer func() {
-		if cerr := c.p.close(); cerr != nil && err == nil {
+		if cerr := errors.Join(c.closePendingBuilds(), c.p.close()); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
@@ -212,6 +220,9 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 type indexerRecorder struct{ c *cellRun }
 
 func (r indexerRecorder) Record(op string, d time.Duration) {
+	if op == "rollback" || op == "recover" {
+		r.c.noteRestore(d)
+	}
 	if op == "persist" {
 		for old := r.c.longestPersist.Load(); int64(d) > old && !r.c.longestPersist.CompareAndSwap(old, int64(d)); {
 			old = r.c.longestPersist.Load()
@@ -360,10 +371,15 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		addVerdict(&out, !dv.TooShort, dv.OK(), dv.String())
 	}
 	if c.job.Verify && ph.Verifies() {
+		vstart := time.Now()
 		v, verr := c.verify(ctx)
 		if verr != nil {
 			return out, verr
 		}
+		// What the check costs (a full scan of every index and a walk of
+		// the bucket's history), and how far the indexes are off.
+		out.Metrics["verify_ms"] = ms(time.Since(vstart))
+		out.Metrics["verify_mismatches"] = float64(v.Differing)
 		addVerdict(&out, true, v.OK(), v.String())
 	}
 	if out.Verify == results.VerifyFail {

@@ -34,14 +34,17 @@
 // index lag (drift.go; the soak scenario).
 //
 // Phases: load (initial build from a backfill), ingest, scan, persist,
-// rollback (KV failover), restart, build-index (INIT stream, merge into
-// MAINT), drop-index, raw-ingest (the engine alone) and capacity (a search
-// for the highest open-loop ingest rate that meets a lag and scan SLO;
-// capacity.go). Every phase also reports what sizing needs: CPU and bytes
-// written per mutation, write amplification and the engines' own figures
-// (costs.go, through a tally of the pipeline's stores), and the load splits
-// disk and engine memory into a fixed part per store and a part per entry.
-// The crash test
+// rollback (KV failover), restart, kv-restart (KV restarts, losing
+// unpersisted tails or not), build-index (INIT stream, merge into MAINT;
+// faults in CATCHUP or the backfill, overlapping builds), drop-index,
+// raw-ingest (the engine alone), capacity (a search for the highest
+// open-loop ingest rate that meets a lag and scan SLO; capacity.go) and
+// fault (a node, the master or etcd killed or stopped under scans and
+// ingest on a cluster; clusterfaults.go). Every phase also reports what
+// sizing needs: CPU and bytes written per mutation, write amplification
+// and the engines' own figures (costs.go, through a tally of the
+// pipeline's stores), and the load splits disk and engine memory into a
+// fixed part per store and a part per entry. The crash test
 // (RunCrashTest in crash.go, RunCrashChild in crash_child.go) kills child
 // processes with SIGKILL and checks every recovery.
 //

@@ -28,18 +28,18 @@ var indexerZeroInvalid = map[string]string{
 // phaseZeroInvalid: phase settings whose zero is out of range, for every
 // type that accepts them; "type.setting" entries apply to one type.
 var phaseZeroInvalid = map[string]string{
-	"name":        "a name",
-	"duration":    "a positive duration",
-	"kind":        "range, lookup, count or all",
-	"consistency": "any, request_plus or at_plus",
-	"clients":     "in 1..1024",
-	"limit":       "≥ 1",
-	"index":       "an index name",
-	"entries":     "≥ 1",
-	"point":       "recent, boundary or unknown-vbuuid",
-	"indexes":     "a list of index names",
-	"fault":       "one of " + strings.Join(faultNames, ", "),
-	"down":        "a positive duration",
+	"name":                "a name",
+	"duration":            "a positive duration",
+	"kind":                "range, lookup, count or all",
+	"consistency":         "any, request_plus or at_plus",
+	"clients":             "in 1..1024",
+	"limit":               "≥ 1",
+	"index":               "an index name",
+	"entries":             "≥ 1",
+	"point":               "recent, boundary or unknown-vbuuid",
+	"indexes":             "a list of index names",
+	PhaseFault + ".fault": "one of " + strings.Join(faultNames, ", "),
+	"down":                "a positive duration",
 	// A rollback or restart with mutations 0 would apply the default
 	// count; an ingest's 0 means "run for the duration".
 	PhaseRollback + ".mutations": "≥ 1",

@@ -808,5 +808,6 @@ func indexerConfig(s IndexerSettings, eng engines.Engine, opts engines.Options, 
 		BackIndexCacheBytes: s.BackIndexCacheBytes,
 		Durability:          dur,
 		STMode:              s.STMode,
+		RollbackQueues:      s.RollbackQueues,
 	}
 }

@@ -19,13 +19,16 @@ import (
 
 func init() {
 	registerPhase(PhaseRollback, phaseKind{
-		settings: []string{"mutations", "vbuckets", "point"},
+		settings: []string{"mutations", "vbuckets", "point", "under_ingest", "rate"},
 		verifies: true,
 		validate: func(p *Phase, at string) error {
 			switch p.Point {
-			case "", PointRecent, PointBoundary, PointUnknownVbuuid:
+			case "", PointRecent, PointBoundary, PointUnknownVbuuid, PointUnpersisted:
 			default:
-				return fmt.Errorf("%s.point: %q is not recent, boundary or unknown-vbuuid", at, p.Point)
+				return fmt.Errorf("%s.point: %q is not recent, boundary, unknown-vbuuid or unpersisted", at, p.Point)
+			}
+			if p.Rate != 0 && !p.UnderIngest {
+				return fmt.Errorf("%s.rate: a rollback phase ingests at a rate only under_ingest", at)
 			}
 			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
 				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
@@ -44,9 +47,23 @@ func init() {
 		run: (*cellRun).rollback,
 	})
 	registerPhase(PhaseRestart, phaseKind{
-		settings: []string{"mutations"},
+		settings: []string{"mutations", "point", "vbuckets"},
 		verifies: true,
-		run:      metricsOnly((*cellRun).restart),
+		validate: func(p *Phase, at string) error {
+			switch p.Point {
+			case "", PointBelowRestart:
+			default:
+				return fmt.Errorf("%s.point: %q is not %s (a restart has no other)", at, p.Point, PointBelowRestart)
+			}
+			if p.Vbuckets != 0 && p.Point == "" {
+				return fmt.Errorf("%s.vbuckets: only a restart with point %s fails vbuckets over", at, PointBelowRestart)
+			}
+			if p.Vbuckets < 0 || p.Vbuckets > 1024 {
+				return fmt.Errorf("%s.vbuckets: %d out of range [0,1024]", at, p.Vbuckets)
+			}
+			return nil
+		},
+		run: metricsOnly((*cellRun).restart),
 	})
 	registerPhase(PhaseDropIndex, phaseKind{
 		settings: []string{"rate", "index"},
@@ -102,9 +119,18 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err != nil {
 		return err
 	}
-	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+	var stopIngest func() error
+	if ph.UnderIngest {
+		stopIngest = c.backgroundIngest(ctx, ph.Rate)
+		defer func() {
+			if stopIngest != nil {
+				stopIngest()
+			}
+		}()
+	} else if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
+	before, _ := c.p.ix.Stats()
 	vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
 	if err != nil {
 		return err
@@ -132,6 +158,18 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 	if err := c.p.ix.Stop(); err != nil {
 		return err
 	}
+	tl := timeline{zero: time.Now()}
+	c.takeRestores()
+	if stopIngest != nil {
+		err := stopIngest()
+		stopIngest = nil
+		if err != nil {
+			return err
+		}
+	}
+	if st, ok := c.p.ix.Stats(); ok {
+		m["queued_key_versions_at_rollback"] = float64(st.DocsQueued)
+	}
 	// DDL waits for recovery: a drop now must be refused.
 	if err := c.p.coord.SetRecovery(true); err != nil {
 		return err
@@ -142,10 +180,18 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		switch point {
 		case PointUnknownVbuuid:
 			from.Vbuuids[vb] ^= 0x5bd1e995
-		case PointBoundary, PointRecent:
+		case PointBoundary, PointRecent, PointUnpersisted:
 			branch := persisted.Seqnos[vb]
-			if point == PointRecent {
-				branch += (c.p.kv.HighSeqno(vb) - branch) / 2
+			if point == PointUnpersisted {
+				if now := c.p.ix.PersistedTS(); now != nil {
+					branch = now.Seqnos[vb]
+				}
+			}
+			if point != PointBoundary {
+				// Halfway to what the index node received (the high
+				// seqno once caught up; under ingest it may lag), so
+				// that the node has something to roll back.
+				branch += (min(from.Seqnos[vb], c.p.kv.HighSeqno(vb)) - branch) / 2
 			}
 			if err := c.p.failover(vb, branch); err != nil {
 				return err
@@ -153,6 +199,13 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		}
 	}
 	kv := c.p.kv.CurrentSeqnos()
+	tl.mark("failover", time.Now())
+	// KV's answer to the node's stream request, as the node will get it
+	// (the harness asks first, to see when it comes).
+	if _, err := c.p.kv.Probe(ctx, from); err != nil {
+		return fmt.Errorf("rollback: probe the streams' answers: %w", err)
+	}
+	tl.mark("rollback_reply", time.Now())
 	rollbacks, err := c.p.ix.Resume(ctx, from)
 	if rerr := c.p.coord.SetRecovery(false); err == nil {
 		err = rerr
@@ -161,6 +214,11 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	resumed := time.Now()
+	if rs := c.takeRestores(); len(rs) > 0 {
+		tl.mark("engine_rollback_start", rs[0].start)
+		tl.mark("engine_rollback_end", rs[len(rs)-1].end)
+	}
+	tl.mark("streams_restarted", resumed)
 	m["resume_ms"] = ms(resumed.Sub(start))
 	m["rollbacks"] = float64(rollbacks)
 	m["vbuckets_failed_over"] = float64(len(vbs))
@@ -169,16 +227,24 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		return err
 	}
 	m["scans_resume_ms"] = ms(time.Since(start))
+	tl.mark("first_scan", time.Now())
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
 	m["recovery_ms"] = ms(time.Since(start))
+	tl.mark("caught_up", time.Now())
+	if line := tl.report(m); !c.job.Quiet {
+		fmt.Fprintf(c.stderr, "phase %s %s\n", ph.Label(), line)
+	}
 	m["catch_up_ms"] = ms(time.Since(resumed))
 	if isRebuild(ph, len(vbs), c.p.spec.Vbuckets) {
 		m[rebuildMetric] = m["recovery_ms"]
 	}
 	if kv.Sum() >= restored.Sum() {
 		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
+	}
+	if after, ok := c.p.ix.Stats(); ok {
+		m["rollback_kept_key_versions"] = float64(after.RollbackKeptKeyVersions - before.RollbackKeptKeyVersions)
 	}
 	if err := c.countEntries(ctx, m); err != nil {
 		return err
@@ -197,6 +263,19 @@ func (c *cellRun) rollback(ctx context.Context, ph Phase, out *results.Phase) er
 		out.Verify, out.VerifyDetail = results.VerifyFail, "a scan waiting across the rollback was never failed"
 	}
 	return nil
+}
+
+// backgroundIngest applies mutations at rate (0: closed loop) until the
+// returned function is called, which returns the driver's error.
+func (c *cellRun) backgroundIngest(ctx context.Context, rate float64) (stop func() error) {
+	d := &driver{c: c, rate: rate}
+	dctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.run(dctx, 0) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }
 
 // mutateAfterPersist starts the pipeline, waits for a round of persistent
@@ -221,16 +300,53 @@ func (c *cellRun) mutateAfterPersist(ctx context.Context, ph Phase) (*upr.TsVbuu
 
 // restart stops the indexer cleanly after some mutations, reopens it and
 // measures the reopen, the first consistent scan and the catch-up.
+//
+// With point below-restart, the chosen vbuckets fail over while the index
+// node is down, at half the seqno of its newest persistent snapshot: below
+// the vector it restarts from (the design's recovery step 7, a failover
+// timestamp lower than the UPR restart timestamp). The restarted node is
+// answered with Rollback and goes back to an older recovery point, or to
+// zero.
 func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) error {
 	if _, err := c.mutateAfterPersist(ctx, ph); err != nil {
 		return err
 	}
+	if ph.Point == PointBelowRestart {
+		if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
+			return err
+		}
+		if err := c.p.ix.Stop(); err != nil {
+			return err
+		}
+		persisted := c.p.ix.PersistedTS()
+		vbs, err := chooseVbuckets(c.rng, c.p.spec.Vbuckets, ph.Vbuckets)
+		if err != nil {
+			return err
+		}
+		var below float64
+		for _, vb := range vbs {
+			var branch upr.Seqno
+			if persisted != nil {
+				branch = persisted.Seqnos[vb] / 2
+				if branch < persisted.Seqnos[vb] {
+					below++
+				}
+			}
+			if err := c.p.failover(vb, branch); err != nil {
+				return err
+			}
+		}
+		m["vbuckets_failed_over"] = float64(len(vbs))
+		m["vbuckets_failed_over_below_restart"] = below
+	}
 	kv := c.p.kv.CurrentSeqnos()
 	start := time.Now()
-	open, from, err := c.p.restart(ctx)
+	open, _, err := c.p.restart(ctx)
 	if err != nil {
 		return err
 	}
+	// The vector the streams restarted from, after any rollback.
+	from := c.p.ix.From()
 	resumed := time.Now()
 	m["open_ms"] = ms(open)
 	if err := c.waitScannable(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/workload"
 )
 
@@ -66,6 +67,9 @@ type IndexerSettings struct {
 	// BackIndexCacheBytes bounds a per-slice write-through cache of the
 	// back index, so upserts need not read the store; 0 (default) reads it.
 	BackIndexCacheBytes int64 `yaml:"back_index_cache_bytes,omitempty"`
+	// RollbackQueues is what a KV rollback does with the mutation queues:
+	// "discard" (default) or "keep" (indexer.Config.RollbackQueues).
+	RollbackQueues string `yaml:"rollback_queues,omitempty"`
 }
 
 // Phase types; each registers itself (registerPhase) beside its run
@@ -81,6 +85,7 @@ const (
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
 	PhaseCapacity  = "capacity"    // search for the highest ingest rate that meets an SLO
+	PhaseKVRestart = "kv-restart"  // KV (memcached) restarts: clean, or losing the unpersisted tail of some vbuckets
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -93,6 +98,14 @@ const (
 	// PointUnknownVbuuid loses no data but asks for the streams with a
 	// vbuuid the bucket does not know: the indexer rolls back to zero.
 	PointUnknownVbuuid = "unknown-vbuuid"
+	// PointUnpersisted branches halfway between the indexer's newest
+	// persistent snapshot at the time of the failover and the vbucket's
+	// high seqno: KV loses only what the indexer had not persisted, so
+	// the indexer rolls back to that newest snapshot.
+	PointUnpersisted = "unpersisted"
+	// PointBelowRestart (a restart phase's) fails vbuckets over while the
+	// index node is down, below the vector it restarts from.
+	PointBelowRestart = "below-restart"
 )
 
 // Phase is one step of a scenario. Which fields apply depends on Type;
@@ -126,9 +139,17 @@ type Phase struct {
 	// Raw-ingest settings.
 	Entries int `yaml:"entries,omitempty"`
 	// Rollback settings: how many vbuckets fail over (0: all) and where
-	// their new branch starts (recent, boundary, unknown-vbuuid).
+	// their new branch starts (recent, boundary, unknown-vbuuid,
+	// unpersisted). A rollback phase with under_ingest fails over while
+	// mutations stream in (at rate; 0 closed loop), without waiting for
+	// the index to catch up, so the mutation queues hold what the flusher
+	// has not applied yet.
 	Vbuckets int    `yaml:"vbuckets,omitempty"`
 	Point    string `yaml:"point,omitempty"`
+	// Mode of a kv-restart phase: clean (default), lose-tail (the chosen
+	// vbuckets lose their unpersisted tail and keep their vbuuid) or
+	// lose-tail-failover (the same under a new failover-log entry).
+	Mode string `yaml:"mode,omitempty"`
 	// RawRatio makes an ingest phase replay every call the stores got
 	// (from the cell's start: the earlier calls untimed) straight into
 	// fresh stores afterwards, reporting the pipeline's rate as a fraction
@@ -137,10 +158,18 @@ type Phase struct {
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).
 	Indexes []string `yaml:"indexes,omitempty"`
-	// Fault is what a fault phase injects (see PhaseFault); Down how long
-	// the fault lasts before it heals (default: per fault).
+	// Fault is what a phase injects: a fault phase's fault on the cluster
+	// (see PhaseFault), or a build-index phase's while its build is in
+	// CATCHUP — kv-rollback (vbuckets fail over; 0: all) or restart (the
+	// index node) — after which the catch-up is discarded and the build
+	// starts again. Down is how long a fault phase's fault lasts before it
+	// heals (default: per fault).
 	Fault string   `yaml:"fault,omitempty"`
 	Down  Duration `yaml:"down,omitempty"`
+	// Wait: false ends a build-index phase once its build is in CATCHUP,
+	// leaving it catching up for the next phase, a build-index phase, to
+	// complete (default true: the phase ends with its indexes ACTIVE).
+	Wait *bool `yaml:"wait,omitempty"`
 	// Capacity search settings (capacity.go): the SLO each step is judged
 	// against, the length of a step, the factor the rate rises by, the
 	// highest rate tried, the rest after a failed step, the precision the
@@ -254,6 +283,11 @@ func (s *Scenario) Validate() error {
 	default:
 		return fmt.Errorf("indexer.durability: %q is not nosync or sync", ix.Durability)
 	}
+	switch ix.RollbackQueues {
+	case "", indexer.RollbackQueuesDiscard, indexer.RollbackQueuesKeep:
+	default:
+		return fmt.Errorf("indexer.rollback_queues: %q is not %s or %s", ix.RollbackQueues, indexer.RollbackQueuesDiscard, indexer.RollbackQueuesKeep)
+	}
 	if ix.QueueSize < 0 {
 		return fmt.Errorf("indexer.queue_size: %d is negative", ix.QueueSize)
 	}
@@ -281,7 +315,7 @@ func (s *Scenario) Validate() error {
 		}
 		seen[p.Label()] = true
 	}
-	return nil
+	return checkPendingBuilds(s.Phases)
 }
 
 func (p *Phase) validate(at string) error {

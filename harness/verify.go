@@ -18,6 +18,9 @@ type verdict struct {
 	// Indexes and Entries are how many indexes were compared and how many
 	// entries the oracle expected of them together.
 	Indexes, Entries int
+	// Differing is how many entries differ from the oracle's, over every
+	// index.
+	Differing int
 	// Problems describe each index that differs, sorted; none when every
 	// index equals the oracle.
 	Problems []string
@@ -58,6 +61,7 @@ func (c *cellRun) verify(ctx context.Context) (verdict, error) {
 			v.Indexes++
 			v.Entries += len(want)
 			if lines, n := diffEntries(res.Entries, want, 5); n > 0 {
+				v.Differing += n
 				v.Problems = append(v.Problems, fmt.Sprintf("index %s differs from the oracle in %d entries (index %d, oracle %d): %s",
 					name, n, len(res.Entries), len(want), strings.Join(lines, "; ")))
 			}

@@ -21,6 +21,22 @@ const (
 	ModeCoordinator = "coordinator"
 )
 
+// What a KV rollback does with the mutation queues (Config.RollbackQueues).
+const (
+	// RollbackQueuesDiscard drops every queued key version: the streams
+	// restart from the vector the slices were restored to and send them
+	// again.
+	RollbackQueuesDiscard = "discard"
+	// RollbackQueuesKeep keeps, per vbucket, the queued key versions up to
+	// the last complete snapshot received, when that is at or below the
+	// rollback point and the slices were restored exactly to where the
+	// queue begins (the vector flushed last); the vbucket's stream then
+	// restarts after them. Elsewhere the queue is dropped as with discard:
+	// a gap between the restored vector and the queue must come from KV,
+	// which resends the queued versions with it.
+	RollbackQueuesKeep = "keep"
+)
+
 // MinSnapshotInterval is the shortest SnapshotInterval Validate accepts.
 const MinSnapshotInterval = 10 * time.Millisecond
 
@@ -75,6 +91,9 @@ type Config struct {
 	// reads it). Past the bound the cache empties and fills again from
 	// later flushes. Default 0: no cache.
 	BackIndexCacheBytes int64
+	// RollbackQueues is what a KV rollback does with the mutation queues:
+	// RollbackQueuesDiscard or RollbackQueuesKeep. Default discard.
+	RollbackQueues string
 	// Durability is passed to every Apply.
 	Durability engines.Durability
 	// STMode is ModeLocal or ModeCoordinator. Default ModeLocal.
@@ -120,6 +139,9 @@ func (c *Config) EnsureDefaults() *Config {
 	if c.STMode == "" {
 		c.STMode = ModeLocal
 	}
+	if c.RollbackQueues == "" {
+		c.RollbackQueues = RollbackQueuesDiscard
+	}
 	if c.LagSampleEvery == 0 {
 		c.LagSampleEvery = 16
 	}
@@ -153,6 +175,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("indexer: flush batch size %d must be at least 1", c.FlushBatchSize)
 	case c.STMode != ModeLocal && c.STMode != ModeCoordinator:
 		return fmt.Errorf("indexer: ST mode %q is not %q or %q", c.STMode, ModeLocal, ModeCoordinator)
+	case c.RollbackQueues != RollbackQueuesDiscard && c.RollbackQueues != RollbackQueuesKeep:
+		return fmt.Errorf("indexer: rollback queues %q is not %q or %q", c.RollbackQueues, RollbackQueuesDiscard, RollbackQueuesKeep)
 	case c.LagSampleEvery < 1:
 		return fmt.Errorf("indexer: lag sample rate %d must be at least 1", c.LagSampleEvery)
 	case c.BackIndexCacheBytes < 0:
@@ -172,8 +196,8 @@ func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "engine=%s vbuckets=%d snapshot_interval=%v persist_interval=%v max_rollbacks=%d",
 		c.Engine.Name, c.NumVbuckets, c.SnapshotInterval, c.PersistInterval, c.MaxRollbacks)
-	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v",
-		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout)
+	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v rollback_queues=%s",
+		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout, c.RollbackQueues)
 	fmt.Fprintf(&b, " engine_options={%s}", c.EngineOptions)
 	return b.String()
 }

@@ -30,22 +30,23 @@ import (
 // ahead of it, or torn by a crash), a slice without one is emptied, and the
 // returned vector is where the streams must restart.
 func (ix *Indexer) Recover() (*upr.TsVbuuid, error) {
-	return ix.restore("recover", func(rps []engines.RecoveryPoint) int { return len(rps) - 1 })
+	return ix.restore("recover", nil, func(rps []engines.RecoveryPoint) int { return len(rps) - 1 })
 }
 
 // Rollback is the KV-rollback flow. points holds, per vbucket the producer
 // asked to roll back, the seqno it rolls back to. Queued key versions are
-// dropped, waiting scans fail with ErrIndexRollback, and each slice is
-// rolled back to its newest recovery point whose vector is at or below
-// every point (or emptied when none is). It returns the vector the streams
-// must restart from.
+// dropped (with Config.RollbackQueues keep, those that continue where the
+// slices were restored to are kept), waiting scans fail with
+// ErrIndexRollback, and each slice is rolled back to its newest recovery
+// point whose vector is at or below every point (or emptied when none is).
+// It returns the vector the streams must restart from.
 func (ix *Indexer) Rollback(points map[upr.Vbno]upr.Seqno) (*upr.TsVbuuid, error) {
 	for vb := range points {
 		if int(vb) >= ix.cfg.NumVbuckets {
 			return nil, fmt.Errorf("rollback: vb %d out of range [0,%d)", vb, ix.cfg.NumVbuckets)
 		}
 	}
-	return ix.restore("rollback", func(rps []engines.RecoveryPoint) int {
+	return ix.restore("rollback", points, func(rps []engines.RecoveryPoint) int {
 		for i := len(rps) - 1; i >= 0; i-- {
 			var ts upr.TsVbuuid
 			if ts.UnmarshalBinary(rps[i].Meta) != nil || ts.Len() != ix.cfg.NumVbuckets {
@@ -67,8 +68,9 @@ func (ix *Indexer) Rollback(points map[upr.Vbno]upr.Seqno) (*upr.TsVbuuid, error
 }
 
 // restore is the common core: choose picks the recovery point (index into
-// rps, -1 for none) of each slice.
-func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint) int) (*upr.TsVbuuid, error) {
+// rps, -1 for none) of each slice. points are a rollback's (nil for a
+// restart), the bound on what a kept queue may hold.
+func (ix *Indexer) restore(what string, points map[upr.Vbno]upr.Seqno, choose func(rps []engines.RecoveryPoint) int) (*upr.TsVbuuid, error) {
 	if ix.running.Load() {
 		return nil, fmt.Errorf("%s: stop Run first", what)
 	}
@@ -86,6 +88,13 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 	}
 	ix.recovering = true
 	ix.persistedTS = nil
+	var oldQ *mutationQueue
+	var oldAligned, oldFlushed *upr.TsVbuuid
+	if points != nil && ix.cfg.RollbackQueues == RollbackQueuesKeep {
+		// Every round completed (lockQuiet), so the queue holds exactly
+		// what was received past the flushed vector.
+		oldQ, oldAligned, oldFlushed = ix.q, ix.tk.alignedHWT(), ix.flushed.Clone()
+	}
 	ix.q = newMutationQueue(ix.cfg.NumVbuckets)
 	ix.pendingST = nil
 	ix.rollbackGen++
@@ -132,8 +141,17 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 	ix.lastPersist = time.Now()
 	ix.stalls = 0
 	ix.broken = nil
+	from := restart
 	ix.mu.Lock()
-	ix.tk.reset(restart)
+	if oldQ != nil {
+		var kept int
+		from, kept = keepQueued(oldQ, ix.q, restart, hold, oldFlushed, oldAligned, points)
+		ix.st.rollbackKept.Add(int64(kept))
+	}
+	ix.tk.reset(from)
+	// The kept key versions are received but not stable: the next
+	// promotion covers them.
+	ix.tk.st = restart.Clone()
 	ix.holdUntil = hold
 	ix.mu.Unlock()
 	if restart.Equal(hold) {
@@ -144,8 +162,41 @@ func (ix *Indexer) restore(what string, choose func(rps []engines.RecoveryPoint)
 	}
 	ix.record(what, time.Since(start))
 	ix.cfg.Logger.Info("slices restored", "flow", what, "slices", len(all), "restart_seqnos", restart.Sum(),
-		"hold_seqnos", hold.Sum(), "took", time.Since(start))
-	return restart, nil
+		"hold_seqnos", hold.Sum(), "stream_seqnos", from.Sum(), "took", time.Since(start))
+	return from.Clone(), nil
+}
+
+// keepQueued moves from old to q, per vbucket, the queued key versions a
+// rollback may keep, and returns the vector the streams restart from (the
+// restored vector, past the kept versions) and how many it kept. A
+// vbucket's queue is kept when every slice was restored exactly to the
+// vector flushed last (where the queue begins: restart and hold both equal
+// flushed there), and only up to the last complete snapshot received
+// (aligned), which must not pass the vbucket's rollback point if it has
+// one; what lies past that snapshot is dropped, for the stream to send
+// again.
+func keepQueued(old, q *mutationQueue, restart, hold, flushed, aligned *upr.TsVbuuid,
+	points map[upr.Vbno]upr.Seqno) (*upr.TsVbuuid, int) {
+	from := restart.Clone()
+	kept := 0
+	for vb := range restart.Len() {
+		r, a := pointOf(restart, vb), pointOf(aligned, vb)
+		if r != pointOf(hold, vb) || r.seqno != flushed.Seqnos[vb] || r.vbuuid != flushed.Vbuuids[vb] || a.seqno <= r.seqno {
+			continue
+		}
+		if p, ok := points[upr.Vbno(vb)]; ok && a.seqno > p {
+			continue
+		}
+		for _, it := range old.vbs[vb][old.heads[vb]:] {
+			if it.seqno > a.seqno {
+				break
+			}
+			q.push(it)
+			kept++
+		}
+		setPoint(from, vb, a)
+	}
+	return from, kept
 }
 
 // restoreSlice rolls s back to the recovery point choose picks, or empties

@@ -21,6 +21,7 @@ type stats struct {
 	scans              atomic.Int64
 	scanErrors         atomic.Int64
 	slicesRebuilt      atomic.Int64
+	rollbackKept       atomic.Int64
 }
 
 // Stats is a point-in-time reading of the indexer's figures. The names
@@ -57,6 +58,9 @@ type Stats struct {
 	// or while restoring it in Recover or Rollback) and was replaced by an
 	// empty one, for the streams to replay from the start.
 	SlicesRebuilt int64
+	// RollbackKeptKeyVersions counts the queued key versions rollbacks
+	// kept (Config.RollbackQueues keep) rather than have KV send again.
+	RollbackKeptKeyVersions int64
 	// ReaderBlocks counts how often the stream reader waited for queue
 	// space; ReaderBlocked is the time it waited in total.
 	ReaderBlocks  int64
@@ -105,18 +109,19 @@ func (s *Stats) Merge(o Stats) {
 // metrics, so it is meant for about once a second, not a hot loop.
 func (ix *Indexer) Stats() Stats {
 	s := Stats{
-		DocsIndexed:        ix.st.docsIndexed.Load(),
-		FlushedKeyVersions: ix.st.flushedKVs.Load(),
-		NumSnapshots:       ix.st.snapshots.Load(),
-		NumPersisted:       ix.st.persisted.Load(),
-		Flushes:            ix.st.flushes.Load(),
-		FlushOnly:          ix.st.flushOnly.Load(),
-		Scans:              ix.st.scans.Load(),
-		ScanErrors:         ix.st.scanErrors.Load(),
-		SkippedKeyVersions: ix.st.skipped.Load(),
-		SlicesRebuilt:      ix.st.slicesRebuilt.Load(),
-		ReaderBlocks:       ix.st.readerBlocks.Load(),
-		ReaderBlocked:      time.Duration(ix.st.readerBlockedNanos.Load()),
+		DocsIndexed:             ix.st.docsIndexed.Load(),
+		FlushedKeyVersions:      ix.st.flushedKVs.Load(),
+		NumSnapshots:            ix.st.snapshots.Load(),
+		NumPersisted:            ix.st.persisted.Load(),
+		Flushes:                 ix.st.flushes.Load(),
+		FlushOnly:               ix.st.flushOnly.Load(),
+		Scans:                   ix.st.scans.Load(),
+		ScanErrors:              ix.st.scanErrors.Load(),
+		SkippedKeyVersions:      ix.st.skipped.Load(),
+		SlicesRebuilt:           ix.st.slicesRebuilt.Load(),
+		RollbackKeptKeyVersions: ix.st.rollbackKept.Load(),
+		ReaderBlocks:            ix.st.readerBlocks.Load(),
+		ReaderBlocked:           time.Duration(ix.st.readerBlockedNanos.Load()),
 	}
 	ix.mu.Lock()
 	s.DocsQueued = int64(ix.q.len())

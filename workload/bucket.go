@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -100,8 +101,10 @@ type vbucket struct {
 	high  upr.Seqno
 	// inSnap counts the mutations of the open snapshot.
 	inSnap int
-	// gen changes at every failover so open streams notice.
-	gen uint64
+	// gen changes at every failover and KV restart so open streams
+	// notice; ended is why they end.
+	gen   uint64
+	ended upr.EndReason
 	// compacted: history at or below it is deduplicated.
 	compacted upr.Seqno
 	// docs holds the state of the vbucket's documents whose ids have no
@@ -542,21 +545,92 @@ func (b *Bucket) Failover(vb upr.Vbno, branchSeqno upr.Seqno) error {
 	if branchSeqno < v.compacted {
 		return fmt.Errorf("failover vb %d: history below seqno %d is compacted, cannot branch at %d", vb, v.compacted, branchSeqno)
 	}
-	n := v.items.find(branchSeqno + 1)
+	b.truncateLocked(v, branchSeqno)
+	b.newBranchLocked(v, branchSeqno)
+	v.gen++
+	v.ended = upr.EndStateChanged
+	b.failovers.Add(1)
+	b.signalLocked()
+	return nil
+}
+
+// truncateLocked drops v's history above seqno: the documents it changed
+// go back to what the rest of the history says, and the next mutation
+// starts a new snapshot.
+func (b *Bucket) truncateLocked(v *vbucket, seqno upr.Seqno) {
+	n := v.items.find(seqno + 1)
 	b.forgetDocsLocked(v, n)
 	v.items.truncate(n, &b.segs)
 	if n > 0 {
-		// The new branch starts a new snapshot.
 		v.items.last().snapEnd = true
 	}
 	v.inSnap = 0
-	v.high = branchSeqno
-	v.log = slices.DeleteFunc(slices.Clone(v.log), func(e upr.FailoverEntry) bool { return e.Seqno > branchSeqno })
+	v.high = seqno
+}
+
+// newBranchLocked starts a new branch (a new vbuuid) of v at seqno; the
+// failover log drops the branches that began above it.
+func (b *Bucket) newBranchLocked(v *vbucket, seqno upr.Seqno) {
+	v.log = slices.DeleteFunc(slices.Clone(v.log), func(e upr.FailoverEntry) bool { return e.Seqno > seqno })
 	u := b.newVbuuid(v.log)
-	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: branchSeqno})
+	v.log = slices.Insert(v.log, 0, upr.FailoverEntry{Vbuuid: u, Seqno: seqno})
 	v.everUUIDs = append(v.everUUIDs, u)
-	v.gen++
-	b.failovers.Add(1)
+}
+
+// Restart simulates a restart of the KV process (memcached): every open
+// stream of every vbucket ends with EndDisconnected, as the connection
+// carrying it drops. A clean restart (persisted empty) loses nothing.
+// After a crash, each vbucket in persisted comes back with its history up
+// to the seqno given, the mutations above it that were never persisted
+// being lost; with newEntry the vbucket starts a new failover-log entry
+// there (a new vbuuid, as after a failover), so a consumer past it is
+// answered with Rollback. Without newEntry the vbuuid stays, and the lost
+// seqnos are given again to new mutations: a consumer that already holds
+// the lost ones cannot tell, once the vbucket's high seqno has passed
+// its own, that its history is not KV's. It fails, changing nothing, if
+// a vbucket is out of range, a seqno is above its high seqno or in
+// compacted history, or, without newEntry, below the start of the current
+// branch (the failover log would name a branch that began past the high
+// seqno).
+func (b *Bucket) Restart(persisted map[upr.Vbno]upr.Seqno, newEntry bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for vb, s := range persisted {
+		if int(vb) >= len(b.vbs) {
+			return fmt.Errorf("kv restart: vb %d out of range (%d vbuckets)", vb, len(b.vbs))
+		}
+		v := &b.vbs[vb]
+		switch {
+		case s > v.high:
+			return fmt.Errorf("kv restart vb %d: persisted seqno %d is above the high seqno %d", vb, s, v.high)
+		case s < v.compacted:
+			return fmt.Errorf("kv restart vb %d: history below seqno %d is compacted, cannot lose it back to %d", vb, v.compacted, s)
+		case !newEntry && s < v.log[0].Seqno:
+			return fmt.Errorf("kv restart vb %d: persisted seqno %d is below the current branch's start %d; a loss that deep needs a failover-log entry",
+				vb, s, v.log[0].Seqno)
+		}
+	}
+	lost := false
+	// In vbucket order: new vbuuids are drawn in turn, and a replica
+	// replaying the restart must draw the same ones for the same vbuckets.
+	for _, vb := range slices.Sorted(maps.Keys(persisted)) {
+		s := persisted[vb]
+		v := &b.vbs[vb]
+		lost = lost || s < v.high
+		b.truncateLocked(v, s)
+		if newEntry {
+			b.newBranchLocked(v, s)
+		}
+	}
+	for i := range b.vbs {
+		b.vbs[i].gen++
+		b.vbs[i].ended = upr.EndDisconnected
+	}
+	if lost || newEntry {
+		// Readers that cache answers about the history (View) must look
+		// again, as after a failover.
+		b.failovers.Add(1)
+	}
 	b.signalLocked()
 	return nil
 }

@@ -40,6 +40,12 @@
 //     requester's branch end → that end; a requester's snapshot reaching
 //     past the branch end → its snapStart. A failover ends open streams
 //     with EndStateChanged.
+//   - A KV restart (Bucket.Restart) ends every open stream with
+//     EndDisconnected. A crash may lose the unpersisted tail of some
+//     vbuckets: with a new failover-log entry there, a consumer past it is
+//     answered with Rollback; without one, only a consumer that asks from
+//     past the high seqno is, and once new mutations reuse the lost seqnos
+//     nothing in the protocol tells a consumer holding the lost ones.
 //   - Compaction (Bucket.Compact, Oracle.Forget) deduplicates history below
 //     a vector, as KV does; streams starting below it get one
 //     deduplicated snapshot, and the oracle refuses vectors below it.

@@ -250,11 +250,12 @@ func (f *Feed) emitVbLocked(vb upr.Vbno, buf []upr.Event) int {
 	return n
 }
 
-// checkGenLocked ends s if its vbucket failed over since it was requested.
+// checkGenLocked ends s if its vbucket failed over, or KV restarted, since
+// it was requested.
 func (f *Feed) checkGenLocked(s *stream, v *vbucket) {
 	if s.open && s.gen != v.gen {
 		s.open, s.pending = false, nil
-		s.final = &upr.Event{Op: upr.OpStreamEnd, Vb: s.req.Vb, Vbuuid: v.log[0].Vbuuid, EndReason: upr.EndStateChanged}
+		s.final = &upr.Event{Op: upr.OpStreamEnd, Vb: s.req.Vb, Vbuuid: v.log[0].Vbuuid, EndReason: v.ended}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 //	set            input lines "docid [json]": insert or update
 //	delete|expire  input lines "docid"
 //	failover vb=V seqno=S
+//	kv-restart [persisted=V:S,...] [new-entry]   KV restart; listed vbuckets lose what is above S
 //	log [vb=V]     failover log, newest first
 //	current        CurrentSeqnos
 //	request vb=V [start=S] [end=E|max] [vbuuid=bI|N] [snap=A,B]
@@ -87,6 +88,27 @@ func TestStream(t *testing.T) {
 					return "error: " + err.Error()
 				}
 				return names(b, formatLog(b.FailoverLog(upr.Vbno(vb))))
+			case "kv-restart":
+				persisted := map[upr.Vbno]upr.Seqno{}
+				if a, ok := td.Arg("persisted"); ok {
+					for _, v := range a.Vals {
+						x, y, _ := strings.Cut(v, ":")
+						vb, err1 := strconv.Atoi(x)
+						s, err2 := strconv.ParseUint(y, 10, 64)
+						if err1 != nil || err2 != nil {
+							td.Fatalf(t, "persisted: %q is not VB:SEQNO", v)
+						}
+						persisted[upr.Vbno(vb)] = upr.Seqno(s)
+					}
+				}
+				if err := b.Restart(persisted, td.HasArg("new-entry")); err != nil {
+					return "error: " + err.Error()
+				}
+				var out strings.Builder
+				for vb := range b.Vbuckets() {
+					fmt.Fprintf(&out, "vb=%d high=%d log=%s", vb, b.HighSeqno(upr.Vbno(vb)), formatLog(b.FailoverLog(upr.Vbno(vb))))
+				}
+				return names(b, out.String())
 			case "log":
 				vb := 0
 				td.MaybeScanArgs(t, "vb", &vb)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -156,15 +157,23 @@ func (b *Build) stop() {
 	}
 }
 
-// Close stops the INIT topic and closes its indexer, with whatever
-// instances it still holds (none after a merge). It is safe to call twice.
+// Close stops the INIT topic and closes its indexer. The instances it
+// still holds (none after a merge; all of a build abandoned before it,
+// or discarded after a KV rollback or a restart) are dropped with their
+// slices: nothing records them as built, and a later build of the same
+// index must start from an empty slice, not from what this one left. It is
+// safe to call twice.
 func (b *Build) Close() error {
 	b.stop()
 	if b.closed {
 		return nil
 	}
 	b.closed = true
-	return b.ix.Close()
+	var errs []error
+	for id := range b.ix.Instances() {
+		errs = append(errs, b.ix.DropInstance(id))
+	}
+	return errors.Join(append(errs, b.ix.Close())...)
 }
 
 // prefixRecorder names the INIT indexer's operations apart from MAINT's.

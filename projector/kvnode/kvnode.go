@@ -7,7 +7,8 @@
 // from a vector: go ahead, or Rollback to a seqno), OpenTopic (the streams
 // themselves, projected for the topic's instances) and CurrentSeqnos. The
 // run's driver mutates the bucket through Next and Apply, and fault
-// injection fails vbuckets over through Failover.
+// injection fails vbuckets over through Failover and restarts KV through
+// Restart.
 //
 // In this package a topic's key versions reach the index node through an
 // in-process channel transport; the dataport carries them over TCP.
@@ -47,6 +48,10 @@ type Node struct {
 	opts   Options
 	gen    *workload.Generator
 	bucket *workload.Bucket
+
+	// topics are the running topics, which a KV restart ends.
+	mu     sync.Mutex
+	topics map[*topic]struct{}
 }
 
 // New returns a KV node with an empty bucket shaped by spec.
@@ -86,6 +91,28 @@ func (n *Node) Apply(op workload.Op) { n.gen.Apply(n.bucket, op) }
 // Failover fails vb over, keeping its history up to branch: a new vbuuid,
 // and streams from past branch answered with Rollback.
 func (n *Node) Failover(vb upr.Vbno, branch upr.Seqno) error { return n.bucket.Failover(vb, branch) }
+
+// Restart restarts KV: every running topic ends (its connection drops, so
+// the index node sees it end and must ask for its streams again), and each
+// vbucket in persisted comes back with its history up to the seqno given,
+// losing what was above it, under a new failover-log entry there if
+// newEntry (see workload.Bucket.Restart). An empty persisted is a clean
+// restart.
+func (n *Node) Restart(persisted map[upr.Vbno]upr.Seqno, newEntry bool) error {
+	if err := n.bucket.Restart(persisted, newEntry); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	topics := make([]*topic, 0, len(n.topics))
+	for t := range n.topics {
+		topics = append(topics, t)
+	}
+	n.mu.Unlock()
+	for _, t := range topics {
+		t.Close()
+	}
+	return nil
+}
 
 // HighSeqno is vb's latest seqno.
 func (n *Node) HighSeqno(vb upr.Vbno) upr.Seqno { return n.bucket.HighSeqno(vb) }
@@ -202,6 +229,17 @@ func (n *Node) openTopic(ctx context.Context, req projector.TopicRequest, tr pro
 	if c, ok := tr.(interface{ Close() error }); ok {
 		t.closeTransport = func() { c.Close() }
 	}
+	n.mu.Lock()
+	if n.topics == nil {
+		n.topics = map[*topic]struct{}{}
+	}
+	n.topics[t] = struct{}{}
+	n.mu.Unlock()
+	t.forget = func() {
+		n.mu.Lock()
+		delete(n.topics, t)
+		n.mu.Unlock()
+	}
 	go t.run(ctx)
 	return t, nil
 }
@@ -212,6 +250,7 @@ type topic struct {
 	feed           *workload.Feed
 	proj           *projector.Projector
 	closeTransport func()
+	forget         func() // removes the topic from its node's running ones
 	cancel         context.CancelFunc
 	once           sync.Once
 	done           chan struct{}
@@ -220,6 +259,7 @@ type topic struct {
 
 func (t *topic) run(ctx context.Context) {
 	defer close(t.done)
+	defer t.forget()
 	err := t.proj.Run(ctx, t.feed)
 	if err != nil && ctx.Err() == nil && !errors.Is(err, workload.ErrFeedClosed) &&
 		!errors.Is(err, projector.ErrTransportClosed) && !errors.Is(err, io.EOF) {

@@ -29,7 +29,8 @@ import (
 //	Client.OpenTopic ── rpc OpenTopic ──▶ Dial dataport(addr, id) ──▶ projector
 //	      ◀──────────── dataport: frames of key versions ──────────────┘
 //
-// The admin endpoint also takes the run's controls (Load, Apply, Failover),
+// The admin endpoint also takes the run's controls (Load, Apply, Failover,
+// Restart),
 // so a driver in another process mutates the bucket a chunk at a time.
 
 // serviceName is the admin endpoint's net/rpc service.
@@ -105,6 +106,7 @@ type Event struct {
 	Load     bool
 	Apply    int
 	Failover *FailoverArgs
+	Restart  *RestartArgs
 }
 
 // control applies one control for the driver of epoch, and records it, as
@@ -160,6 +162,10 @@ func Replay(n *Node, events []Event) error {
 		case e.Failover != nil:
 			if err := n.Failover(e.Failover.Vb, e.Failover.Branch); err != nil {
 				return fmt.Errorf("replay failover of vb %d at %d: %w", e.Failover.Vb, e.Failover.Branch, err)
+			}
+		case e.Restart != nil:
+			if err := n.Restart(e.Restart.Persisted, e.Restart.NewEntry); err != nil {
+				return fmt.Errorf("replay KV restart: %w", err)
 			}
 		}
 	}
@@ -280,6 +286,7 @@ type ControlArgs struct {
 	Epoch    uint64
 	N        int           // Apply: how many operations
 	Failover *FailoverArgs // Failover
+	Restart  *RestartArgs  // Restart
 }
 
 // Load loads the spec's documents and replies how many there are.
@@ -311,6 +318,24 @@ func (s *service) Failover(args *ControlArgs, _ *Empty) error {
 	}
 	a := *args.Failover
 	return s.control(args.Epoch, Event{Failover: &a}, func() error { return s.n.Failover(a.Vb, a.Branch) })
+}
+
+// RestartArgs are a KV restart's: the vbuckets that lose their
+// unpersisted tail, each with the seqno its history is kept up to, and
+// whether they start a new failover-log entry there.
+type RestartArgs struct {
+	Persisted map[upr.Vbno]upr.Seqno
+	NewEntry  bool
+}
+
+// Restart answers Node.Restart. The topics sent over dataport sessions
+// end with the node's own (their senders close).
+func (s *service) Restart(args *ControlArgs, _ *Empty) error {
+	if args.Restart == nil {
+		return errors.New("kv restart: no arguments")
+	}
+	a := *args.Restart
+	return s.control(args.Epoch, Event{Restart: &a}, func() error { return s.n.Restart(a.Persisted, a.NewEntry) })
 }
 
 // senderTopic is a topic sent over a dataport session.
@@ -538,6 +563,11 @@ func (c *Client) Apply(ctx context.Context, n int) error {
 // Failover fails vb over at branch on the KV node.
 func (c *Client) Failover(ctx context.Context, vb upr.Vbno, branch upr.Seqno) error {
 	return c.call(ctx, "Failover", &ControlArgs{Epoch: c.epoch.Load(), Failover: &FailoverArgs{Vb: vb, Branch: branch}}, &Empty{})
+}
+
+// Restart restarts KV on the KV node (Node.Restart).
+func (c *Client) Restart(ctx context.Context, persisted map[upr.Vbno]upr.Seqno, newEntry bool) error {
+	return c.call(ctx, "Restart", &ControlArgs{Epoch: c.epoch.Load(), Restart: &RestartArgs{Persisted: persisted, NewEntry: newEntry}}, &Empty{})
 }
 
 // OpenTopic implements the index node's KV interface: the KV node sends

@@ -99,6 +99,7 @@ const (
 	EndOK           EndReason = iota // reached the requested end seqno
 	EndClosed                        // the consumer closed it
 	EndStateChanged                  // the vbucket changed state (failover)
+	EndDisconnected                  // the connection dropped (KV restarted)
 )
 
 func (r EndReason) String() string {
@@ -109,6 +110,8 @@ func (r EndReason) String() string {
 		return "closed"
 	case EndStateChanged:
 		return "state-changed"
+	case EndDisconnected:
+		return "disconnected"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
