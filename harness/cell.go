@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -111,6 +112,12 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	switch {
 	case job.Topology == TopologyProcs:
+		if sc.Indexer.STOnDemand {
+			// The index node process builds its indexer from the
+			// scenario without this setting yet; refuse rather than
+			// measure the timer-driven mode under its name.
+			return cell, errors.New("indexer.st_on_demand: not supported in the procs topology yet; use --topology inproc")
+		}
 		exe := job.Executable
 		if exe == "" {
 			if exe, err = os.Executable(); err != nil {

@@ -100,6 +100,7 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 	}
 	ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, "slices"), p.spec.Vbuckets)
 	ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
+	ixCfg.STOnDemand = cfg.settings.STOnDemand
 	var kv node.KV = p.kv
 	if cfg.kvAddr != "" {
 		if p.remote, err = kvnode.Dial(ctx, cfg.kvAddr, kvnode.ClientOptions{}); err != nil {

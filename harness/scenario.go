@@ -38,6 +38,10 @@ type IndexerSettings struct {
 	MaxRollbacks int `yaml:"max_rollbacks,omitempty"`
 	// STMode is "local" (default) or "coordinator".
 	STMode string `yaml:"st_mode,omitempty"`
+	// STOnDemand (local mode only) makes a waiting request_plus or at_plus
+	// scan promote a stability timestamp as soon as the stream covers its
+	// vector instead of at the next snapshot tick; default false.
+	STOnDemand bool `yaml:"st_on_demand,omitempty"`
 	// Durability of each flushed batch: "nosync" (default) or "sync".
 	Durability string `yaml:"durability,omitempty"`
 	// QueueSize bounds the mutation queues (key versions); 0 = default.
@@ -210,6 +214,9 @@ func (s *Scenario) Validate() error {
 	case "", "local", "coordinator":
 	default:
 		return fmt.Errorf("indexer.st_mode: %q is not local or coordinator", ix.STMode)
+	}
+	if ix.STOnDemand && ix.STMode == "coordinator" {
+		return errors.New("indexer.st_on_demand: needs st_mode local (the coordinator chooses every stability timestamp)")
 	}
 	switch ix.Durability {
 	case "", "nosync", "sync":

@@ -398,6 +398,13 @@ func (ix *Indexer) receive(ctx context.Context, b *projector.Batch) error {
 			return fmt.Errorf("indexer: stream: %v key version (inst %d vb %d seqno %d): %w", kv.Cmd, kv.InstID, kv.Vb, kv.Seqno, err)
 		}
 	}
+	if ix.tk.unstamped {
+		ix.tk.stamp(time.Now().UnixNano())
+	}
+	if ix.tk.due && ix.cfg.STOnDemand {
+		// A waiting scan's vector is covered: promote now.
+		ix.kickFlusher()
+	}
 	ix.st.batchesReceived.Add(1)
 	return nil
 }
@@ -458,7 +465,7 @@ func (ix *Indexer) SnapshotTS() *upr.TsVbuuid {
 // on the same branch). It fails with ErrIndexRollback when the index rolls
 // back meanwhile, and with ctx's error when ctx is done.
 func (ix *Indexer) WaitForTS(ctx context.Context, ts *upr.TsVbuuid) error {
-	s, err := ix.waitFor(ctx, ts, 0)
+	s, err := ix.waitFor(ctx, ts, 0, false)
 	if err != nil {
 		return err
 	}
