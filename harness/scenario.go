@@ -65,6 +65,7 @@ const (
 	PhaseRestart   = "restart"     // clean indexer restart: reopen, recover, catch up
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
+	PhaseReconfig  = "reconfigure" // restart the index node with other ST settings (st_mode, st_on_demand)
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -121,6 +122,11 @@ type Phase struct {
 	// Indexes a build-index phase builds together (default: every
 	// deferred index not built yet).
 	Indexes []string `yaml:"indexes,omitempty"`
+	// Reconfigure settings: the indexer settings a reconfigure phase
+	// restarts the index node with, for the phases after it (unset ones
+	// keep their values).
+	STMode     string `yaml:"st_mode,omitempty"`
+	STOnDemand *bool  `yaml:"st_on_demand,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`
