@@ -122,6 +122,10 @@ type Indexer struct {
 	rollbackGen uint64
 	lagSeq      int
 	closed      bool
+	// statsReaders are the Stats calls that started before Close and
+	// still hold a snapshot; Close waits for them (Stats may run from a
+	// monitor while the node restarts).
+	statsReaders sync.WaitGroup
 	// recovering is set from a rollback or restart until the first
 	// snapshot after it; holdUntil is the vector that snapshot must
 	// cover (slices may have been restored to different vectors).
@@ -502,6 +506,7 @@ func (ix *Indexer) Close() error {
 	close(ix.persistCh)
 	ix.persistCh = make(chan struct{})
 	ix.mu.Unlock()
+	ix.statsReaders.Wait()
 	errs := []error{snap.release()}
 	for _, inst := range ix.insts {
 		for _, s := range inst.slices {
