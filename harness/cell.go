@@ -112,11 +112,11 @@ func RunCell(ctx context.Context, job CellJob, stderr io.Writer) (results.Cell, 
 	}
 	switch {
 	case job.Topology == TopologyProcs:
-		if sc.Indexer.STOnDemand {
+		if sc.Indexer.STOnDemand || sc.Indexer.VerifyOnOpen != "" {
 			// The index node process builds its indexer from the
-			// scenario without this setting yet; refuse rather than
-			// measure the timer-driven mode under its name.
-			return cell, errors.New("indexer.st_on_demand: not supported in the procs topology yet; use --topology inproc")
+			// scenario without these settings yet; refuse rather than
+			// measure the run without them under their name.
+			return cell, errors.New("indexer.st_on_demand and indexer.verify_on_open: not supported in the procs topology yet; use --topology inproc")
 		}
 		exe := job.Executable
 		if exe == "" {

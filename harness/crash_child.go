@@ -105,6 +105,7 @@ func newCrashChild(job crashJob, out io.Writer) (*crashChild, error) {
 		SnapshotInterval: Duration(20 * time.Millisecond),
 		PersistInterval:  Duration(time.Duration(100+c.rng.IntN(201)) * time.Millisecond),
 		MaxRollbacks:     2 + c.rng.IntN(4),
+		VerifyOnOpen:     job.VerifyOnOpen,
 	}
 	if c.rng.IntN(2) == 0 {
 		// The back-index cache starts out incomplete after a restore, so

@@ -100,7 +100,9 @@ func openNodes(ctx context.Context, cfg pipelineConfig) (*pipeline, error) {
 	}
 	ixCfg := indexerConfig(cfg.settings, cfg.engine, cfg.opts, filepath.Join(cfg.dir, "slices"), p.spec.Vbuckets)
 	ixCfg.Clock, ixCfg.Recorder = p.kv.Now, cfg.recorder
-	ixCfg.STOnDemand = cfg.settings.STOnDemand
+	// Settings the procs topology's index node does not take yet (see
+	// the refusal in RunCell).
+	ixCfg.STOnDemand, ixCfg.VerifyOnOpen = cfg.settings.STOnDemand, cfg.settings.VerifyOnOpen
 	var kv node.KV = p.kv
 	if cfg.kvAddr != "" {
 		if p.remote, err = kvnode.Dial(ctx, cfg.kvAddr, kvnode.ClientOptions{}); err != nil {

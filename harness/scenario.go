@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/idxbench/idxbench/indexer"
 )
 
 // Scenario is a workload spec plus the indexer's settings and a list of
@@ -42,6 +43,11 @@ type IndexerSettings struct {
 	// scan promote a stability timestamp as soon as the stream covers its
 	// vector instead of at the next snapshot tick; default false.
 	STOnDemand bool `yaml:"st_on_demand,omitempty"`
+	// VerifyOnOpen checks each slice's store when the index node reopens
+	// it: "none" (default), "quick" (the engine's quick checks and the
+	// stored vector) or "full" (the engine's full checks and the back index
+	// against the main index). A slice that fails is rebuilt from zero.
+	VerifyOnOpen string `yaml:"verify_on_open,omitempty"`
 	// Durability of each flushed batch: "nosync" (default) or "sync".
 	Durability string `yaml:"durability,omitempty"`
 	// QueueSize bounds the mutation queues (key versions); 0 = default.
@@ -220,6 +226,11 @@ func (s *Scenario) Validate() error {
 	case "", "local", "coordinator":
 	default:
 		return fmt.Errorf("indexer.st_mode: %q is not local or coordinator", ix.STMode)
+	}
+	switch ix.VerifyOnOpen {
+	case "", indexer.VerifyNone, indexer.VerifyQuick, indexer.VerifyFull:
+	default:
+		return fmt.Errorf("indexer.verify_on_open: %q is not none, quick or full", ix.VerifyOnOpen)
 	}
 	if ix.STOnDemand && ix.STMode == "coordinator" {
 		return errors.New("indexer.st_on_demand: needs st_mode local (the coordinator chooses every stability timestamp)")

@@ -79,6 +79,14 @@ type Config struct {
 	BackIndexCacheBytes int64
 	// Durability is passed to every Apply.
 	Durability engines.Durability
+	// VerifyOnOpen is how each slice's store is checked when it is opened
+	// over existing files (a restart): VerifyNone, VerifyQuick (the
+	// engine's quick checks and the stored vector) or VerifyFull (the
+	// engine's full checks, which read all the data, and the back index
+	// against the main index). A slice that fails is logged naming it,
+	// counted in SlicesRebuilt and rebuilt from zero, never served.
+	// Default VerifyNone.
+	VerifyOnOpen string
 	// STMode is ModeLocal or ModeCoordinator. Default ModeLocal.
 	STMode string
 	// STOnDemand, in local mode, makes a scan waiting for a snapshot
@@ -130,6 +138,9 @@ func (c *Config) EnsureDefaults() *Config {
 	if c.STMode == "" {
 		c.STMode = ModeLocal
 	}
+	if c.VerifyOnOpen == "" {
+		c.VerifyOnOpen = VerifyNone
+	}
 	if c.LagSampleEvery == 0 {
 		c.LagSampleEvery = 16
 	}
@@ -165,6 +176,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("indexer: ST mode %q is not %q or %q", c.STMode, ModeLocal, ModeCoordinator)
 	case c.STOnDemand && c.STMode != ModeLocal:
 		return fmt.Errorf("indexer: ST on demand needs ST mode %q, not %q", ModeLocal, c.STMode)
+	case c.VerifyOnOpen != VerifyNone && c.VerifyOnOpen != VerifyQuick && c.VerifyOnOpen != VerifyFull:
+		return fmt.Errorf("indexer: verify on open %q is not %q, %q or %q", c.VerifyOnOpen, VerifyNone, VerifyQuick, VerifyFull)
 	case c.LagSampleEvery < 1:
 		return fmt.Errorf("indexer: lag sample rate %d must be at least 1", c.LagSampleEvery)
 	case c.BackIndexCacheBytes < 0:
@@ -184,8 +197,8 @@ func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "engine=%s vbuckets=%d snapshot_interval=%v persist_interval=%v max_rollbacks=%d",
 		c.Engine.Name, c.NumVbuckets, c.SnapshotInterval, c.PersistInterval, c.MaxRollbacks)
-	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s st_on_demand=%t lag_sample_every=%d scan_timeout=%v",
-		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.STOnDemand, c.LagSampleEvery, c.ScanTimeout)
+	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s st_on_demand=%t verify_on_open=%s lag_sample_every=%d scan_timeout=%v",
+		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.STOnDemand, c.VerifyOnOpen, c.LagSampleEvery, c.ScanTimeout)
 	fmt.Fprintf(&b, " engine_options={%s}", c.EngineOptions)
 	return b.String()
 }
