@@ -3,8 +3,8 @@ package badger_test
 import (
 	"testing"
 
-	"github.com/idxbench/idxbench/engines/enginetest"
 	"github.com/idxbench/idxbench/engines/badger"
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
 
 func TestVerify(t *testing.T) {

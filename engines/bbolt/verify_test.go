@@ -3,8 +3,8 @@ package bbolt_test
 import (
 	"testing"
 
-	"github.com/idxbench/idxbench/engines/enginetest"
 	"github.com/idxbench/idxbench/engines/bbolt"
+	"github.com/idxbench/idxbench/engines/enginetest"
 )
 
 func TestVerify(t *testing.T) {
