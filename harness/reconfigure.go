@@ -12,15 +12,20 @@ import (
 
 func init() {
 	registerPhase(PhaseReconfig, phaseKind{
-		settings: []string{"st_mode", "st_on_demand"},
+		settings: []string{"st_mode", "st_on_demand", "verify_on_open"},
 		validate: func(p *Phase, at string) error {
 			switch p.STMode {
 			case "", indexer.ModeLocal, indexer.ModeCoordinator:
 			default:
 				return fmt.Errorf("%s.st_mode: %q is not local or coordinator", at, p.STMode)
 			}
-			if p.STMode == "" && p.STOnDemand == nil {
-				return fmt.Errorf("%s: a reconfigure phase needs st_mode or st_on_demand", at)
+			switch p.VerifyOnOpen {
+			case "", indexer.VerifyNone, indexer.VerifyQuick, indexer.VerifyFull:
+			default:
+				return fmt.Errorf("%s.verify_on_open: %q is not none, quick or full", at, p.VerifyOnOpen)
+			}
+			if p.STMode == "" && p.STOnDemand == nil && p.VerifyOnOpen == "" {
+				return fmt.Errorf("%s: a reconfigure phase needs st_mode, st_on_demand or verify_on_open", at)
 			}
 			if p.STMode == indexer.ModeCoordinator && p.STOnDemand != nil && *p.STOnDemand {
 				return fmt.Errorf("%s.st_on_demand: needs st_mode local (the coordinator chooses every stability timestamp)", at)
@@ -44,7 +49,8 @@ type restarterWith interface {
 // in-process promotion beside the indexer (node.Config.Promote). It waits
 // for a round of persistent snapshots first, so the restart replays only
 // what came after it, and returns once the index caught up with KV.
-// Metrics: open_ms, catch_up_ms, and the settings now in force
+// Metrics: open_ms (with verify_on_open, the checks are part of it),
+// catch_up_ms, slices_rebuilt, and the settings now in force
 // (st_mode_coordinator, st_on_demand as 0 or 1).
 func (c *cellRun) reconfigure(ctx context.Context, ph Phase, m map[string]float64) error {
 	rw, ok := c.p.ix.(restarterWith)
@@ -66,6 +72,9 @@ func (c *cellRun) reconfigure(ctx context.Context, ph Phase, m map[string]float6
 		if ph.STOnDemand != nil {
 			cfg.STOnDemand = *ph.STOnDemand
 		}
+		if ph.VerifyOnOpen != "" {
+			cfg.VerifyOnOpen = ph.VerifyOnOpen
+		}
 	}
 	start := time.Now()
 	open, _, err := c.p.restartWith(ctx, func(ctx context.Context, defns []indexer.InstanceDefn) (time.Duration, *upr.TsVbuuid, error) {
@@ -79,8 +88,11 @@ func (c *cellRun) reconfigure(ctx context.Context, ph Phase, m map[string]float6
 		return err
 	}
 	m["catch_up_ms"] = ms(time.Since(start))
+	// The restart opened a new indexer, whose count started at zero.
+	st, _ := c.p.ix.Stats()
+	m["slices_rebuilt"] = float64(st.SlicesRebuilt)
 	cfg := c.p.ix.Config()
-	c.p.cfg.settings.STMode, c.p.cfg.settings.STOnDemand = cfg.STMode, cfg.STOnDemand
+	c.p.cfg.settings.STMode, c.p.cfg.settings.STOnDemand, c.p.cfg.settings.VerifyOnOpen = cfg.STMode, cfg.STOnDemand, cfg.VerifyOnOpen
 	m["st_mode_coordinator"], m["st_on_demand"] = 0, 0
 	if cfg.STMode == indexer.ModeCoordinator {
 		m["st_mode_coordinator"] = 1

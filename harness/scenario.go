@@ -71,7 +71,7 @@ const (
 	PhaseRestart   = "restart"     // clean indexer restart: reopen, recover, catch up
 	PhaseDropIndex = "drop-index"  // drop an index while mutations stream in
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
-	PhaseReconfig  = "reconfigure" // restart the index node with other ST settings (st_mode, st_on_demand)
+	PhaseReconfig  = "reconfigure" // restart the index node with other settings (st_mode, st_on_demand, verify_on_open)
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -131,8 +131,9 @@ type Phase struct {
 	// Reconfigure settings: the indexer settings a reconfigure phase
 	// restarts the index node with, for the phases after it (unset ones
 	// keep their values).
-	STMode     string `yaml:"st_mode,omitempty"`
-	STOnDemand *bool  `yaml:"st_on_demand,omitempty"`
+	STMode       string `yaml:"st_mode,omitempty"`
+	STOnDemand   *bool  `yaml:"st_on_demand,omitempty"`
+	VerifyOnOpen string `yaml:"verify_on_open,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`

@@ -19,7 +19,7 @@ func shrunkScenario(t *testing.T, name string) []byte {
 	sc.Indexer.PersistInterval = Duration(300 * time.Millisecond)
 	for i := range sc.Phases {
 		if sc.Phases[i].Duration != 0 {
-			sc.Phases[i].Duration = Duration(600 * time.Millisecond)
+			sc.Phases[i].Duration = Duration(400 * time.Millisecond)
 		}
 	}
 	src, err := yaml.Marshal(sc)
@@ -44,7 +44,7 @@ func wantMetrics(t *testing.T, m map[string]float64, phase string, names ...stri
 // every scan is checked against the oracle, the reconfigure phases switch
 // the setting, and the figures the README quotes are there.
 func TestSTOnDemandScenario(t *testing.T) {
-	for _, engine := range []string{"memory", "pebble"} {
+	for _, engine := range []string{"pebble"} {
 		t.Run(engine, func(t *testing.T) {
 			cell := runSmallCell(t, engine, shrunkScenario(t, "st-on-demand"))
 			scans := []string{"request-plus-timer", "request-plus-on-demand", "request-plus-timer-again"}
@@ -80,5 +80,27 @@ func TestSTModesScenario(t *testing.T) {
 		if got := cell.Phase(ph).Metrics["st_mode_coordinator"]; got != want {
 			t.Errorf("%s: st_mode_coordinator = %v, want %v", ph, got, want)
 		}
+	}
+}
+
+// TestVerifyOnOpenScenario runs the built-in verify-on-open scenario,
+// shrunk, on every disk engine: each reopen verifies at its level, no
+// healthy slice is rebuilt, and the index is still right afterwards.
+func TestVerifyOnOpenScenario(t *testing.T) {
+	for _, engine := range []string{"pebble", "badger", "bbolt"} {
+		t.Run(engine, func(t *testing.T) {
+			cell := runSmallCell(t, engine, shrunkScenario(t, "verify-on-open"))
+			checkVerified(t, cell, "load", "ingest-after")
+			for ph, verified := range map[string]bool{"reopen-none": false, "reopen-quick": true, "reopen-full": true, "reopen-none-again": false} {
+				m := cell.Phase(ph).Metrics
+				wantMetrics(t, m, ph, "open_ms", "catch_up_ms", "slices_rebuilt")
+				if m["slices_rebuilt"] != 0 {
+					t.Errorf("%s: %v healthy slices rebuilt", ph, m["slices_rebuilt"])
+				}
+				if got := m["verify_slices"] > 0; got != verified {
+					t.Errorf("%s: verify_slices = %v, want slices verified: %v", ph, m["verify_slices"], verified)
+				}
+			}
+		})
 	}
 }
