@@ -34,8 +34,10 @@
 // index lag (drift.go; the soak scenario).
 //
 // Phases: load (initial build from a backfill), ingest, scan, persist,
-// rollback (KV failover), restart, build-index (INIT stream, merge into
-// MAINT), drop-index and raw-ingest (the engine alone). The crash test
+// rollback (KV failover), restart, reconfigure (a restart with other
+// indexer settings, so one scenario compares them), build-index (INIT
+// stream, merge into MAINT), drop-index and raw-ingest (the engine alone).
+// The crash test
 // (RunCrashTest in crash.go, RunCrashChild in crash_child.go) kills child
 // processes with SIGKILL and checks every recovery.
 //
