@@ -215,6 +215,9 @@ type CrashRecovery struct {
 	Replayed    uint64 // mutations between the recovered vector and the bucket
 	// Rollbacks is how many times resuming was answered with Rollback.
 	Rollbacks int
+	// Rebuilt counts the slices the reopen found damaged (on open, or by
+	// CrashConfig.VerifyOnOpen) and rebuilt from zero.
+	Rebuilt int
 	// Killed is how long after the verification the kill came, and Kind
 	// what the child was doing then (empty for the final recovery).
 	Killed time.Duration
@@ -608,6 +611,8 @@ func parseVerified(line string, rec *CrashRecovery) error {
 			rec.Replayed, err = strconv.ParseUint(v, 10, 64)
 		case "rollbacks":
 			rec.Rollbacks, err = strconv.Atoi(v)
+		case "rebuilt":
+			rec.Rebuilt, err = strconv.Atoi(v)
 		case "open", "catchup", "regen", "persist_wait":
 			var d time.Duration
 			d, err = time.ParseDuration(v)

@@ -161,6 +161,8 @@ func (c *crashChild) run(ctx context.Context) error {
 		}
 	}
 	open = time.Since(start)
+	st, _ := c.p.ix.Stats()
+	rebuilt := st.SlicesRebuilt // damage found on open, or by verify_on_open
 
 	start = time.Now()
 	if err := c.regenerate(); err != nil {
@@ -197,8 +199,8 @@ func (c *crashChild) run(ctx context.Context) error {
 	c.status.set(KillIngest)
 	verified := time.Now()
 	report := func() {
-		fmt.Fprintf(c.out, "verified cycle=%d entries=%d open=%s catchup=%s regen=%s ops=%d replayed=%d rollbacks=%d persist_wait=%s\n",
-			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, time.Since(verified))
+		fmt.Fprintf(c.out, "verified cycle=%d entries=%d open=%s catchup=%s regen=%s ops=%d replayed=%d rollbacks=%d rebuilt=%d persist_wait=%s\n",
+			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, rebuilt, time.Since(verified))
 	}
 	if c.job.Final {
 		report()

@@ -37,6 +37,7 @@ func TestCrashtestBadInput(t *testing.T) {
 		{[]string{"--engine", "pebble", "--cycles", "1", "--vbuckets", "0"}, "vbuckets"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--min-run", "2s", "--max-run", "1s"}, "below min run"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--rate", "-1"}, "--rate"},
+		{[]string{"--engine", "pebble", "--cycles", "1", "--verify-on-open", "deep"}, "verify on open"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "extra"}, "unexpected argument"},
 		{[]string{"--nosuchflag"}, "flag provided but not defined"},
 	} {
