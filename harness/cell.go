@@ -486,6 +486,8 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 		case op.Op == "verify_on_open":
 			m["verify_slices"] = float64(op.CumCount)
 			m["verify_slice_max_ms"] = ms(op.CumMax)
+		case op.Op == "verify_engine_on_open":
+			m["verify_engine_slice_max_ms"] = ms(op.CumMax)
 		case op.Op == "st_delay":
 			m["st_delay_p50_ms"] = ms(op.CumP50)
 			m["st_delay_p99_ms"] = ms(op.CumP99)

@@ -42,6 +42,9 @@ func verifySlice(cfg *Config, s *slice) error {
 		if err := v.Verify(full); err != nil {
 			return fmt.Errorf("verify slice %q: %w", s.name, err)
 		}
+		if cfg.Recorder != nil {
+			cfg.Recorder.Record("verify_engine_on_open", time.Since(start))
+		}
 	}
 	if err := checkVector(s.ts); err != nil {
 		return fmt.Errorf("verify slice %q: meta %q: %w: %w", s.name, metaTS, engines.ErrCorrupt, err)
