@@ -29,10 +29,10 @@ const MinSnapshotInterval = 10 * time.Millisecond
 // published), "persist" (recovery points of every dirty slice), "index_lag"
 // (a sampled mutation's emission to its visibility in a snapshot),
 // "st_delay" (a waiting scan: its vector covered by the stream to covered by
-// a snapshot), "verify_on_open" (one slice's checks on open, Config.
-// VerifyOnOpen) with "verify_engine_on_open" (the engine's part of them) and "scan_<kind>_<consistency>" (e.g.
-// "scan_range_request_plus"). Record is called from several goroutines at
-// once.
+// a snapshot), "verify_on_open" (one slice's checks when it is opened, see
+// VerifyOnOpen) with "verify_engine_on_open" (the engine's part of them),
+// and "scan_<kind>_<consistency>" (e.g. "scan_range_request_plus"). Record
+// is called from several goroutines at once.
 type Recorder interface {
 	Record(op string, d time.Duration)
 }
