@@ -43,14 +43,16 @@ type restarterWith interface {
 	RestartWith(ctx context.Context, insts []indexer.InstanceDefn, change func(*indexer.Config)) (time.Duration, *upr.TsVbuuid, error)
 }
 
-// reconfigure restarts the index node cleanly with the phase's ST settings,
-// so the phases after it run under them and one scenario's results show
+// reconfigure restarts the index node cleanly with the phase's settings
+// (ST mode, ST on demand, verification on open), so the phases after it
+// run under them and one scenario's results show
 // the settings side by side. Switching to coordinator mode starts the
 // in-process promotion beside the indexer (node.Config.Promote). It waits
 // for a round of persistent snapshots first, so the restart replays only
 // what came after it, and returns once the index caught up with KV.
 // Metrics: open_ms (with verify_on_open, the checks are part of it),
-// catch_up_ms, slices_rebuilt, and the settings now in force
+// catch_up_ms (streams resumed → caught up), recovery_ms (both),
+// slices_rebuilt, and the settings now in force
 // (st_mode_coordinator, st_on_demand as 0 or 1).
 func (c *cellRun) reconfigure(ctx context.Context, ph Phase, m map[string]float64) error {
 	rw, ok := c.p.ix.(restarterWith)
@@ -83,11 +85,13 @@ func (c *cellRun) reconfigure(ctx context.Context, ph Phase, m map[string]float6
 	if err != nil {
 		return fmt.Errorf("reconfigure: %w", err)
 	}
+	resumed := time.Now()
 	m["open_ms"] = ms(open)
 	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
 		return err
 	}
-	m["catch_up_ms"] = ms(time.Since(start))
+	m["catch_up_ms"] = ms(time.Since(resumed))
+	m["recovery_ms"] = ms(time.Since(start))
 	// The restart opened a new indexer, whose count started at zero.
 	st, _ := c.p.ix.Stats()
 	m["slices_rebuilt"] = float64(st.SlicesRebuilt)
