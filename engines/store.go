@@ -108,3 +108,32 @@ type Metrics struct {
 type Compacter interface {
 	Compact() error
 }
+
+// Verifier is implemented by stores that can check their data with the
+// engine's own checks, beyond what Open checks. With full unset Verify runs
+// the quick checks: the structure the engine keeps about its files (their
+// list, sizes, headers), at a cost that hardly grows with the data. With
+// full set it reads every byte of data through the engine's checksums and
+// ordering checks. Damage is an error wrapping ErrCorrupt naming the file;
+// any other error is a failure of the check itself. The caller keeps
+// writers quiet while it runs.
+type Verifier interface {
+	Verify(full bool) error
+}
+
+// AsVerifier finds the Verifier of s, looking through stores that wrap
+// another (a wrapper exposes it with an Unwrap() Store method). ok is false
+// when the engine has no checks of its own.
+func AsVerifier(s Store) (v Verifier, ok bool) {
+	for s != nil {
+		if v, ok := s.(Verifier); ok {
+			return v, true
+		}
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			return nil, false
+		}
+		s = u.Unwrap()
+	}
+	return nil, false
+}

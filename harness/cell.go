@@ -362,6 +362,7 @@ func (c *cellRun) runPhase(ctx context.Context, ph Phase) (results.Phase, error)
 		c.tally.report(out.Metrics, tallyBefore, out.Metrics["bytes_written"])
 	}
 	addLatencyMetrics(out.Metrics, final)
+	addRateMetrics(out.Metrics)
 	if err != nil {
 		return out, err
 	}
@@ -555,7 +556,31 @@ func addLatencyMetrics(m map[string]float64, final measure.Tick) {
 		case op.Op == "snapshot":
 			m["snapshot_p99_ms"] = ms(op.CumP99)
 			m["snapshots"] = float64(op.CumCount)
+		case op.Op == "verify_on_open":
+			m["verify_slices"] = float64(op.CumCount)
+			m["verify_slice_max_ms"] = ms(op.CumMax)
+		case op.Op == "verify_engine_on_open":
+			m["verify_engine_slice_max_ms"] = ms(op.CumMax)
+		case op.Op == "st_delay":
+			m["st_delay_p50_ms"] = ms(op.CumP50)
+			m["st_delay_p99_ms"] = ms(op.CumP99)
 		}
+	}
+}
+
+// addRateMetrics relates a phase's counts to its wall time and to the
+// background ingest of a scan phase: snapshots_per_sec, and
+// cpu_us_per_background_mutation (the whole process's CPU, scans
+// included, per mutation ingested meanwhile), which compares the cost of
+// two settings at the same ingest and scan rates.
+func addRateMetrics(m map[string]float64) {
+	if w := m["wall_seconds"]; w > 0 {
+		if n, ok := m["snapshots"]; ok {
+			m["snapshots_per_sec"] = n / w
+		}
+	}
+	if n := m["background_mutations"]; n > 0 {
+		m["cpu_us_per_background_mutation"] = m["cpu_seconds"] * 1e6 / n
 	}
 }
 

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/idxbench/idxbench/engines"
+	"github.com/idxbench/idxbench/indexer"
 	"github.com/idxbench/idxbench/workload"
 )
 
@@ -108,6 +109,12 @@ type CrashConfig struct {
 	// when it sees CrashChildEnv. Default: this executable, no arguments.
 	Exe  string
 	Args []string
+	// VerifyOnOpen is the indexer's check of every slice when a child
+	// reopens it after the kill: indexer.VerifyNone (default),
+	// VerifyQuick or VerifyFull. A slice that fails is rebuilt from zero
+	// (the child logs it naming the slice) and the cycle's verification
+	// then checks the rebuilt index against the oracle.
+	VerifyOnOpen string
 	// Topology is TopologyInproc (default: each child is the whole
 	// pipeline, and regenerates the bucket) or TopologyProcs: a KV node
 	// process runs for the whole test, each child is the index node alone
@@ -142,6 +149,9 @@ func (c *CrashConfig) EnsureDefaults() *CrashConfig {
 	if c.CycleTimeout == 0 {
 		c.CycleTimeout = 10 * time.Minute
 	}
+	if c.VerifyOnOpen == "" {
+		c.VerifyOnOpen = indexer.VerifyNone
+	}
 	return c
 }
 
@@ -151,6 +161,11 @@ func (c *CrashConfig) Validate() error {
 	case "", TopologyInproc, TopologyProcs:
 	default:
 		return fmt.Errorf("topology %q: want inproc or procs", c.Topology)
+	}
+	switch c.VerifyOnOpen {
+	case "", indexer.VerifyNone, indexer.VerifyQuick, indexer.VerifyFull:
+	default:
+		return fmt.Errorf("verify on open %q: want none, quick or full", c.VerifyOnOpen)
 	}
 	e, err := engines.Lookup(c.Engine)
 	if err != nil {
@@ -295,6 +310,8 @@ type crashJob struct {
 	// parent runs for the whole test (procs topology): the child is the
 	// index node alone, and what a kill takes down.
 	KV string `json:"kv,omitempty"`
+	// VerifyOnOpen is CrashConfig.VerifyOnOpen.
+	VerifyOnOpen string `json:"verify_on_open,omitempty"`
 }
 
 // Files in the crash test's data directory, beside the pipeline's.
@@ -349,7 +366,7 @@ func RunCrashTest(ctx context.Context, cfg CrashConfig, out io.Writer) (CrashSum
 	// on anything a child does.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)) // "kill"
 	job := crashJob{Engine: cfg.Engine, Dir: dir, Seed: cfg.Seed, Docs: cfg.Docs, Vbuckets: cfg.Vbuckets, Rate: cfg.Rate,
-		NoRollbacks: cfg.NoRollbacks, CatchUp: cfg.CycleTimeout / 2}
+		NoRollbacks: cfg.NoRollbacks, CatchUp: cfg.CycleTimeout / 2, VerifyOnOpen: cfg.VerifyOnOpen}
 	var childCPUs []int
 	if cfg.Topology == TopologyProcs {
 		kvp, cpus, stop, err := startCrashKV(ctx, cfg, dir)

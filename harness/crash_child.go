@@ -105,6 +105,7 @@ func newCrashChild(job crashJob, out io.Writer) (*crashChild, error) {
 		SnapshotInterval: Duration(20 * time.Millisecond),
 		PersistInterval:  Duration(time.Duration(100+c.rng.IntN(201)) * time.Millisecond),
 		MaxRollbacks:     2 + c.rng.IntN(4),
+		VerifyOnOpen:     job.VerifyOnOpen,
 	}
 	if c.rng.IntN(2) == 0 {
 		// The back-index cache starts out incomplete after a restore, so
@@ -160,6 +161,8 @@ func (c *crashChild) run(ctx context.Context) error {
 		}
 	}
 	open = time.Since(start)
+	st, _ := c.p.ix.Stats()
+	rebuilt := st.SlicesRebuilt // damage found on open, or by verify_on_open
 
 	start = time.Now()
 	if err := c.regenerate(); err != nil {
@@ -195,10 +198,9 @@ func (c *crashChild) run(ctx context.Context) error {
 	}
 	c.status.set(KillIngest)
 	verified := time.Now()
-	st, _ := c.p.ix.Stats()
 	report := func() {
 		fmt.Fprintf(c.out, "verified cycle=%d entries=%d open=%s catchup=%s regen=%s ops=%d replayed=%d rollbacks=%d rebuilt=%d persist_wait=%s\n",
-			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, st.SlicesRebuilt, time.Since(verified))
+			c.job.Cycle, entries, open, catchUp, regen, c.applied, replayed, rollbacks, rebuilt, time.Since(verified))
 	}
 	if c.job.Final {
 		report()

@@ -93,15 +93,17 @@ func TestCrashTestOnEveryDiskEngine(t *testing.T) {
 		}
 		cycles = n
 	}
-	for _, tc := range []struct{ engine, topology string }{
-		{"pebble", TopologyInproc}, {"badger", TopologyInproc}, {"bbolt", TopologyInproc},
+	for _, tc := range []struct{ engine, topology, verify string }{
+		// Every restart verifies every slice, and none may fail: what a
+		// kill -9 leaves is a consistent store.
+		{"pebble", TopologyInproc, "full"}, {"badger", TopologyInproc, "full"}, {"bbolt", TopologyInproc, "quick"},
 		// The index node alone is killed; the KV node process runs on.
-		{"pebble", TopologyProcs}, {"bbolt", TopologyProcs},
+		{"pebble", TopologyProcs, ""}, {"bbolt", TopologyProcs, ""},
 	} {
 		engine := tc.engine
 		t.Run(engine+"/"+tc.topology, func(t *testing.T) {
 			cfg := testCrashConfig(t, engine, cycles)
-			cfg.Topology = tc.topology
+			cfg.Topology, cfg.VerifyOnOpen = tc.topology, tc.verify
 			var out strings.Builder
 			sum, err := RunCrashTest(context.Background(), cfg, &out)
 			if err != nil {
@@ -121,6 +123,9 @@ func TestCrashTestOnEveryDiskEngine(t *testing.T) {
 			for _, r := range sum.Recoveries {
 				if r.Entries == 0 || r.Open <= 0 {
 					t.Errorf("cycle %d: recovery not reported: %+v", r.Cycle, r)
+				}
+				if r.Rebuilt != 0 {
+					t.Errorf("cycle %d: %d slices rebuilt after a kill (verify_on_open %q)", r.Cycle, r.Rebuilt, tc.verify)
 				}
 			}
 			if last := sum.Recoveries[len(sum.Recoveries)-1]; last.Ops == 0 {
@@ -168,6 +173,7 @@ func TestCrashConfigValidate(t *testing.T) {
 		{CrashConfig{Engine: "pebble"}, "cycles must be at least 1"},
 		{CrashConfig{Engine: "pebble", Cycles: 1, Vbuckets: 2000}, "vbuckets must be in"},
 		{CrashConfig{Engine: "pebble", Cycles: 1, MinRun: time.Second, MaxRun: time.Millisecond}, "below min run"},
+		{CrashConfig{Engine: "pebble", Cycles: 1, VerifyOnOpen: "deep"}, "verify on open"},
 	} {
 		tc.cfg.EnsureDefaults()
 		err := tc.cfg.Validate()
@@ -296,11 +302,11 @@ func TestCrashActivityFile(t *testing.T) {
 
 func TestParseVerified(t *testing.T) {
 	var r CrashRecovery
-	err := parseVerified("verified cycle=3 entries=12 open=1.5ms catchup=2s regen=3µs ops=99 replayed=7 rollbacks=1 persist_wait=0s", &r)
+	err := parseVerified("verified cycle=3 entries=12 open=1.5ms catchup=2s regen=3µs ops=99 replayed=7 rollbacks=1 rebuilt=2 persist_wait=0s", &r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := CrashRecovery{Entries: 12, Open: 1500 * time.Microsecond, CatchUp: 2 * time.Second, Regen: 3 * time.Microsecond, Ops: 99, Replayed: 7, Rollbacks: 1}
+	want := CrashRecovery{Entries: 12, Open: 1500 * time.Microsecond, CatchUp: 2 * time.Second, Regen: 3 * time.Microsecond, Ops: 99, Replayed: 7, Rollbacks: 1, Rebuilt: 2}
 	if r != want {
 		t.Errorf("got %+v, want %+v", r, want)
 	}

@@ -34,7 +34,8 @@
 // index lag (drift.go; the soak scenario).
 //
 // Phases: load (initial build from a backfill), ingest, scan, persist,
-// rollback (KV failover), restart, kv-restart (KV restarts, losing
+// rollback (KV failover), restart, reconfigure (a restart with other
+// indexer settings, so one scenario compares them), kv-restart (KV restarts, losing
 // unpersisted tails or not), build-index (INIT stream, merge into MAINT;
 // faults in CATCHUP or the backfill, overlapping builds), drop-index,
 // raw-ingest (the engine alone), capacity (a search for the highest

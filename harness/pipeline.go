@@ -278,6 +278,12 @@ func activeDefns(coord coordinator.Metadata) (insts []coordinator.Instance, defn
 // them and resumes. It returns when the streams run again, with the time
 // the reopen took and the vector the streams restarted from.
 func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.TsVbuuid, err error) {
+	return p.restartWith(ctx, nil)
+}
+
+// restartWith is restart with the index node's own restart replaced by
+// change (nil: a plain Restart), which reopens the instances it is given.
+func (p *pipeline) restartWith(ctx context.Context, change func(context.Context, []indexer.InstanceDefn) (time.Duration, *upr.TsVbuuid, error)) (open time.Duration, from *upr.TsVbuuid, err error) {
 	start := time.Now()
 	if _, ok := p.coord.(*coordinator.Coordinator); ok {
 		// The file coordinator is read again, as a restarted process would.
@@ -290,7 +296,11 @@ func (p *pipeline) restart(ctx context.Context) (open time.Duration, from *upr.T
 		return 0, nil, err
 	}
 	read := time.Since(start)
-	open, from, err = p.ix.Restart(ctx, defns)
+	if change == nil {
+		open, from, err = p.ix.Restart(ctx, defns)
+	} else {
+		open, from, err = change(ctx, defns)
+	}
 	p.insts = insts
 	return read + open, from, err
 }

@@ -808,6 +808,8 @@ func indexerConfig(s IndexerSettings, eng engines.Engine, opts engines.Options, 
 		BackIndexCacheBytes: s.BackIndexCacheBytes,
 		Durability:          dur,
 		STMode:              s.STMode,
+		STOnDemand:          s.STOnDemand,
+		VerifyOnOpen:        s.VerifyOnOpen,
 		RollbackQueues:      s.RollbackQueues,
 	}
 }

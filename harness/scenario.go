@@ -58,6 +58,15 @@ type IndexerSettings struct {
 	MaxRollbacks int `yaml:"max_rollbacks,omitempty"`
 	// STMode is "local" (default) or "coordinator".
 	STMode string `yaml:"st_mode,omitempty"`
+	// STOnDemand (local mode only) makes a waiting request_plus or at_plus
+	// scan promote a stability timestamp as soon as the stream covers its
+	// vector instead of at the next snapshot tick; default false.
+	STOnDemand bool `yaml:"st_on_demand,omitempty"`
+	// VerifyOnOpen checks each slice's store when the index node reopens
+	// it: "none" (default), "quick" (the engine's quick checks and the
+	// stored vector) or "full" (the engine's full checks and the back index
+	// against the main index). A slice that fails is rebuilt from zero.
+	VerifyOnOpen string `yaml:"verify_on_open,omitempty"`
 	// Durability of each flushed batch: "nosync" (default) or "sync".
 	Durability string `yaml:"durability,omitempty"`
 	// QueueSize bounds the mutation queues (key versions); 0 = default.
@@ -86,6 +95,7 @@ const (
 	PhaseBuild     = "build-index" // build deferred indexes from one INIT stream while MAINT ingests
 	PhaseCapacity  = "capacity"    // search for the highest ingest rate that meets an SLO
 	PhaseKVRestart = "kv-restart"  // KV (memcached) restarts: clean, or losing the unpersisted tail of some vbuckets
+	PhaseReconfig  = "reconfigure" // restart the index node with other settings (st_mode, st_on_demand, verify_on_open)
 )
 
 // Rollback points: where the failed-over vbuckets' new branch starts.
@@ -181,6 +191,12 @@ type Phase struct {
 	CoolOff    Duration `yaml:"cool_off,omitempty"`
 	Precision  float64  `yaml:"precision,omitempty"`
 	QueueSlack Duration `yaml:"queue_slack,omitempty"`
+	// Reconfigure settings: the indexer settings a reconfigure phase
+	// restarts the index node with, for the phases after it (unset ones
+	// keep their values).
+	STMode       string `yaml:"st_mode,omitempty"`
+	STOnDemand   *bool  `yaml:"st_on_demand,omitempty"`
+	VerifyOnOpen string `yaml:"verify_on_open,omitempty"`
 	// Verify compares every index with the oracle at the end of the phase;
 	// default true for load and ingest.
 	Verify *bool `yaml:"verify,omitempty"`
@@ -277,6 +293,14 @@ func (s *Scenario) Validate() error {
 	case "", "local", "coordinator":
 	default:
 		return fmt.Errorf("indexer.st_mode: %q is not local or coordinator", ix.STMode)
+	}
+	switch ix.VerifyOnOpen {
+	case "", indexer.VerifyNone, indexer.VerifyQuick, indexer.VerifyFull:
+	default:
+		return fmt.Errorf("indexer.verify_on_open: %q is not none, quick or full", ix.VerifyOnOpen)
+	}
+	if ix.STOnDemand && ix.STMode == "coordinator" {
+		return errors.New("indexer.st_on_demand: needs st_mode local (the coordinator chooses every stability timestamp)")
 	}
 	switch ix.Durability {
 	case "", "nosync", "sync":

@@ -43,9 +43,12 @@ const MinSnapshotInterval = 10 * time.Millisecond
 // Recorder receives durations of the indexer's operations: "flush" (one
 // stability timestamp applied to every slice), "snapshot" (views taken and
 // published), "persist" (recovery points of every dirty slice), "index_lag"
-// (a sampled mutation's emission to its visibility in a snapshot) and
-// "scan_<kind>_<consistency>" (e.g. "scan_range_request_plus"). Record is
-// called from several goroutines at once.
+// (a sampled mutation's emission to its visibility in a snapshot),
+// "st_delay" (a waiting scan: its vector covered by the stream to covered by
+// a snapshot), "verify_on_open" (one slice's checks when it is opened, see
+// VerifyOnOpen) with "verify_engine_on_open" (the engine's part of them),
+// and "scan_<kind>_<consistency>" (e.g. "scan_range_request_plus"). Record
+// is called from several goroutines at once.
 type Recorder interface {
 	Record(op string, d time.Duration)
 }
@@ -96,8 +99,24 @@ type Config struct {
 	RollbackQueues string
 	// Durability is passed to every Apply.
 	Durability engines.Durability
+	// VerifyOnOpen is how each slice's store is checked when it is opened
+	// over existing files (a restart): VerifyNone, VerifyQuick (the
+	// engine's quick checks and the stored vector) or VerifyFull (the
+	// engine's full checks, which read all the data, and the back index
+	// against the main index). A slice that fails is logged naming it,
+	// counted in SlicesRebuilt and rebuilt from zero, never served.
+	// Default VerifyNone.
+	VerifyOnOpen string
 	// STMode is ModeLocal or ModeCoordinator. Default ModeLocal.
 	STMode string
+	// STOnDemand, in local mode, makes a scan waiting for a snapshot
+	// (request_plus, at_plus) promote a stability timestamp as soon as the
+	// aligned high-watermark covers the scan's vector, instead of at the
+	// next SnapshotInterval tick; the timer still paces the rest. It
+	// trades more, smaller flush rounds for a wait close to the stream's
+	// own delay. Default false. Coordinator mode refuses it: there the
+	// coordinator chooses every stability timestamp.
+	STOnDemand bool
 	// KVSeqnos returns the bucket's current seqnos, for request_plus
 	// scans and the docs_pending stat. nil: request_plus scans fail.
 	KVSeqnos func() *upr.TsVbuuid
@@ -142,6 +161,9 @@ func (c *Config) EnsureDefaults() *Config {
 	if c.RollbackQueues == "" {
 		c.RollbackQueues = RollbackQueuesDiscard
 	}
+	if c.VerifyOnOpen == "" {
+		c.VerifyOnOpen = VerifyNone
+	}
 	if c.LagSampleEvery == 0 {
 		c.LagSampleEvery = 16
 	}
@@ -177,6 +199,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("indexer: ST mode %q is not %q or %q", c.STMode, ModeLocal, ModeCoordinator)
 	case c.RollbackQueues != RollbackQueuesDiscard && c.RollbackQueues != RollbackQueuesKeep:
 		return fmt.Errorf("indexer: rollback queues %q is not %q or %q", c.RollbackQueues, RollbackQueuesDiscard, RollbackQueuesKeep)
+	case c.STOnDemand && c.STMode != ModeLocal:
+		return fmt.Errorf("indexer: ST on demand needs ST mode %q, not %q", ModeLocal, c.STMode)
+	case c.VerifyOnOpen != VerifyNone && c.VerifyOnOpen != VerifyQuick && c.VerifyOnOpen != VerifyFull:
+		return fmt.Errorf("indexer: verify on open %q is not %q, %q or %q", c.VerifyOnOpen, VerifyNone, VerifyQuick, VerifyFull)
 	case c.LagSampleEvery < 1:
 		return fmt.Errorf("indexer: lag sample rate %d must be at least 1", c.LagSampleEvery)
 	case c.BackIndexCacheBytes < 0:
@@ -196,8 +222,8 @@ func (c Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "engine=%s vbuckets=%d snapshot_interval=%v persist_interval=%v max_rollbacks=%d",
 		c.Engine.Name, c.NumVbuckets, c.SnapshotInterval, c.PersistInterval, c.MaxRollbacks)
-	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s lag_sample_every=%d scan_timeout=%v rollback_queues=%s",
-		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.LagSampleEvery, c.ScanTimeout, c.RollbackQueues)
+	fmt.Fprintf(&b, " queue_size=%d flush_batch_size=%d back_index_cache=%d durability=%s st_mode=%s st_on_demand=%t verify_on_open=%s lag_sample_every=%d scan_timeout=%v rollback_queues=%s",
+		c.QueueSize, c.FlushBatchSize, c.BackIndexCacheBytes, c.Durability, c.STMode, c.STOnDemand, c.VerifyOnOpen, c.LagSampleEvery, c.ScanTimeout, c.RollbackQueues)
 	fmt.Fprintf(&b, " engine_options={%s}", c.EngineOptions)
 	return b.String()
 }

@@ -18,8 +18,12 @@
 //     last seqno ends its snapshot; the aligned HWT is, per vbucket, the
 //     last aligned position. In local mode the flush loop promotes the
 //     aligned HWT to a stability timestamp (ST) every SnapshotInterval
-//     when it moved (and early when the queue is half full); in
-//     coordinator mode STs come only from PromoteST.
+//     when it moved (and early when the queue is half full, or, with
+//     STOnDemand, as soon as the aligned HWT covers a waiting scan's
+//     vector); in coordinator mode STs come only from PromoteST. The
+//     timekeeper holds the vectors waiting scans need (demands) and
+//     counts, per demand, the vbuckets the aligned HWT still misses, so a
+//     key version costs a comparison per waiting scan, not a vector walk.
 //  3. The flusher takes every queued key version with seqno ≤ ST — a
 //     round — and hands each slice its part as a job. A slice runs its
 //     jobs in round order; slices run in parallel (at most GOMAXPROCS at
@@ -47,6 +51,8 @@
 //     (any; request_plus: one covering the bucket's seqnos at request
 //     time; at_plus: one covering a given vector), waiting with a
 //     timeout, and merge the partitions in key order, then document id.
+//     A waiting scan records "st_delay": from when the stream covered
+//     its vector to when a snapshot did (promotion, flush and views).
 //
 // When the queue is full and no ST can be found twice in a row (a
 // snapshot larger than the queue can never become aligned while the reader

@@ -51,7 +51,8 @@ type sliceJob struct {
 }
 
 // flushLoop wakes every SnapshotInterval, when kicked (queue half full,
-// queue full, a promotion) and when a round completes, and flushes. When
+// queue full, a promotion, a waiting scan's vector covered) and when a
+// round completes, and flushes. When
 // ctx ends it waits for the rounds in flight and completes them.
 func (ix *Indexer) flushLoop(ctx context.Context) error {
 	t := time.NewTicker(ix.cfg.SnapshotInterval)
@@ -66,10 +67,11 @@ func (ix *Indexer) flushLoop(ctx context.Context) error {
 		case <-t.C:
 		case <-ix.kick:
 		case <-ix.roundDone:
-			// A new round only under queue pressure; the timer paces
-			// the rest.
+			// A new round only under queue pressure or for a waiting
+			// scan whose vector the stream now covers (STOnDemand);
+			// the timer paces the rest.
 			ix.mu.Lock()
-			promote = ix.q.len()+ix.inflight >= ix.cfg.QueueSize/2
+			promote = ix.q.len()+ix.inflight >= ix.cfg.QueueSize/2 || ix.cfg.STOnDemand && ix.tk.due
 			ix.mu.Unlock()
 		}
 		if err := ix.flushOnce(promote); err != nil {

@@ -122,6 +122,10 @@ type Indexer struct {
 	rollbackGen uint64
 	lagSeq      int
 	closed      bool
+	// statsReaders are the Stats calls that started before Close and
+	// still hold a snapshot; Close waits for them (Stats may run from a
+	// monitor while the node restarts).
+	statsReaders sync.WaitGroup
 	// recovering is set from a rollback or restart until the first
 	// snapshot after it; holdUntil is the vector that snapshot must
 	// cover (slices may have been restored to different vectors).
@@ -398,6 +402,13 @@ func (ix *Indexer) receive(ctx context.Context, b *projector.Batch) error {
 			return fmt.Errorf("indexer: stream: %v key version (inst %d vb %d seqno %d): %w", kv.Cmd, kv.InstID, kv.Vb, kv.Seqno, err)
 		}
 	}
+	if ix.tk.unstamped {
+		ix.tk.stamp(time.Now().UnixNano())
+	}
+	if ix.tk.due && ix.cfg.STOnDemand {
+		// A waiting scan's vector is covered: promote now.
+		ix.kickFlusher()
+	}
 	ix.st.batchesReceived.Add(1)
 	return nil
 }
@@ -458,7 +469,7 @@ func (ix *Indexer) SnapshotTS() *upr.TsVbuuid {
 // on the same branch). It fails with ErrIndexRollback when the index rolls
 // back meanwhile, and with ctx's error when ctx is done.
 func (ix *Indexer) WaitForTS(ctx context.Context, ts *upr.TsVbuuid) error {
-	s, err := ix.waitFor(ctx, ts, 0)
+	s, err := ix.waitFor(ctx, ts, 0, false)
 	if err != nil {
 		return err
 	}
@@ -503,6 +514,7 @@ func (ix *Indexer) Close() error {
 	close(ix.persistCh)
 	ix.persistCh = make(chan struct{})
 	ix.mu.Unlock()
+	ix.statsReaders.Wait()
 	first := snap.release()
 	var errs []error
 	var names []string

@@ -146,12 +146,12 @@ func (ix *Indexer) scan(ctx context.Context, req ScanRequest) (*ScanResult, erro
 		if ix.cfg.KVSeqnos == nil {
 			return nil, errors.New("indexer: request_plus scan needs Config.KVSeqnos")
 		}
-		snap, err = ix.waitFor(ctx, ix.cfg.KVSeqnos(), ix.timeout(req))
+		snap, err = ix.waitFor(ctx, ix.cfg.KVSeqnos(), ix.timeout(req), true)
 	case AtPlus:
 		if req.TS == nil {
 			return nil, errors.New("indexer: at_plus scan without a vector")
 		}
-		snap, err = ix.waitFor(ctx, req.TS, ix.timeout(req))
+		snap, err = ix.waitFor(ctx, req.TS, ix.timeout(req), true)
 	default:
 		return nil, fmt.Errorf("indexer: unknown scan consistency %d", req.Consistency)
 	}
@@ -361,8 +361,12 @@ func covers(have, want *upr.TsVbuuid) bool {
 }
 
 // waitFor returns (with a reference) the first snapshot covering want. A
-// zero timeout waits as long as ctx allows.
-func (ix *Indexer) waitFor(ctx context.Context, want *upr.TsVbuuid, timeout time.Duration) (*snapshot, error) {
+// zero timeout waits as long as ctx allows. With demand set (a scan), a
+// wait that is not served at once registers want with the timekeeper: with
+// Config.STOnDemand the flusher promotes as soon as the stream covers it,
+// and either way the time from then to the snapshot is recorded as
+// "st_delay".
+func (ix *Indexer) waitFor(ctx context.Context, want *upr.TsVbuuid, timeout time.Duration, demand bool) (*snapshot, error) {
 	if want == nil || want.Len() != ix.cfg.NumVbuckets {
 		return nil, fmt.Errorf("indexer: consistency vector must cover %d vbuckets", ix.cfg.NumVbuckets)
 	}
@@ -375,6 +379,14 @@ func (ix *Indexer) waitFor(ctx context.Context, want *upr.TsVbuuid, timeout time
 	ix.mu.Lock()
 	gen := ix.rollbackGen
 	ix.mu.Unlock()
+	var demandID uint64
+	defer func() {
+		if demandID != 0 {
+			ix.mu.Lock()
+			ix.tk.dropDemand(demandID)
+			ix.mu.Unlock()
+		}
+	}()
 	for {
 		ix.mu.Lock()
 		switch {
@@ -387,11 +399,27 @@ func (ix *Indexer) waitFor(ctx context.Context, want *upr.TsVbuuid, timeout time
 		case !ix.recovering && covers(ix.snap.ts, want):
 			s := ix.snap
 			s.refs.Add(1)
+			var met int64
+			if demandID != 0 {
+				met = ix.tk.demandMet(demandID)
+			}
 			ix.mu.Unlock()
+			if met != 0 && ix.cfg.Recorder != nil {
+				ix.cfg.Recorder.Record("st_delay", time.Duration(max(time.Now().UnixNano()-met, 0)))
+			}
 			return s, nil
 		}
 		ch := ix.snapCh
+		kick := false
+		if demand && demandID == 0 {
+			demandID = ix.tk.addDemand(want)
+			ix.tk.stamp(time.Now().UnixNano())
+			kick = ix.tk.due && ix.cfg.STOnDemand
+		}
 		ix.mu.Unlock()
+		if kick {
+			ix.kickFlusher()
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

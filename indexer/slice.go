@@ -119,8 +119,11 @@ func openSlice(cfg *Config, name, dir string, primary bool) (*slice, error) {
 }
 
 // loadSlice opens the store in dir (unless st is already open) and reads
-// the slice's vector and recovery points from it. On failure st is closed.
+// the slice's vector and recovery points from it, then, for a store that
+// held a vector already, runs the checks Config.VerifyOnOpen asks for. On
+// failure st is closed.
 func loadSlice(cfg *Config, name, dir string, primary bool, st engines.Store) (*slice, error) {
+	existing := st == nil // not the empty store of a rebuild
 	if st == nil {
 		var err error
 		if st, err = cfg.Engine.Open(dir, cfg.EngineOptions); err != nil {
@@ -155,6 +158,11 @@ func loadSlice(cfg *Config, name, dir string, primary bool, st engines.Store) (*
 	for _, rp := range rps {
 		s.rps = append(s.rps, rp.ID)
 		s.nextRP = max(s.nextRP, rp.ID+1)
+	}
+	if existing && ok {
+		if err := verifySlice(cfg, s); err != nil {
+			return nil, errors.Join(err, closeQuiet(st, err))
+		}
 	}
 	return s, nil
 }

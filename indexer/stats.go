@@ -132,10 +132,19 @@ func (ix *Indexer) Stats() Stats {
 		s.HWTSeqnos += uint64(c.seqno)
 	}
 	snap := ix.snap
-	snap.refs.Add(1)
 	closed := ix.closed
+	if !closed {
+		// Close waits for this reader before it closes the stores,
+		// whose metrics it reads and whose views snap holds. A closed
+		// indexer's snapshot is released: it is read, not held.
+		snap.refs.Add(1)
+		ix.statsReaders.Add(1)
+	}
 	ix.mu.Unlock()
-	defer snap.release()
+	if !closed {
+		defer ix.statsReaders.Done()
+		defer snap.release()
+	}
 
 	if ix.cfg.KVSeqnos != nil {
 		if kv := ix.cfg.KVSeqnos(); kv != nil {

@@ -41,6 +41,31 @@ type timekeeper struct {
 	aligned []vbPoint
 	// st is the last stability timestamp promoted.
 	st *upr.TsVbuuid
+	// demands are the vectors waiting scans need, in the order they came;
+	// usually a handful, so settle walks them.
+	demands  []*demand
+	demandID uint64
+	// due is set when a demand became covered by the aligned
+	// high-watermark and not yet by a stability timestamp: with
+	// Config.STOnDemand the flusher promotes now rather than at its next
+	// tick.
+	due bool
+	// unstamped is set when a demand was met and stamp has not run since.
+	unstamped bool
+}
+
+// demand is one waiting scan's vector. missing counts the vbuckets whose
+// aligned seqno is still below it; at zero the aligned high-watermark
+// covers it and a promotion would serve the scan. Only seqnos count: a scan
+// that needs another branch is served by the exact check at its snapshot,
+// and a demand met early only makes one promotion earlier.
+type demand struct {
+	id      uint64
+	want    []upr.Seqno
+	missing int
+	// metAt is when the stream covered want (stamp's clock reading), 0
+	// while it has not or stamp has not run since.
+	metAt int64
 }
 
 func newTimekeeper(numVbuckets int) *timekeeper {
@@ -108,7 +133,89 @@ func (tk *timekeeper) seqno(vb upr.Vbno, vbuuid upr.Vbuuid, seqno upr.Seqno) err
 
 func (tk *timekeeper) settle(vb upr.Vbno) {
 	if c := tk.cur[vb]; c.seqno == c.snap[1] {
+		old := tk.aligned[vb].seqno
 		tk.aligned[vb] = c
+		for _, d := range tk.demands {
+			if w := d.want[vb]; d.missing > 0 && old < w && c.seqno >= w {
+				if d.missing--; d.missing == 0 {
+					tk.due, tk.unstamped = true, true
+				}
+			}
+		}
+	}
+}
+
+// addDemand registers the vector a waiting scan needs and returns its id
+// for dropDemand. When the aligned high-watermark already covers it but the
+// stability timestamp does not, the demand is due at once.
+func (tk *timekeeper) addDemand(ts *upr.TsVbuuid) uint64 {
+	tk.demandID++
+	d := &demand{id: tk.demandID, want: append([]upr.Seqno(nil), ts.Seqnos...)}
+	stable := true
+	for vb, w := range d.want {
+		if tk.aligned[vb].seqno < w {
+			d.missing++
+		}
+		if tk.st.Seqnos[vb] < w {
+			stable = false
+		}
+	}
+	tk.demands = append(tk.demands, d)
+	if d.missing == 0 {
+		tk.unstamped = true
+		if !stable {
+			tk.due = true
+		}
+	}
+	return d.id
+}
+
+// stamp records now as the time every demand met since the last stamp was
+// met. The caller passes its clock's reading, so the timekeeper reads none.
+func (tk *timekeeper) stamp(now int64) {
+	if !tk.unstamped {
+		return
+	}
+	tk.unstamped = false
+	for _, d := range tk.demands {
+		if d.missing == 0 && d.metAt == 0 {
+			d.metAt = now
+		}
+	}
+}
+
+// demandMet returns when the demand's vector was covered by the stream
+// (its stamp), 0 when it was not or is unknown.
+func (tk *timekeeper) demandMet(id uint64) int64 {
+	for _, d := range tk.demands {
+		if d.id == id {
+			return d.metAt
+		}
+	}
+	return 0
+}
+
+// dropDemand forgets a demand (its scan was served, timed out or failed).
+func (tk *timekeeper) dropDemand(id uint64) {
+	for i, d := range tk.demands {
+		if d.id == id {
+			tk.demands = append(tk.demands[:i], tk.demands[i+1:]...)
+			return
+		}
+	}
+}
+
+// recount recomputes every demand's missing vbuckets after the aligned
+// positions moved other than forward (a reset).
+func (tk *timekeeper) recount() {
+	tk.due, tk.unstamped = false, false
+	for _, d := range tk.demands {
+		d.missing, d.metAt = 0, 0
+		for vb, w := range d.want {
+			if tk.aligned[vb].seqno < w {
+				d.missing++
+			}
+		}
 	}
 }
 
@@ -147,6 +254,9 @@ func (tk *timekeeper) promoteLocal() *upr.TsVbuuid {
 			break
 		}
 	}
+	// Whether or not it moves, the stability timestamp now covers every
+	// demand the aligned high-watermark covers.
+	tk.due = false
 	if !moved {
 		return nil
 	}
@@ -194,4 +304,5 @@ func (tk *timekeeper) reset(ts *upr.TsVbuuid) {
 		tk.cur[vb], tk.aligned[vb] = p, p
 	}
 	tk.st = ts.Clone()
+	tk.recount()
 }

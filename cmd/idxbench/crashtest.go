@@ -37,6 +37,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		minRun    = fs.Duration("min-run", 0, "least time between a child's verification and its kill (default 100ms)")
 		maxRun    = fs.Duration("max-run", 0, "most time between a child's verification and its kill (default 2s)")
 		damage    = fs.String("damage", "", "truncate: after each kill, cut the largest file of one store (chosen from the seed) to half its size before the restart, which must rebuild that slice or restore past it, and verify")
+		verify    = fs.String("verify-on-open", "none", "none|quick|full: the indexer's check of every slice when a child reopens it after a kill (a slice that fails is rebuilt from zero)")
 		topology  = fs.String("topology", "inproc", "inproc: each child is the whole pipeline; procs: a KV node process runs throughout and each child, the index node alone, reconnects to it")
 	)
 	pos, err := parseFlags(fs, crashtestSynopsis, args, stdout)
@@ -84,7 +85,7 @@ func cmdCrashtest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cfg := harness.CrashConfig{
 		Engine: *engine, Cycles: *cycles, Seed: s, Dir: *dir, Docs: *docs, Vbuckets: *vbuckets,
 		Rate: *rate, NoRollbacks: !*rollbacks, MinRun: *minRun, MaxRun: *maxRun, Args: []string{"crashtest"},
-		Topology: *topology, Damage: *damage,
+		Topology: *topology, Damage: *damage, VerifyOnOpen: *verify,
 	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -117,6 +118,9 @@ func rerunArgs(cfg harness.CrashConfig, dir string) string {
 	}
 	if cfg.Damage != "" {
 		a = append(a, "--damage", cfg.Damage)
+	}
+	if cfg.VerifyOnOpen != "" && cfg.VerifyOnOpen != "none" {
+		a = append(a, "--verify-on-open", cfg.VerifyOnOpen)
 	}
 	if dir != "" {
 		a = append(a, "--dir", dir)

@@ -40,6 +40,7 @@ func TestCrashtestBadInput(t *testing.T) {
 		// An explicit 0 was the default in silence.
 		{[]string{"--engine", "pebble", "--cycles", "1", "--min-run", "0s"}, "--min-run 0s: want a positive duration"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--max-run", "0"}, "--max-run 0s: want a positive duration"},
+		{[]string{"--engine", "pebble", "--cycles", "1", "--verify-on-open", "deep"}, "verify on open"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "extra"}, "unexpected argument"},
 		{[]string{"--engine", "pebble", "--cycles", "1", "--damage", "flip"}, `damage "flip": want truncate or none`},
 		{[]string{"--nosuchflag"}, "flag provided but not defined"},

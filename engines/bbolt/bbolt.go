@@ -772,6 +772,21 @@ func (s *Store) Metrics() (_ engines.Metrics, err error) {
 	}, nil
 }
 
+// Verify implements engines.Verifier. The quick check reads both meta
+// pages and checks the file against them (checkFile: the size, the root
+// and freelist pages); the full one is Check.
+func (s *Store) Verify(full bool) error {
+	if full {
+		return s.Check()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return fmt.Errorf("bbolt: verify %q: %w", s.dir, engines.ErrClosed)
+	}
+	return checkFile(s.dataPath())
+}
+
 // Check walks every page of the file and reports the first inconsistency
 // as an error wrapping engines.ErrCorrupt.
 func (s *Store) Check() (err error) {

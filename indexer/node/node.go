@@ -371,9 +371,27 @@ func (n *Node) CheckHold(ctx context.Context, ts *upr.TsVbuuid) (*upr.TsVbuuid, 
 // resume from the oldest. It returns when MAINT runs again, with the time
 // the reopen took (up to the restore) and the vector MAINT restarted from.
 func (n *Node) Restart(ctx context.Context, insts []indexer.InstanceDefn) (open time.Duration, from *upr.TsVbuuid, err error) {
+	return n.RestartWith(ctx, insts, nil)
+}
+
+// RestartWith is Restart with the indexer's configuration changed by
+// change (nil changes nothing) before it reopens, for a run that compares
+// settings which only take effect at open (the ST mode). The change stays
+// for later restarts. A configuration that fails validation leaves the
+// node stopped and reports it.
+func (n *Node) RestartWith(ctx context.Context, insts []indexer.InstanceDefn, change func(*indexer.Config)) (open time.Duration, from *upr.TsVbuuid, err error) {
+	cfg := n.cfg.Indexer
+	if change != nil {
+		change(&cfg)
+		chk := cfg
+		if err := chk.EnsureDefaults().Validate(); err != nil {
+			return 0, nil, fmt.Errorf("restart with new settings: %w", err)
+		}
+	}
 	if err := n.Stop(); err != nil {
 		return 0, nil, err
 	}
+	n.cfg.Indexer = cfg
 	n.mu.Lock()
 	err = n.ix.Close()
 	n.ix = nil // readers see no indexer until the new one is open
