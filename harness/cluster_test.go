@@ -124,7 +124,7 @@ func TestClusterFaults(t *testing.T) {
 		var parts []string
 		for _, k := range []string{"no_master_ms", "ddl_during_failover_ms", "st_promotion_resumed_ms", "index_node_down_ms", "registry_leave_ms", "rejoin_ms",
 			"index_node_paused_ms", "registry_rejoin_ms", "resume_catch_up_ms",
-			"ddl_refused_ms", "etcd_down_ms", "mutations_during_etcd_outage", "metadata_back_ms", "registry_back_ms", "scan_failovers", "scans", "scan_p99_ms", "background_mutations"} {
+			"ddl_refused_ms", "etcd_down_ms", "mutations_during_etcd_outage", "metadata_back_ms", "registry_back_ms", "scan_failovers", "replica_lag_mutations_p50", "replica_lag_mutations_p99", "scans", "scan_p99_ms", "background_mutations"} {
 			if v, ok := ph.Metrics[k]; ok {
 				parts = append(parts, fmt.Sprintf("%s=%.0f", k, v))
 			}

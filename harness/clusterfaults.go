@@ -120,9 +120,13 @@ func (c *cellRun) fault(ctx context.Context, ph Phase, out *results.Phase) error
 		}
 		ferr <- c.inject(ctx, ph, fm)
 	}()
+	spread := c.sampleReplicaSpread(ctx)
 	err := c.scan(ctx, scan, out)
 	if ierr := <-ferr; err == nil {
 		err = ierr
+	}
+	for k, v := range spread() {
+		fm[k] = v
 	}
 	for k, v := range fm {
 		out.Metrics[k] = v
@@ -131,6 +135,50 @@ func (c *cellRun) fault(ctx context.Context, ph Phase, out *results.Phase) error
 		out.Metrics["scan_failovers"] = float64(c.p.cluster.Failovers() - failovers0)
 	}
 	return err
+}
+
+// replicaSample is how often a fault phase samples the replicas' spread.
+const replicaSample = 100 * time.Millisecond
+
+// sampleReplicaSpread samples, until the returned function is called, how
+// many mutations the slowest replica in service is behind the fastest
+// (Cluster.ReplicaSpread), and the function returns their p50, p99 and
+// max as replica_lag_mutations_*: the replica lag as a count of
+// mutations, sampled every replicaSample.
+func (c *cellRun) sampleReplicaSpread(ctx context.Context) func() map[string]float64 {
+	if c.p.cluster == nil {
+		return func() map[string]float64 { return nil }
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan []float64, 1)
+	go func() {
+		var samples []float64
+		t := time.NewTicker(replicaSample)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				done <- samples
+				return
+			case <-t.C:
+				samples = append(samples, float64(c.p.cluster.ReplicaSpread()))
+			}
+		}
+	}()
+	return func() map[string]float64 {
+		cancel()
+		s := <-done
+		if len(s) == 0 {
+			return nil
+		}
+		slices.Sort(s)
+		q := func(f float64) float64 { return s[min(len(s)-1, int(f*float64(len(s))))] }
+		return map[string]float64{
+			"replica_lag_mutations_p50": q(0.5),
+			"replica_lag_mutations_p99": q(0.99),
+			"replica_lag_mutations_max": s[len(s)-1],
+		}
+	}
 }
 
 // inject runs ph's fault and heals it, recording what it measured in m.

@@ -533,6 +533,27 @@ func (c *Cluster) SnapshotTS() *upr.TsVbuuid  { return c.vectors(API.SnapshotTS)
 func (c *Cluster) PersistedTS() *upr.TsVbuuid { return c.vectors(API.PersistedTS) }
 func (c *Cluster) From() *upr.TsVbuuid        { return c.vectors(API.From) }
 
+// ReplicaSpread is how many mutations the most advanced member in service
+// has in its latest snapshot that the least advanced has not: how far
+// behind the slowest replica is (0 with one member, or when a member
+// cannot say).
+func (c *Cluster) ReplicaSpread() uint64 {
+	_, ms := c.up()
+	var lo, hi uint64
+	for k, m := range ms {
+		ts := m.SnapshotTS()
+		if ts == nil {
+			return 0
+		}
+		sum := ts.Sum()
+		if k == 0 || sum < lo {
+			lo = sum
+		}
+		hi = max(hi, sum)
+	}
+	return hi - lo
+}
+
 // Failure reports a member's failure only when it leaves an instance
 // with no replica in service: a member that failed (its node died, its
 // streams ended) is taken out of service, as if SetDown, and the cluster
