@@ -94,6 +94,7 @@ func (s *Stats) Merge(o Stats) {
 	s.ScanErrors += o.ScanErrors
 	s.SkippedKeyVersions += o.SkippedKeyVersions
 	s.SlicesRebuilt += o.SlicesRebuilt
+	s.RollbackKeptKeyVersions += o.RollbackKeptKeyVersions
 	s.ReaderBlocks += o.ReaderBlocks
 	s.ReaderBlocked += o.ReaderBlocked
 	s.SinceLastSnapshot = max(s.SinceLastSnapshot, o.SinceLastSnapshot)
