@@ -32,6 +32,15 @@ func init() {
 			}
 			return nil
 		},
+		refs: func(_ *Phase, at string, st *indexRefs) error {
+			if st.topology == TopologyProcs {
+				return fmt.Errorf("%s: a reconfigure phase restarts the index node in the cell's process with other settings; run it with --topology inproc", at)
+			}
+			if st.indexNodes > 1 {
+				return fmt.Errorf("%s: a reconfigure phase restarts one index node; this topology has %d", at, st.indexNodes)
+			}
+			return nil
+		},
 		run: metricsOnly((*cellRun).reconfigure),
 	})
 }
