@@ -140,6 +140,18 @@ func (m *Member) Close() {
 // StartCluster starts n members on loopback, each with its data under dir,
 // and returns them with the client endpoints, once all serve.
 func StartCluster(ctx context.Context, dir string, n int) ([]*Member, []string, error) {
+	// The ports are chosen free, then bound by etcd: another process may
+	// take one in between. Then the whole cluster starts again on fresh
+	// ports, in a fresh directory (the members may have begun to write).
+	for try := 1; ; try++ {
+		members, endpoints, err := startCluster(ctx, filepath.Join(dir, fmt.Sprintf("try%d", try)), n)
+		if err == nil || try == 5 || !addrInUse(err) {
+			return members, endpoints, err
+		}
+	}
+}
+
+func startCluster(ctx context.Context, dir string, n int) ([]*Member, []string, error) {
 	names := make([]string, n)
 	clients := make([]string, n)
 	peers := make([]string, n)
