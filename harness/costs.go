@@ -160,7 +160,11 @@ func (t *storeTally) report(m map[string]float64, before tallyMark, physical flo
 		m["engine_"+k] = v
 	}
 	logical := now.logical - before.logical
-	if logical <= 0 {
+	if logical < minAmpBatchBytes {
+		// A phase that gave the engines next to nothing (a raw-ingest
+		// phase, whose own stores are not the pipeline's; a persist) has
+		// no write amplification to speak of: the engines' background
+		// work over a few bytes would read as a ratio of thousands.
 		return
 	}
 	m["engine_batch_bytes"] = float64(logical)
@@ -173,6 +177,10 @@ func (t *storeTally) report(m map[string]float64, before tallyMark, physical flo
 		m["io_write_amp"] = physical / float64(logical)
 	}
 }
+
+// minAmpBatchBytes is the least the indexer must have given the engines in
+// a phase for its write amplification to be reported.
+const minAmpBatchBytes = 1 << 20
 
 // sizeSampler samples the stores' disk and memory as an index grows, for a
 // fit of fixed and per-entry costs.
