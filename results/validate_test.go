@@ -42,13 +42,17 @@ func TestWrittenRunsValidate(t *testing.T) {
 	rng := testRand(t)
 	full := synthRun(rng, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []string{"pebble", "bbolt"}, 3, 0.1, 1)
 	full.Summary = Summarize(full)
+	// A capacity phase's steps and answer.
+	full.Cells[0].Phases[0].Steps = []Step{{TargetPerSec: 1000, AchievedPerSec: 990, Seconds: 10, Mutations: 9900, Pass: true}}
+	full.Cells[0].Phases[0].Capacity = &Capacity{SustainablePerSec: 1000, LagP99Ms: 1000, Stop: "converged", BoundSeconds: 600}
 	failed := synthRun(rng, time.Now(), []string{"badger"}, 1, 0, 1)
 	failed.Partial = true
 	failed.Cells[0].Error = "phase ingest: disk full"
 	failed.Cells[0].Phases = failed.Cells[0].Phases[:1]
 	failed.Cells[0].Phases[0].Metrics["write_amp"] = 1.0 / zero()
 	failed.Cells[0].Topology = "procs"
-	failed.Cells[0].Nodes = []Node{{Role: "kv", Pid: 10, CPUs: []int{0}}, {Role: "index", Pid: 11, CPUs: []int{1}}}
+	failed.Cells[0].Nodes = []Node{{Role: "etcd", Pid: 9, CPUs: []int{0}}, {Role: "kv", Pid: 10, CPUs: []int{0}},
+		{Role: "coordinator", Pid: 12, CPUs: []int{0}}, {Role: "index", Pid: 11, CPUs: []int{1}}}
 	empty := &Run{Schema: SchemaVersion, Config: testConfig(), Started: time.Now(), Partial: true}
 	for name, run := range map[string]*Run{"full": full, "failed": failed, "empty": empty} {
 		dir := filepath.Join(t.TempDir(), name)
