@@ -97,23 +97,7 @@ func pct(f float64) template.CSS {
 // spreadsBy is medianBy with the whole spread, configurations in the order
 // the run met them (engines in --engine order).
 func spreadsBy(run *Run, phase, metric string) (map[coord]Spread, []coord) {
-	vals := map[coord][]float64{}
-	var order []coord
-	for _, c := range run.Cells {
-		p := c.Phase(phase)
-		if p == nil || c.Error != "" {
-			continue
-		}
-		v, ok := p.Metrics[metric]
-		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
-			continue
-		}
-		k := coord{c.Engine, c.Cores, c.Dir}
-		if _, ok := vals[k]; !ok {
-			order = append(order, k)
-		}
-		vals[k] = append(vals[k], v)
-	}
+	vals, order := valuesBy(run, phase, metric, true)
 	out := make(map[coord]Spread, len(vals))
 	for k, vs := range vals {
 		out[k] = SpreadOf(vs)

@@ -355,12 +355,15 @@ type coord struct {
 	dir    string
 }
 
-func medianBy(run *Run, phase, metric string) (map[coord]float64, []coord) {
+// valuesBy gathers a phase's metric per configuration (engine, cores,
+// dir), the configurations in the order the run met them, leaving out
+// values that are not finite and, with skipFailed, the cells that failed.
+func valuesBy(run *Run, phase, metric string, skipFailed bool) (map[coord][]float64, []coord) {
 	vals := map[coord][]float64{}
 	var order []coord
 	for _, c := range run.Cells {
 		p := c.Phase(phase)
-		if p == nil {
+		if p == nil || (skipFailed && c.Error != "") {
 			continue
 		}
 		v, ok := p.Metrics[metric]
@@ -373,6 +376,11 @@ func medianBy(run *Run, phase, metric string) (map[coord]float64, []coord) {
 		}
 		vals[k] = append(vals[k], v)
 	}
+	return vals, order
+}
+
+func medianBy(run *Run, phase, metric string) (map[coord]float64, []coord) {
+	vals, order := valuesBy(run, phase, metric, false)
 	out := make(map[coord]float64, len(vals))
 	for k, vs := range vals {
 		out[k] = median(vs)
