@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -186,22 +187,15 @@ func (c *cellRun) inject(ctx context.Context, ph Phase, m map[string]float64) er
 	down := ph.Down.D()
 	switch ph.Fault {
 	case FaultKillIndexNode:
-		return c.killIndexNode(ctx, cmpOr(down, time.Second), m)
+		return c.killIndexNode(ctx, cmp.Or(down, time.Second), m)
 	case FaultPauseIndexNode:
-		return c.pauseIndexNode(ctx, cmpOr(down, registryLease*time.Second+time.Second), m)
+		return c.pauseIndexNode(ctx, cmp.Or(down, registryLease*time.Second+time.Second), m)
 	case FaultKillMaster:
 		return c.killMaster(ctx, m)
 	case FaultRestartEtcd:
-		return c.restartEtcd(ctx, cmpOr(down, registryLease*time.Second+time.Second), m)
+		return c.restartEtcd(ctx, cmp.Or(down, registryLease*time.Second+time.Second), m)
 	}
 	return fmt.Errorf("fault %q is not runnable", ph.Fault)
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // victim is the index node a fault acts on: the last one.

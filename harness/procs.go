@@ -690,7 +690,8 @@ func (p *pipeline) attach(ctx context.Context, prefix string) error {
 		}
 	}
 	if kvAddr == "" || len(index) == 0 {
-		return fmt.Errorf("cluster %s: %d KV and %d index nodes registered; want one KV node and at least one index node", prefix, min(len(kvAddr), 1), len(index))
+		return fmt.Errorf("cluster %s: want one KV node and at least one index node registered; found KV admin %q and %d index nodes",
+			prefix, kvAddr, len(index))
 	}
 	if p.remote, err = kvnode.Dial(ctx, kvAddr, kvnode.ClientOptions{NoDataport: true}); err != nil {
 		return err
