@@ -136,23 +136,9 @@ func (c *cellRun) kvRestart(ctx context.Context, ph Phase, out *results.Phase) e
 	if err != nil {
 		return err
 	}
-	resumed := time.Now()
-	m["resume_ms"] = ms(resumed.Sub(start))
+	m["resume_ms"] = ms(time.Since(start))
 	m["rollbacks"] = float64(rollbacks)
-	restored := c.p.ix.From()
-	if err := c.waitScannable(ctx); err != nil {
-		return err
-	}
-	m["first_scan_ms"] = ms(time.Since(start))
-	if err := c.p.waitCaughtUp(ctx, catchUpTimeout); err != nil {
-		return err
-	}
-	m["recovery_ms"] = ms(time.Since(start))
-	m["catch_up_ms"] = ms(time.Since(resumed))
-	if kv.Sum() >= restored.Sum() {
-		m["mutations_replayed"] = float64(kv.Sum() - restored.Sum())
-	}
-	return c.countEntries(ctx, m)
+	return c.afterResume(ctx, m, start, kv)
 }
 
 // reuseLostSeqnos applies the generator's operations, a chunk at a time

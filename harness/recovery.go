@@ -345,10 +345,19 @@ func (c *cellRun) restart(ctx context.Context, ph Phase, m map[string]float64) e
 	if err != nil {
 		return err
 	}
+	m["open_ms"] = ms(open)
+	return c.afterResume(ctx, m, start, kv)
+}
+
+// afterResume measures what follows a recovery that began at start, with
+// KV at kv, once its streams run again: the first consistent scan
+// (first_scan_ms), caught up (recovery_ms from start, catch_up_ms from
+// now), the mutations replayed from the vector the streams restarted from,
+// and the index's entries.
+func (c *cellRun) afterResume(ctx context.Context, m map[string]float64, start time.Time, kv *upr.TsVbuuid) error {
 	// The vector the streams restarted from, after any rollback.
 	from := c.p.ix.From()
 	resumed := time.Now()
-	m["open_ms"] = ms(open)
 	if err := c.waitScannable(ctx); err != nil {
 		return err
 	}
