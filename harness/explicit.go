@@ -2,6 +2,8 @@ package harness
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -97,17 +99,23 @@ func explicitZeros(data []byte, s *Scenario) error {
 	return nil
 }
 
-func acceptsSetting(k *phaseKind, key string) bool {
-	for _, s := range k.settings {
-		if s == key {
-			return true
+func acceptsSetting(k *phaseKind, key string) bool { return slices.Contains(k.settings, key) }
+
+// durationSettings are the settings whose values are durations: every
+// Duration field of Phase and IndexerSettings, by its YAML name, so a new
+// one needs no entry here.
+var durationSettings = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range []reflect.Type{reflect.TypeOf(Phase{}), reflect.TypeOf(IndexerSettings{})} {
+		for i := range t.NumField() {
+			if t.Field(i).Type == reflect.TypeOf(Duration(0)) {
+				name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+				m[name] = true
+			}
 		}
 	}
-	return false
-}
-
-// durationSettings are the settings whose values are durations.
-var durationSettings = map[string]bool{"duration": true, "down": true, "snapshot_interval": true, "persist_interval": true}
+	return m
+}()
 
 // isZero reports whether a generically decoded YAML value of setting key
 // is null, a zero number, an empty string, a zero duration or an empty

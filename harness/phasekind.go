@@ -92,11 +92,7 @@ func (p *Phase) checkSettings(at string, k *phaseKind) error {
 		if v.Field(fields[name]).IsZero() {
 			continue
 		}
-		accepted := false
-		for _, s := range k.settings {
-			accepted = accepted || s == name
-		}
-		if !accepted {
+		if !acceptsSetting(k, name) {
 			return fmt.Errorf("%s.%s: not a setting of a %s phase", at, name, p.Type)
 		}
 	}
