@@ -161,6 +161,8 @@ type driver struct {
 	// (compactor): set in phases that run no INIT stream.
 	compact bool
 	applied atomic.Int64
+	// checked is when failure last asked the nodes (run's goroutine only).
+	checked time.Time
 }
 
 // driverChunk is the most operations the driver applies at once: closed
@@ -190,7 +192,7 @@ func (d *driver) run(ctx context.Context, n int) error {
 			}
 			return ctx.Err()
 		}
-		if err := p.failure(); err != nil {
+		if err := d.failure(); err != nil {
 			return err
 		}
 		k := driverChunk
@@ -240,6 +242,20 @@ func (d *driver) run(ctx context.Context, n int) error {
 	return nil
 }
 
+// failureEvery bounds how often the driver asks the nodes whether one
+// failed: in the procs topology each ask is a call to every index node,
+// and an open-loop driver turns once per due operation.
+const failureEvery = 10 * time.Millisecond
+
+// failure is the pipeline's failure, asked at most every failureEvery.
+func (d *driver) failure() error {
+	if now := time.Now(); now.Sub(d.checked) >= failureEvery {
+		d.checked = now
+		return d.c.p.failure()
+	}
+	return nil
+}
+
 // throttle waits while the bucket is more than maxOutstanding mutations
 // ahead of the latest snapshot.
 func (d *driver) throttle(ctx context.Context, kvSum uint64) error {
@@ -248,7 +264,7 @@ func (d *driver) throttle(ctx context.Context, kvSum uint64) error {
 		if kvSum < snap+maxOutstanding {
 			return nil
 		}
-		if err := d.c.p.failure(); err != nil {
+		if err := d.failure(); err != nil {
 			return err
 		}
 		select {

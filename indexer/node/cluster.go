@@ -603,10 +603,12 @@ func (c *Cluster) probe(i int, m API) error {
 		ch <- m.Failure()
 		c.probing[i].Store(false)
 	}()
+	t := time.NewTimer(failureWait)
+	defer t.Stop()
 	select {
 	case err := <-ch:
 		return err
-	case <-time.After(failureWait):
+	case <-t.C:
 		return nil
 	}
 }
