@@ -51,11 +51,7 @@ func TestClusterOfIndexNodes(t *testing.T) {
 		t.Run(topo, func(t *testing.T) {
 			job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(clusterScenario),
 				Verify: true, Quiet: true, Topology: topo, Executable: exe}
-			var stderr syncBuffer
-			cell, err := RunCell(context.Background(), job, &stderr)
-			if err != nil {
-				t.Fatalf("%v\n%s", err, stderr.String())
-			}
+			cell := mustRunCell(t, job)
 			for _, ph := range cell.Phases {
 				if ph.Verify == results.VerifyFail {
 					t.Errorf("phase %s: %s", ph.Name, ph.VerifyDetail)
@@ -114,11 +110,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	job := CellJob{Engine: "memory", DataDir: t.TempDir(), DirLabel: "d0", Cores: 1, Scenario: []byte(faultScenario),
 		Verify: true, Quiet: true, Topology: TopologyProcs, Executable: exe}
-	var stderr syncBuffer
-	cell, err := RunCell(context.Background(), job, &stderr)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
-	}
+	cell := mustRunCell(t, job)
 	checkVerified(t, cell, "load", "kill-master", "kill-index-node", "pause-index-node", "restart-etcd")
 	for _, ph := range cell.Phases[1:] {
 		var parts []string
@@ -250,4 +242,16 @@ func TestAttachToAClusterStartedByHand(t *testing.T) {
 	if _, err := RunCell(ctx, job, &stderr); err == nil || !strings.Contains(err.Error(), "holds mutations already") {
 		t.Errorf("a second cell on the loaded cluster: %v, want it refused", err)
 	}
+}
+
+// mustRunCell runs job, failing the test with the nodes' output when the
+// cell cannot finish.
+func mustRunCell(t *testing.T, job CellJob) results.Cell {
+	t.Helper()
+	var stderr syncBuffer
+	cell, err := RunCell(context.Background(), job, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	return cell
 }
